@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Time Hugging Face ViTMAEForPreTraining on CPU (the reference for `mae-explorer bench`).
+
+    python tools/bench_torch.py --make-base /tmp/mae-base-random      # write a random vit-mae-base, exit
+    python tools/bench_torch.py --model DIR [--runs 20] [--warmup 3] [--threads 2] [--mask-ratio 0.75]
+
+Batch 1, float32, random normal pixel values of the config's size, noise from
+torch.manual_seed(0); torch.rand(1, L). Prints, one per mode:
+
+    torch eager median_ms=311.2 min_ms=300.1 runs=20 threads=2     (output_attentions=True)
+    torch sdpa median_ms=264.0 min_ms=255.3 runs=20 threads=2      (attentions off)
+
+plus `torch load+first_forward_s=...` (from_pretrained + first forward, imports excluded; the
+import time is printed beside it) and the peak RSS at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="model folder (config.json + model.safetensors)")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mask-ratio", type=float, default=0.75)
+    ap.add_argument("--make-base", metavar="DIR", help="write a vit-mae-base-shaped random model to DIR and exit")
+    ap.add_argument("--modes", default="eager,sdpa", help="comma-separated subset of eager,sdpa")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    if args.make_base:
+        import hub_layout as H
+
+        t = time.perf_counter()
+        out = H.make_base(args.make_base, seed=0, verify=True)
+        size = sum(p.stat().st_size for p in out.iterdir())
+        print(f"wrote {out} ({size / 1e6:.1f} MB, hub layout, verified by reloading) in {time.perf_counter() - t:.1f} s")
+        return
+    if not args.model:
+        ap.error("--model DIR is required (or --make-base DIR)")
+    if args.runs < 1:
+        ap.error("--runs must be >= 1")
+
+    from transformers import ViTMAEForPreTraining
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    import_s = time.perf_counter() - T_START
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in modes:
+        if m not in ("eager", "sdpa"):
+            ap.error(f"unknown mode {m}")
+
+    ref_logits = None
+    for i, mode in enumerate(modes):
+        t0 = time.perf_counter()
+        model = ViTMAEForPreTraining.from_pretrained(args.model, attn_implementation=mode)
+        model.eval()
+        cfg = model.config
+        assert cfg._attn_implementation == mode and model.decoder.config._attn_implementation == mode
+        cfg.mask_ratio = args.mask_ratio
+        size, p = cfg.image_size, cfg.patch_size
+        L = (size // p) ** 2
+        pixel_values = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(0)
+        noise = torch.rand(1, L)
+        want_att = mode == "eager"
+
+        def forward():
+            with torch.inference_mode():
+                return model(pixel_values=pixel_values, noise=noise, output_attentions=want_att)
+
+        out = forward()
+        first_s = time.perf_counter() - t0
+        if i == 0:
+            print(
+                f"torch load+first_forward_s={first_s:.2f} import_s={import_s:.2f} "
+                f"import+load+first_forward_s={import_s + first_s:.2f} mode={mode}",
+                flush=True,
+            )
+        if want_att:
+            assert out.attentions is not None and len(out.attentions) == cfg.num_hidden_layers
+        if ref_logits is None:
+            ref_logits = out.logits
+        else:
+            diff = (out.logits - ref_logits).abs().max().item()
+            assert diff < 1e-3, f"{mode} logits differ from {modes[0]} by {diff}"
+
+        for _ in range(max(0, args.warmup)):
+            forward()
+        times = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            forward()
+            times.append((time.perf_counter() - t) * 1000)
+        print(
+            f"torch {mode} median_ms={statistics.median(times):.1f} min_ms={min(times):.1f} "
+            f"runs={args.runs} threads={torch.get_num_threads()}",
+            flush=True,
+        )
+        del model, out
+
+    print(f"torch peak_rss_mb={peak_rss_mb():.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
