@@ -1,0 +1,77 @@
+//! Command-line interface: `mae-explorer [--model M] [IMAGE]` opens the window; subcommands work headless.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The default model: the base ViTMAE checkpoint from the Hugging Face hub.
+pub const DEFAULT_MODEL: &str = "facebook/vit-mae-base";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mae-explorer",
+    version,
+    about = "Watch a ViTMAE masked autoencoder take an image apart and put it back together"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one forward pass and write every output tensor to a safetensors file (for parity checks).
+    Dump(DumpArgs),
+    /// Time the forward pass (attentions kept) and print median/min milliseconds.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Model folder (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: String,
+    /// Image to preprocess as the model's preprocessor_config.json says.
+    #[arg(long, conflicts_with = "pixel_values", required_unless_present = "pixel_values")]
+    pub image: Option<PathBuf>,
+    /// Already-preprocessed input, a float .npy of shape [1, 3, H, W].
+    #[arg(long)]
+    pub pixel_values: Option<PathBuf>,
+    /// Masking noise, a float .npy of shape [1, L] (HF's `noise` argument).
+    #[arg(long, conflicts_with = "seed")]
+    pub noise: Option<PathBuf>,
+    /// Draw the noise as `torch.manual_seed(SEED); torch.rand(1, L)` does (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fraction of patches to mask (default: the config's mask_ratio).
+    #[arg(long)]
+    pub mask_ratio: Option<f64>,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Output .safetensors file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model folder (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: String,
+    /// Timed runs after warm-up.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// CPU threads (default: all physical cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Fraction of patches to mask.
+    #[arg(long, default_value_t = 0.75)]
+    pub mask_ratio: f64,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}

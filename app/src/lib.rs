@@ -1,0 +1,8 @@
+//! MAE Explorer: the window, the worker thread, rendering of model outputs into pictures, export and the CLI.
+//! The binary (`main.rs`) only parses arguments and dispatches here, so tests drive the same code.
+
+pub mod atomic_file;
+pub mod bench;
+pub mod cli;
+pub mod dump;
+pub mod model_arg;

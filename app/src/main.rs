@@ -1,0 +1,21 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use mae_explorer::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Dump(args)) => mae_explorer::dump::run(&args),
+        Some(Command::Bench(args)) => mae_explorer::bench::run(&args),
+        None => Err(anyhow::anyhow!("the window is not built yet; use a subcommand (see --help)")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the whole context chain, so scripts and people see file and problem together.
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Choosing where the model runs: `auto | cpu | cuda | metal`.
+
+use candle_core::{DType, Device};
+
+use crate::error::{MaeError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The first GPU this build supports, else the CPU (with the reason).
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = MaeError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda),
+            "metal" => Ok(Self::Metal),
+            other => Err(MaeError::Device(format!("unknown device \"{other}\" (use auto, cpu, cuda or metal)"))),
+        }
+    }
+}
+
+/// A device that was picked, with a human sentence saying what and why.
+#[derive(Debug, Clone)]
+pub struct SelectedDevice {
+    pub device: Device,
+    pub description: String,
+}
+
+impl SelectedDevice {
+    pub fn name(&self) -> &'static str {
+        match self.device {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+            Device::Metal(_) => "metal",
+        }
+    }
+
+    /// f32 on the CPU (bf16/f16 matmuls are emulated there); `requested` elsewhere.
+    pub fn dtype(&self, requested: DType) -> Result<DType> {
+        if self.device.is_cpu() && requested != DType::F32 {
+            return Err(MaeError::Device(format!("{requested:?} is not supported on the CPU; use f32")));
+        }
+        Ok(requested)
+    }
+}
+
+pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
+    let cpu = |why: &str| SelectedDevice { device: Device::Cpu, description: format!("cpu ({why})") };
+    match choice {
+        DeviceChoice::Cpu => Ok(cpu("requested")),
+        DeviceChoice::Cuda => cuda().map_err(MaeError::Device),
+        DeviceChoice::Metal => metal().map_err(MaeError::Device),
+        DeviceChoice::Auto => {
+            match cuda().or_else(|cuda_problem| metal().map_err(|metal_problem| (cuda_problem, metal_problem))) {
+                Ok(selected) => Ok(selected),
+                Err((cuda_problem, metal_problem)) => Ok(cpu(&format!("auto: {cuda_problem}; {metal_problem}"))),
+            }
+        }
+    }
+}
+
+fn cuda() -> std::result::Result<SelectedDevice, String> {
+    if !candle_core::utils::cuda_is_available() {
+        return Err("this build has no CUDA support (build with --features cuda)".into());
+    }
+    Device::new_cuda(0)
+        .map(|device| SelectedDevice { device, description: "cuda:0".into() })
+        .map_err(|e| format!("CUDA device 0 could not be opened: {e}"))
+}
+
+fn metal() -> std::result::Result<SelectedDevice, String> {
+    if !candle_core::utils::metal_is_available() {
+        return Err("this build has no Metal support (build with --features metal on macOS)".into());
+    }
+    Device::new_metal(0)
+        .map(|device| SelectedDevice { device, description: "metal:0".into() })
+        .map_err(|e| format!("Metal device 0 could not be opened: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_falls_back_to_the_cpu_and_says_why() {
+        let selected = select_device(DeviceChoice::Auto).unwrap();
+        if selected.device.is_cpu() {
+            assert!(selected.description.contains("CUDA") || selected.description.contains("cuda"));
+        }
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+        assert_eq!("CPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
+    }
+}

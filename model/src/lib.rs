@@ -1,0 +1,27 @@
+//! ViTMAE (He et al. 2021) in candle, numerically equal to Hugging Face transformers' `ViTMAEForPreTraining`.
+//!
+//! The flow: [`preprocess`] turns an image into `pixel_values`; [`masking`] decides which patches the encoder
+//! sees; [`MaeModel::forward`] runs encoder and decoder and returns a [`MaeOutput`] with logits, mask, loss,
+//! reconstruction and (optionally) every attention map. No GUI code lives here.
+
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod interpolate;
+pub mod loader;
+pub mod masking;
+pub mod model;
+pub mod outputs;
+pub mod patches;
+pub mod preprocess;
+pub mod weights;
+
+pub use config::{MaeConfig, PreprocessorConfig};
+pub use device::{DeviceChoice, SelectedDevice, select_device};
+pub use error::{MaeError, Result};
+pub use loader::LoadedModel;
+pub use masking::{MaskSpec, Masking, TorchGenerator};
+pub use model::{ForwardOptions, MaeModel};
+pub use outputs::MaeOutput;
+pub use preprocess::Preprocessor;
+pub use weights::WeightStore;

@@ -1,0 +1,416 @@
+//! The ViTMAE forward pass (encoder on the visible patches, decoder on all of them), as HF computes it.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, IndexOp, Tensor};
+
+use crate::config::{Activation, MaeConfig};
+use crate::error::{MaeError, Result};
+use crate::interpolate::bicubic_resize;
+use crate::masking::{MaskSpec, Masking};
+use crate::outputs::MaeOutput;
+use crate::patches;
+use crate::weights::WeightStore;
+
+/// `y = x·Wᵀ + b` with W kept as HF stores it (`[out, in]`), multiplied through a transposed view.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn load(
+        store: &WeightStore,
+        prefix: &str,
+        inputs: usize,
+        outputs: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let weight = store.get(&format!("{prefix}.weight"), &[outputs, inputs], dtype, device)?;
+        let bias = store.get(&format!("{prefix}.bias"), &[outputs], dtype, device)?;
+        Ok(Self { weight_t: weight.t()?.contiguous()?, bias })
+    }
+
+    /// Stacks linears that read the same input into one (q, k, v → one matmul).
+    fn concat(parts: &[Linear]) -> Result<Self> {
+        let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight_t).collect();
+        let biases: Vec<&Tensor> = parts.iter().map(|l| &l.bias).collect();
+        Ok(Self { weight_t: Tensor::cat(&weights, 1)?, bias: Tensor::cat(&biases, 0)? })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.weight_t)?.broadcast_add(&self.bias)?)
+    }
+}
+
+/// LayerNorm over the last axis with two-pass statistics (candle's fused kernel uses E[x²]−E[x]², which loses
+/// precision on the large-mean rows a ViT residual stream has, and parity is 1e-4 relative).
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn load(store: &WeightStore, prefix: &str, dim: usize, eps: f64, dtype: DType, device: &Device) -> Result<Self> {
+        Ok(Self {
+            weight: store.get(&format!("{prefix}.weight"), &[dim], dtype, device)?,
+            bias: store.get(&format!("{prefix}.bias"), &[dim], dtype, device)?,
+            eps,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let input_dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centered.broadcast_div(&(variance + self.eps)?.sqrt()?)?.to_dtype(input_dtype)?;
+        Ok(normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+    }
+}
+
+/// One pre-norm transformer layer (same structure in encoder and decoder).
+#[derive(Debug, Clone)]
+struct Layer {
+    norm_before: LayerNorm,
+    qkv: Linear,
+    attention_out: Linear,
+    norm_after: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    heads: usize,
+    activation: Activation,
+}
+
+struct LayerDims {
+    hidden: usize,
+    heads: usize,
+    mlp: usize,
+    eps: f64,
+    activation: Activation,
+}
+
+impl Layer {
+    fn load(store: &WeightStore, prefix: &str, dims: &LayerDims, dtype: DType, device: &Device) -> Result<Self> {
+        let d = dims.hidden;
+        let linear = |name: &str, inputs, outputs| {
+            Linear::load(store, &format!("{prefix}.{name}"), inputs, outputs, dtype, device)
+        };
+        let norm = |name: &str| LayerNorm::load(store, &format!("{prefix}.{name}"), d, dims.eps, dtype, device);
+        let qkv = Linear::concat(&[
+            linear("attention.attention.query", d, d)?,
+            linear("attention.attention.key", d, d)?,
+            linear("attention.attention.value", d, d)?,
+        ])?;
+        Ok(Self {
+            norm_before: norm("layernorm_before")?,
+            qkv,
+            attention_out: linear("attention.output.dense", d, d)?,
+            norm_after: norm("layernorm_after")?,
+            fc1: linear("intermediate.dense", d, dims.mlp)?,
+            fc2: linear("output.dense", dims.mlp, d)?,
+            heads: dims.heads,
+            activation: dims.activation,
+        })
+    }
+
+    /// `h += attn(LN(h)); h += mlp(LN(h))` for `h: [n, D]`; returns the attention probabilities `[heads, n, n]`
+    /// when asked.
+    fn forward(&self, hidden: &Tensor, keep_attention: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let (tokens, width) = hidden.dims2()?;
+        let head_dim = width / self.heads;
+        let qkv = self.qkv.forward(&self.norm_before.forward(hidden)?)?;
+        // [n, 3·D] → [3, heads, n, head_dim]: one copy gives contiguous q, k and v.
+        let qkv = qkv.reshape((tokens, 3, self.heads, head_dim))?.permute((1, 2, 0, 3))?.contiguous()?;
+        let (query, key, value) = (qkv.i(0)?, qkv.i(1)?, qkv.i(2)?);
+        let scores = (query.matmul(&key.t()?)? * (head_dim as f64).powf(-0.5))?;
+        // Softmax in f32 as HF does, whatever the compute dtype.
+        let probabilities = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?;
+        let context = probabilities.to_dtype(value.dtype())?.matmul(&value)?;
+        let context = context.transpose(0, 1)?.reshape((tokens, width))?;
+        let hidden = (hidden + self.attention_out.forward(&context)?)?;
+        let mlp_input = self.norm_after.forward(&hidden)?;
+        let activated = activate(&self.fc1.forward(&mlp_input)?, self.activation)?;
+        let hidden = (hidden + self.fc2.forward(&activated)?)?;
+        Ok((hidden, keep_attention.then_some(probabilities)))
+    }
+}
+
+fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
+    Ok(match activation {
+        Activation::GeluErf => x.gelu_erf()?,
+        Activation::GeluTanh => x.gelu()?,
+        Activation::Relu => x.relu()?,
+        Activation::Silu => x.silu()?,
+    })
+}
+
+/// What a forward pass should keep besides the logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardOptions {
+    /// Keep the attention probabilities of every encoder and decoder layer (costs memory, little time).
+    pub attentions: bool,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        Self { attentions: true }
+    }
+}
+
+/// A loaded ViTMAE model (`ViTMAEForPreTraining`) ready to run on one device.
+#[derive(Debug, Clone)]
+pub struct MaeModel {
+    config: MaeConfig,
+    device: Device,
+    dtype: DType,
+    /// Patch-embedding conv as a matmul: `[C·p·p, D]` (transposed conv kernel), applied to visible patches only.
+    patch_embed: Linear,
+    cls_token: Tensor,
+    /// `[1 + L, D]` host copy, for interpolation to other sizes.
+    position_embeddings: Vec<f32>,
+    encoder_layers: Vec<Layer>,
+    encoder_norm: LayerNorm,
+    decoder_embed: Linear,
+    mask_token: Tensor,
+    decoder_position_embeddings: Vec<f32>,
+    decoder_layers: Vec<Layer>,
+    decoder_norm: LayerNorm,
+    decoder_pred: Linear,
+}
+
+impl MaeModel {
+    /// Loads `config.json` and `model.safetensors` from a model folder.
+    pub fn from_dir(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        let config = MaeConfig::from_file(&dir.join("config.json"))?;
+        let store = WeightStore::open_safetensors(&dir.join("model.safetensors"))?;
+        Self::from_store(config, &store, device, dtype)
+    }
+
+    /// Builds the model from hub-named tensors, checking every shape against `config`.
+    pub fn from_store(config: MaeConfig, store: &WeightStore, device: &Device, dtype: DType) -> Result<Self> {
+        config.validate().map_err(MaeError::InvalidInput)?;
+        if device.is_cpu() && dtype != DType::F32 {
+            return Err(MaeError::Device(format!("{dtype:?} is not supported on the CPU (use f32)")));
+        }
+        let activation = config.activation().map_err(MaeError::InvalidInput)?;
+        let (d, dd, p, c, l) = (
+            config.hidden_size,
+            config.decoder_hidden_size,
+            config.patch_size,
+            config.num_channels,
+            config.num_patches(),
+        );
+        let get = |key: &str, shape: &[usize]| store.get(key, shape, dtype, device);
+        let host = |key: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            Ok(store.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?)
+        };
+
+        let conv_weight = get("vit.embeddings.patch_embeddings.projection.weight", &[d, c, p, p])?;
+        let patch_embed = Linear {
+            weight_t: conv_weight.reshape((d, c * p * p))?.t()?.contiguous()?,
+            bias: get("vit.embeddings.patch_embeddings.projection.bias", &[d])?,
+        };
+        let encoder_dims = LayerDims {
+            hidden: d,
+            heads: config.num_attention_heads,
+            mlp: config.intermediate_size,
+            eps: config.layer_norm_eps,
+            activation,
+        };
+        let decoder_dims = LayerDims {
+            hidden: dd,
+            heads: config.decoder_num_attention_heads,
+            mlp: config.decoder_intermediate_size,
+            eps: config.layer_norm_eps,
+            activation,
+        };
+        let encoder_layers = (0..config.num_hidden_layers)
+            .map(|i| Layer::load(store, &format!("vit.encoder.layer.{i}"), &encoder_dims, dtype, device))
+            .collect::<Result<_>>()?;
+        let decoder_layers = (0..config.decoder_num_hidden_layers)
+            .map(|j| Layer::load(store, &format!("decoder.decoder_layers.{j}"), &decoder_dims, dtype, device))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            patch_embed,
+            cls_token: get("vit.embeddings.cls_token", &[1, 1, d])?.reshape((1, d))?,
+            position_embeddings: host("vit.embeddings.position_embeddings", &[1, l + 1, d])?,
+            encoder_layers,
+            encoder_norm: LayerNorm::load(store, "vit.layernorm", d, config.layer_norm_eps, dtype, device)?,
+            decoder_embed: Linear::load(store, "decoder.decoder_embed", d, dd, dtype, device)?,
+            mask_token: get("decoder.mask_token", &[1, 1, dd])?.reshape((1, dd))?,
+            decoder_position_embeddings: host("decoder.decoder_pos_embed", &[1, l + 1, dd])?,
+            decoder_layers,
+            decoder_norm: LayerNorm::load(store, "decoder.decoder_norm", dd, config.layer_norm_eps, dtype, device)?,
+            decoder_pred: Linear::load(store, "decoder.decoder_pred", dd, config.patch_dim(), dtype, device)?,
+            device: device.clone(),
+            dtype,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &MaeConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device_name(&self) -> &'static str {
+        match self.device {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+            Device::Metal(_) => "metal",
+        }
+    }
+
+    /// Patch grid (rows, columns) for an input of `height`×`width` pixels, or why that size cannot be used.
+    pub fn grid_for(&self, height: usize, width: usize) -> Result<(usize, usize)> {
+        let p = self.config.patch_size;
+        if height == 0 || width == 0 || height % p != 0 || width % p != 0 {
+            return Err(MaeError::InvalidInput(format!(
+                "input of {height}×{width} pixels is not a whole number of {p}×{p} patches"
+            )));
+        }
+        Ok((height / p, width / p))
+    }
+
+    /// Runs the whole model on `pixel_values` (`[1, 3, H, W]`, normalized) with the mask `spec` describes.
+    pub fn forward(&self, pixel_values: &Tensor, spec: &MaskSpec, options: ForwardOptions) -> Result<MaeOutput> {
+        let (batch, channels, height, width) = pixel_values.dims4().map_err(|_| {
+            MaeError::InvalidInput(format!("pixel values must be [1, 3, H, W], got {:?}", pixel_values.dims()))
+        })?;
+        if batch != 1 || channels != self.config.num_channels {
+            return Err(MaeError::InvalidInput(format!(
+                "pixel values must be [1, {}, H, W], got {:?}",
+                self.config.num_channels,
+                pixel_values.dims()
+            )));
+        }
+        let grid = self.grid_for(height, width)?;
+        let masking = Masking::new(spec, grid.0 * grid.1)?;
+        self.device.with_context(|| self.forward_masked(pixel_values, grid, masking, options))
+    }
+
+    fn forward_masked(
+        &self,
+        pixel_values: &Tensor,
+        grid: (usize, usize),
+        masking: Masking,
+        options: ForwardOptions,
+    ) -> Result<MaeOutput> {
+        let config = &self.config;
+        let (dd, p) = (config.decoder_hidden_size, config.patch_size);
+        let num_patches = grid.0 * grid.1;
+        let pixel_values = pixel_values.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let (position_embeddings, decoder_position_embeddings) = self.position_tables(grid)?;
+
+        // Encoder input: embed only the visible patches (the conv is a matmul over each patch's (c, i, j) values),
+        // in HF's shuffled order, then prepend CLS. Masked patches cost nothing.
+        let ids_keep = index_tensor(&masking.ids_keep, &self.device)?;
+        let conv_patches = patches::to_conv_patches(&pixel_values, p)?;
+        let kept_patches = conv_patches.index_select(&ids_keep, 0)?;
+        let patch_positions = position_embeddings.narrow(0, 1, num_patches)?;
+        let visible = self.patch_embed.forward(&kept_patches)?.add(&patch_positions.index_select(&ids_keep, 0)?)?;
+        let cls = self.cls_token.add(&position_embeddings.narrow(0, 0, 1)?)?;
+        let mut hidden = Tensor::cat(&[&cls, &visible], 0)?;
+
+        let mut encoder_attentions = Vec::new();
+        for layer in &self.encoder_layers {
+            let (next, attention) = layer.forward(&hidden, options.attentions)?;
+            hidden = next;
+            encoder_attentions.extend(attention);
+        }
+        let last_hidden_state = self.encoder_norm.forward(&hidden)?;
+
+        // Decoder: visible tokens, then mask tokens, unshuffled back to spatial order, CLS in front.
+        let embedded = self.decoder_embed.forward(&last_hidden_state)?;
+        let tokens_in_shuffled_order = Tensor::cat(
+            &[&embedded.narrow(0, 1, masking.len_keep())?, &self.mask_token.broadcast_as((masking.num_masked(), dd))?],
+            0,
+        )?;
+        let ids_restore = index_tensor(&masking.ids_restore, &self.device)?;
+        let spatial_tokens = tokens_in_shuffled_order.index_select(&ids_restore, 0)?;
+        let mut hidden =
+            Tensor::cat(&[&embedded.narrow(0, 0, 1)?, &spatial_tokens], 0)?.add(&decoder_position_embeddings)?;
+        let mut decoder_attentions = Vec::new();
+        for layer in &self.decoder_layers {
+            let (next, attention) = layer.forward(&hidden, options.attentions)?;
+            hidden = next;
+            decoder_attentions.extend(attention);
+        }
+        let predictions = self.decoder_pred.forward(&self.decoder_norm.forward(&hidden)?)?;
+        let logits = predictions.narrow(0, 1, num_patches)?.to_dtype(DType::F32)?;
+        let pixel_values = pixel_values.to_dtype(DType::F32)?;
+
+        let loss_target = patches::patchify(&pixel_values, p)?;
+        let loss_target =
+            if config.norm_pix_loss { patches::normalize_per_patch(&loss_target)?.0 } else { loss_target };
+        let patch_loss: Vec<f32> = (&logits - &loss_target)?.sqr()?.mean(D::Minus1)?.to_vec1()?;
+        let batched = |t: Tensor| -> Result<Tensor> { Ok(t.to_dtype(DType::F32)?.unsqueeze(0)?) };
+        Ok(MaeOutput {
+            grid,
+            patch_size: p,
+            norm_pix_loss: config.norm_pix_loss,
+            loss: masked_mean(&patch_loss, &masking.mask),
+            patch_loss,
+            masking,
+            reconstruction: patches::unpatchify(&logits, grid, p)?.unsqueeze(0)?,
+            logits: logits.unsqueeze(0)?,
+            pixel_values,
+            last_hidden_state: batched(last_hidden_state)?,
+            encoder_attentions: encoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,
+            decoder_attentions: decoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,
+        })
+    }
+
+    /// Encoder and decoder position tables (`[1+L, D]`, `[1+L, Dd]`) for a patch grid, interpolated as HF's
+    /// `interpolate_pos_encoding` does when the grid is not the config's.
+    fn position_tables(&self, (rows, cols): (usize, usize)) -> Result<(Tensor, Tensor)> {
+        let config = &self.config;
+        let (d, dd, side) = (config.hidden_size, config.decoder_hidden_size, config.grid_size());
+        let configured = config.num_patches();
+        let upload = |values: Vec<f32>, width: usize| -> Result<Tensor> {
+            Ok(Tensor::from_vec(values, (rows * cols + 1, width), &Device::Cpu)?
+                .to_dtype(self.dtype)?
+                .to_device(&self.device)?)
+        };
+        // HF skips the encoder interpolation only for a square input with the configured patch count.
+        let encoder = if rows * cols == configured && rows == cols {
+            self.position_embeddings.clone()
+        } else {
+            let mut table = self.position_embeddings[..d].to_vec();
+            table.extend(bicubic_resize(&self.position_embeddings[d..], side, side, d, rows, cols));
+            table
+        };
+        // HF's decoder quirk: a 1-D bicubic along the flattened patch sequence (identity at the same length).
+        let decoder = if rows * cols == configured {
+            self.decoder_position_embeddings.clone()
+        } else {
+            let mut table = self.decoder_position_embeddings[..dd].to_vec();
+            table.extend(bicubic_resize(&self.decoder_position_embeddings[dd..], 1, configured, dd, 1, rows * cols));
+            table
+        };
+        Ok((upload(encoder, d)?, upload(decoder, dd)?))
+    }
+}
+
+fn index_tensor(indices: &[usize], device: &Device) -> Result<Tensor> {
+    let values: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+    Ok(Tensor::from_vec(values, indices.len(), device)?)
+}
+
+/// `sum(loss·mask) / sum(mask)`, or `None` when nothing is masked (HF returns NaN there).
+pub fn masked_mean(patch_loss: &[f32], mask: &[f32]) -> Option<f32> {
+    let masked: f32 = mask.iter().sum();
+    (masked > 0.0).then(|| patch_loss.iter().zip(mask).map(|(l, m)| l * m).sum::<f32>() / masked)
+}

@@ -1,0 +1,128 @@
+//! `mae-explorer dump` against outputs that Hugging Face transformers produced (tools/make_fixtures.py).
+//!
+//! Tolerance: 1e-4 relative L2 for every float output; mask, ids_restore and noise exact.
+
+use std::path::Path;
+
+use mae_explorer::cli::DumpArgs;
+use mae_integration_tests::{compare_outputs, fixtures, read_tensor_file};
+
+const TOLERANCE: f64 = 1e-4;
+
+/// Runs `dump` on a fixture case's own pixel values and noise, and compares every output.
+fn check_case(model_dir: &Path, case_path: &Path) -> Vec<String> {
+    let case = read_tensor_file(case_path);
+    let scratch = tempfile::tempdir().unwrap();
+    let pixel_values = scratch.path().join("pixel_values.npy");
+    let noise = scratch.path().join("noise.npy");
+    case.tensors["pixel_values"].write_npy(&pixel_values).unwrap();
+    case.tensors["noise"].write_npy(&noise).unwrap();
+    let out = scratch.path().join("out.safetensors");
+    let ratio: f64 = case.metadata["mask_ratio"].parse().unwrap();
+    let args = DumpArgs {
+        model: model_dir.to_string_lossy().into_owned(),
+        image: None,
+        pixel_values: Some(pixel_values),
+        noise: Some(noise),
+        seed: None,
+        mask_ratio: Some(ratio),
+        device: "cpu".into(),
+        out: out.clone(),
+    };
+    if let Err(error) = mae_explorer::dump::run(&args) {
+        return vec![format!("dump failed: {error:#}")];
+    }
+    let ours = read_tensor_file(&out);
+    compare_outputs(&ours.tensors, &case.tensors, TOLERANCE)
+}
+
+#[test]
+fn dump_matches_transformers_on_every_fixture_case() {
+    let cases_root = fixtures().join("cases");
+    let mut models: Vec<_> = std::fs::read_dir(&cases_root).unwrap().map(|e| e.unwrap().path()).collect();
+    models.sort();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut models_with_cases = 0;
+    for case_dir in &models {
+        let model_dir = fixtures().join("models").join(case_dir.file_name().unwrap());
+        let mut cases: Vec<_> = std::fs::read_dir(case_dir).unwrap().map(|e| e.unwrap().path()).collect();
+        cases.sort();
+        models_with_cases += 1;
+        for case in cases.iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors")) {
+            checked += 1;
+            for problem in check_case(&model_dir, case) {
+                failures.push(format!("{}: {problem}", case.strip_prefix(&cases_root).unwrap().display()));
+            }
+        }
+    }
+    assert!(models_with_cases >= 2, "expected fixtures for at least two model configurations");
+    assert!(checked >= 10, "only {checked} cases found");
+    assert!(failures.is_empty(), "{} problems in {checked} cases:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// A seed-drawn case must need no noise file: `--seed N` reproduces HF's mask on its own.
+#[test]
+fn seed_cases_reproduce_without_the_noise_file() {
+    let mut checked = 0;
+    for model in ["tiny-p8", "tiny-p4-normpix", "tiny-p16"] {
+        let dir = fixtures().join("cases").join(model);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let case = read_tensor_file(&path);
+            let Some(seed) = case.metadata.get("seed") else { continue };
+            let scratch = tempfile::tempdir().unwrap();
+            let pixel_values = scratch.path().join("pixel_values.npy");
+            case.tensors["pixel_values"].write_npy(&pixel_values).unwrap();
+            let out = scratch.path().join("out.safetensors");
+            let args = DumpArgs {
+                model: fixtures().join("models").join(model).to_string_lossy().into_owned(),
+                image: None,
+                pixel_values: Some(pixel_values),
+                noise: None,
+                seed: Some(seed.parse().unwrap()),
+                mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+                device: "cpu".into(),
+                out: out.clone(),
+            };
+            mae_explorer::dump::run(&args).unwrap();
+            let ours = read_tensor_file(&out);
+            for name in ["noise", "mask", "ids_restore"] {
+                assert_eq!(
+                    ours.tensors[name]
+                        .flatten_all()
+                        .unwrap()
+                        .to_dtype(candle_core::DType::F64)
+                        .unwrap()
+                        .to_vec1::<f64>()
+                        .unwrap(),
+                    case.tensors[name]
+                        .flatten_all()
+                        .unwrap()
+                        .to_dtype(candle_core::DType::F64)
+                        .unwrap()
+                        .to_vec1::<f64>()
+                        .unwrap(),
+                    "{}: {name}",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} seed cases");
+}
+
+#[test]
+fn torch_manual_seed_streams_are_reproduced_bit_for_bit() {
+    let seeds = read_tensor_file(&fixtures().join("seeds.safetensors"));
+    assert!(seeds.tensors.len() >= 8);
+    for (name, expected) in &seeds.tensors {
+        // seed_{N}_len_{L}
+        let parts: Vec<&str> = name.split('_').collect();
+        let (seed, len): (u64, usize) = (parts[1].parse().unwrap(), parts[3].parse().unwrap());
+        let ours = mae_model::TorchGenerator::rand(seed, len);
+        let want: Vec<f32> = expected.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(ours, want, "{name}");
+    }
+}
