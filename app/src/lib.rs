@@ -6,3 +6,6 @@ pub mod bench;
 pub mod cli;
 pub mod dump;
 pub mod model_arg;
+pub mod render;
+pub mod window;
+pub mod worker;

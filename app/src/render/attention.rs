@@ -1,0 +1,326 @@
+//! Attention maps mapped back onto image patches, and attention rollout (Abnar & Zuidema 2020).
+//!
+//! Encoder attention is over CLS + the visible tokens in HF's shuffled order: token `t ≥ 1` is spatial patch
+//! `masking.ids_keep[t − 1]`, and masked patches have no token at all (their scores are `None`). Decoder attention
+//! is over CLS + every patch in spatial order.
+
+use std::fmt;
+
+use anyhow::{Result, bail};
+use candle_core::{Device, Tensor};
+use image::RgbaImage;
+use mae_model::MaeOutput;
+
+use super::colormap::{Colormap, normalize};
+use super::{blend, empty_patch_pixel, patch_at};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Stack {
+    #[default]
+    Encoder,
+    Decoder,
+}
+
+impl fmt::Display for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stack::Encoder => "encoder",
+            Stack::Decoder => "decoder",
+        })
+    }
+}
+
+/// Which head, or how heads are combined (element-wise over the attention matrices).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum HeadFusion {
+    Head(usize),
+    #[default]
+    Mean,
+    Max,
+    Min,
+}
+
+impl fmt::Display for HeadFusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadFusion::Head(head) => write!(f, "head {head}"),
+            HeadFusion::Mean => f.write_str("mean"),
+            HeadFusion::Max => f.write_str("max"),
+            HeadFusion::Min => f.write_str("min"),
+        }
+    }
+}
+
+/// Whose attention row is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Query {
+    /// The CLS token's row (CLS → patch).
+    #[default]
+    Cls,
+    /// The row of this spatial patch (patch → patch).
+    Patch(usize),
+}
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Query::Cls => f.write_str("CLS"),
+            Query::Patch(patch) => write!(f, "patch {patch}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttentionSelection {
+    pub stack: Stack,
+    /// 0-based; with `rollout`, the last layer included in the product.
+    pub layer: usize,
+    pub heads: HeadFusion,
+    pub query: Query,
+    pub rollout: bool,
+    /// Rollout only: this fraction of the smallest fused weights of each layer is zeroed (vit-explain's
+    /// `discard_ratio`), 0 keeps everything.
+    pub discard_ratio: f32,
+}
+
+impl fmt::Display for AttentionSelection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rollout {
+            write!(f, "{} rollout 0–{} {}", self.stack, self.layer, self.heads)?;
+            if self.discard_ratio > 0.0 {
+                write!(f, " discard {}", self.discard_ratio)?;
+            }
+        } else {
+            write!(f, "{} layer {} {}", self.stack, self.layer, self.heads)?;
+        }
+        write!(f, " · {}", self.query)
+    }
+}
+
+/// A square `tokens × tokens` matrix, row-major (row = query, column = key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenMatrix {
+    pub tokens: usize,
+    pub values: Vec<f32>,
+}
+
+impl TokenMatrix {
+    pub fn row(&self, query: usize) -> &[f32] {
+        &self.values[query * self.tokens..(query + 1) * self.tokens]
+    }
+}
+
+/// One layer's `[1, heads, n, n]` attention fused over heads as `heads` says.
+pub fn fuse_heads(attention: &Tensor, heads: HeadFusion) -> Result<TokenMatrix> {
+    let (batch, head_count, tokens, keys) = attention.dims4()?;
+    if batch != 1 || tokens != keys {
+        bail!("attention must be [1, heads, n, n], got {:?}", attention.dims());
+    }
+    let all: Vec<f32> = attention.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+    let plane = tokens * tokens;
+    let head_plane = |head: usize| &all[head * plane..(head + 1) * plane];
+    let values = match heads {
+        HeadFusion::Head(head) => {
+            if head >= head_count {
+                bail!("head {head} does not exist (this layer has {head_count} heads, 0–{})", head_count - 1);
+            }
+            head_plane(head).to_vec()
+        }
+        HeadFusion::Mean => (0..plane)
+            .map(|i| (0..head_count).map(|h| f64::from(head_plane(h)[i])).sum::<f64>() as f32 / head_count as f32)
+            .collect(),
+        HeadFusion::Max => {
+            (0..plane).map(|i| (0..head_count).map(|h| head_plane(h)[i]).fold(f32::NEG_INFINITY, f32::max)).collect()
+        }
+        HeadFusion::Min => {
+            (0..plane).map(|i| (0..head_count).map(|h| head_plane(h)[i]).fold(f32::INFINITY, f32::min)).collect()
+        }
+    };
+    Ok(TokenMatrix { tokens, values })
+}
+
+/// Attention rollout over `layers` (first layer first): each layer's fused attention `A` with the smallest
+/// `discard_ratio` of its weights zeroed (never the CLS→CLS weight, as vit-explain does), then `(A + I) / 2` with
+/// every row renormalized to sum 1 (row-wise: vit-explain divides by the row sums without `keepdim`, which
+/// broadcasts them along the wrong axis — its issue #16 — and is not copied here), multiplied as
+/// `Ã_l = A_l · Ã_(l−1)`. Every row of the result sums to 1.
+pub fn rollout(layers: &[TokenMatrix], discard_ratio: f32) -> Result<TokenMatrix> {
+    let Some(first) = layers.first() else { bail!("attention rollout needs at least one layer") };
+    if !(0.0..=1.0).contains(&discard_ratio) {
+        bail!("discard ratio {discard_ratio} is outside [0, 1]");
+    }
+    let n = first.tokens;
+    let mut result: Vec<f64> = (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect();
+    for layer in layers {
+        if layer.tokens != n {
+            bail!("attention rollout needs layers of equal size ({n} and {} tokens)", layer.tokens);
+        }
+        let mut attention: Vec<f64> = layer.values.iter().map(|&v| f64::from(v)).collect();
+        let discard = (attention.len() as f64 * f64::from(discard_ratio)) as usize;
+        if discard > 0 {
+            let mut order: Vec<usize> = (0..attention.len()).collect();
+            order.sort_by(|&a, &b| attention[a].total_cmp(&attention[b]));
+            for &index in order.iter().take(discard).filter(|&&index| index != 0) {
+                attention[index] = 0.0;
+            }
+        }
+        for row in 0..n {
+            attention[row * n + row] += 1.0;
+            let sum: f64 = attention[row * n..(row + 1) * n].iter().map(|v| v / 2.0).sum();
+            for value in &mut attention[row * n..(row + 1) * n] {
+                // (A + I)/2 divided by its own row sum; the 1/2 cancels but is kept to mirror the paper.
+                *value = *value / 2.0 / sum;
+            }
+        }
+        result = matmul(&attention, &result, n);
+    }
+    Ok(TokenMatrix { tokens: n, values: result.into_iter().map(|v| v as f32).collect() })
+}
+
+fn matmul(left: &[f64], right: &[f64], n: usize) -> Vec<f64> {
+    let mut product = vec![0.0; n * n];
+    for i in 0..n {
+        for k in 0..n {
+            let factor = left[i * n + k];
+            if factor == 0.0 {
+                continue;
+            }
+            for j in 0..n {
+                product[i * n + j] += factor * right[k * n + j];
+            }
+        }
+    }
+    product
+}
+
+/// The selected attention row as one score per spatial patch; `None` where a patch has no token (masked patches
+/// in the encoder). The CLS column is left out.
+pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Result<Vec<Option<f32>>> {
+    let stack = selection.stack;
+    let layers = match stack {
+        Stack::Encoder => &output.encoder_attentions,
+        Stack::Decoder => &output.decoder_attentions,
+    };
+    if layers.is_empty() {
+        bail!("this forward pass kept no {stack} attentions (run it with attentions on)");
+    }
+    if selection.layer >= layers.len() {
+        bail!("{stack} layer {} does not exist (the model has {} {stack} layers)", selection.layer, layers.len());
+    }
+    let matrix = if selection.rollout {
+        let fused: Vec<TokenMatrix> =
+            layers[..=selection.layer].iter().map(|a| fuse_heads(a, selection.heads)).collect::<Result<_>>()?;
+        rollout(&fused, selection.discard_ratio)?
+    } else {
+        fuse_heads(&layers[selection.layer], selection.heads)?
+    };
+
+    let num_patches = output.num_patches();
+    let ids_keep = &output.masking.ids_keep;
+    let expected_tokens = match stack {
+        Stack::Encoder => ids_keep.len() + 1,
+        Stack::Decoder => num_patches + 1,
+    };
+    if matrix.tokens != expected_tokens {
+        bail!("{stack} attention covers {} tokens, expected {expected_tokens}", matrix.tokens);
+    }
+    let query_token = match selection.query {
+        Query::Cls => 0,
+        Query::Patch(patch) if patch >= num_patches => {
+            bail!("patch {patch} does not exist (the image has {num_patches} patches)")
+        }
+        Query::Patch(patch) => match stack {
+            Stack::Encoder => match ids_keep.iter().position(|&kept| kept == patch) {
+                Some(position) => position + 1,
+                None => bail!("patch {patch} is masked, so the encoder has no token for it"),
+            },
+            Stack::Decoder => patch + 1,
+        },
+    };
+    let row = matrix.row(query_token);
+    let mut scores = vec![None; num_patches];
+    match stack {
+        Stack::Encoder => {
+            for (position, &patch) in ids_keep.iter().enumerate() {
+                scores[patch] = Some(row[position + 1]);
+            }
+        }
+        Stack::Decoder => {
+            for (patch, score) in scores.iter_mut().enumerate() {
+                *score = Some(row[patch + 1]);
+            }
+        }
+    }
+    Ok(scores)
+}
+
+/// Smallest and largest present score, or `None` when every patch is empty.
+pub fn score_range(scores: &[Option<f32>]) -> Option<(f32, f32)> {
+    scores.iter().flatten().filter(|v| v.is_finite()).fold(None, |range, &v| match range {
+        None => Some((v, v)),
+        Some((low, high)) => Some((low.min(v), high.max(v))),
+    })
+}
+
+/// Scores drawn over `base` (any resolution showing the whole patch grid): each patch blended with its colour
+/// (scaled over this map's own min..max) at `alpha`; patches without a score drawn visibly empty.
+/// `patch_size` is the model's; pixels map to patches by proportion, so an upscaled base works too.
+pub fn overlay(
+    base: &RgbaImage,
+    scores: &[Option<f32>],
+    grid: (usize, usize),
+    patch_size: usize,
+    colormap: Colormap,
+    alpha: f32,
+) -> RgbaImage {
+    debug_assert!(patch_size > 0, "a patch has at least one pixel");
+    let (width, height) = base.dimensions();
+    let (low, high) = score_range(scores).unwrap_or((0.0, 1.0));
+    RgbaImage::from_fn(width, height, |x, y| {
+        let pixel = *base.get_pixel(x, y);
+        match scores.get(patch_at(x, y, width, height, grid)).copied().flatten() {
+            Some(score) => blend(pixel, colormap.color(normalize(score, low, high)), alpha),
+            None => empty_patch_pixel(pixel),
+        }
+    })
+}
+
+/// The scores alone (for side-by-side display): the colormap at full strength on a `width`×`height` picture.
+pub fn heatmap(scores: &[Option<f32>], grid: (usize, usize), width: u32, height: u32, colormap: Colormap) -> RgbaImage {
+    let black = RgbaImage::from_pixel(width, height, image::Rgba([0, 0, 0, 255]));
+    overlay(&black, scores, grid, 1, colormap, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_sums(matrix: &TokenMatrix) -> Vec<f32> {
+        (0..matrix.tokens).map(|row| matrix.row(row).iter().sum()).collect()
+    }
+
+    #[test]
+    fn rollout_of_one_layer_is_the_renormalized_half_identity_mix() {
+        // Rows of a deliberately non-stochastic matrix: rollout must still produce rows that sum to 1.
+        let layer = TokenMatrix { tokens: 3, values: vec![0.2, 0.5, 0.3, 0.0, 0.0, 1.0, 2.0, 1.0, 1.0] };
+        let rolled = rollout(std::slice::from_ref(&layer), 0.0).unwrap();
+        // Row 0: (A + I)/2 = [0.6, 0.25, 0.15], sum 1.
+        assert!((rolled.values[0] - 0.6).abs() < 1e-6 && (rolled.values[1] - 0.25).abs() < 1e-6);
+        // Row 2: [1, 0.5, 1] / 2.5.
+        assert!((rolled.values[8] - 0.4).abs() < 1e-6);
+        for sum in row_sums(&rolled) {
+            assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+        }
+    }
+
+    #[test]
+    fn discarding_keeps_the_cls_self_weight_and_rows_still_sum_to_one() {
+        let layer = TokenMatrix { tokens: 2, values: vec![0.01, 0.99, 0.7, 0.3] };
+        // Discarding half of 4 weights removes the two smallest except CLS→CLS (index 0): only 0.3 goes.
+        let rolled = rollout(&[layer.clone(), layer], 0.5).unwrap();
+        for sum in row_sums(&rolled) {
+            assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+        }
+        assert!(rollout(&[], 0.0).is_err());
+    }
+}
