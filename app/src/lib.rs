@@ -7,5 +7,3 @@ pub mod cli;
 pub mod dump;
 pub mod model_arg;
 pub mod render;
-pub mod window;
-pub mod worker;
