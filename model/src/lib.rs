@@ -4,9 +4,11 @@
 //! sees; [`MaeModel::forward`] runs encoder and decoder and returns a [`MaeOutput`] with logits, mask, loss,
 //! reconstruction and (optionally) every attention map. No GUI code lives here.
 
+pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod hub;
 pub mod interpolate;
 pub mod loader;
 pub mod masking;
@@ -14,6 +16,7 @@ pub mod model;
 pub mod outputs;
 pub mod patches;
 pub mod preprocess;
+pub mod source;
 pub mod weights;
 
 pub use config::{MaeConfig, PreprocessorConfig};
@@ -24,4 +27,5 @@ pub use masking::{MaskSpec, Masking, TorchGenerator};
 pub use model::{ForwardOptions, MaeModel};
 pub use outputs::MaeOutput;
 pub use preprocess::Preprocessor;
+pub use source::{CachedModel, DownloadProgress, LoadOptions, ModelLocation, cached_models, load_model};
 pub use weights::WeightStore;

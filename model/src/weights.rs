@@ -20,6 +20,9 @@ enum Source {
 pub struct WeightStore {
     path: PathBuf,
     source: Source,
+    /// For checkpoints renamed on loading: maps a hub key back to the name in the file, so errors name the
+    /// tensor the user can actually find there.
+    file_name_of: Option<fn(&str) -> Option<String>>,
 }
 
 impl std::fmt::Debug for WeightStore {
@@ -39,12 +42,36 @@ impl WeightStore {
         #[allow(unsafe_code)]
         let mapped = unsafe { MmapedSafetensors::new(path) }
             .map_err(|e| MaeError::weights(path, format!("not a valid safetensors file ({})", root_cause(&e))))?;
-        Ok(Self { path: path.to_owned(), source: Source::Safetensors(mapped) })
+        Ok(Self { path: path.to_owned(), source: Source::Safetensors(mapped), file_name_of: None })
     }
 
     /// Wraps tensors that were read some other way (already renamed to hub keys).
     pub fn from_tensors(path: &Path, tensors: HashMap<String, Tensor>) -> Self {
-        Self { path: path.to_owned(), source: Source::InMemory(tensors) }
+        Self { path: path.to_owned(), source: Source::InMemory(tensors), file_name_of: None }
+    }
+
+    /// Makes errors name tensors as the file does (`file_name_of(hub_key)`), for checkpoints renamed on loading.
+    pub fn with_file_names(mut self, file_name_of: fn(&str) -> Option<String>) -> Self {
+        self.file_name_of = Some(file_name_of);
+        self
+    }
+
+    /// `key` as the user should look for it in the file.
+    fn display_key(&self, key: &str) -> String {
+        match self.file_name_of.and_then(|f| f(key)) {
+            Some(name) => format!("`{name}` (hub name `{key}`)"),
+            None => format!("`{key}`"),
+        }
+    }
+
+    /// Names and shapes of every tensor (for inferring an architecture from a checkpoint).
+    pub fn shapes(&self) -> HashMap<String, Vec<usize>> {
+        match &self.source {
+            Source::Safetensors(st) => {
+                st.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect()
+            }
+            Source::InMemory(map) => map.iter().map(|(name, t)| (name.clone(), t.dims().to_vec())).collect(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -84,14 +111,14 @@ impl WeightStore {
     fn missing(&self, key: &str) -> MaeError {
         MaeError::weights(
             &self.path,
-            format!("tensor `{key}` is missing (is this a ViTMAE checkpoint in the hub layout?)"),
+            format!("tensor {} is missing (is this a ViTMAE checkpoint?)", self.display_key(key)),
         )
     }
 
     fn wrong_shape(&self, key: &str, actual: &[usize], expected: &[usize]) -> MaeError {
         MaeError::weights(
             &self.path,
-            format!("tensor `{key}` has shape {actual:?} but config.json implies {expected:?}"),
+            format!("tensor {} has shape {actual:?} but the config implies {expected:?}", self.display_key(key)),
         )
     }
 }

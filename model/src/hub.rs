@@ -1,0 +1,507 @@
+//! Models from the Hugging Face hub, sharing Python's cache (`models--owner--name/{blobs,snapshots,refs}`).
+//!
+//! Settings are resolved the way Python's `huggingface_hub` resolves them and handed to hf-hub explicitly (its
+//! own environment handling differs between versions and ignores `HF_HUB_OFFLINE`). Offline, we read the cache
+//! ourselves and never build a network client at all. Online, hf-hub downloads into `<blob>.incomplete` and renames
+//! it only when complete, so an interrupted or cancelled download never leaves a file that loads as if whole.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hf_hub::progress::{DownloadEvent, ProgressEvent, ProgressHandler};
+use hf_hub::{HFClient, HFError};
+
+use crate::error::{MaeError, Result};
+
+/// Weights files in order of preference: safetensors is faster to open; vit-mae-large/-huge only have the .bin.
+pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+pub const CONFIG_FILE: &str = "config.json";
+pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
+
+/// Where the cache is, who we are, and whether we may use the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSettings {
+    pub cache_dir: PathBuf,
+    pub token: Option<String>,
+    pub offline: bool,
+    /// `HF_ENDPOINT` (mirrors, or a local test server); `None` = huggingface.co.
+    pub endpoint: Option<String>,
+}
+
+impl HubSettings {
+    /// Resolves every setting from the environment exactly as Python's `huggingface_hub` does.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::from_vars(&var)
+    }
+
+    /// The resolution rules, given a way to read variables (so they can be tested without touching the
+    /// process environment).
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Self {
+        let home = || var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+        let hf_home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
+            var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache")).join("huggingface")
+        });
+        let cache_dir = var("HF_HUB_CACHE")
+            .or_else(|| var("HUGGINGFACE_HUB_CACHE"))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| hf_home.join("hub"));
+        let token = if var("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| is_true(&v)) {
+            None
+        } else {
+            var("HF_TOKEN").or_else(|| {
+                let path = var("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| hf_home.join("token"));
+                std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+            })
+        };
+        let offline = var("HF_HUB_OFFLINE").or_else(|| var("TRANSFORMERS_OFFLINE")).is_some_and(|v| is_true(&v));
+        Self { cache_dir, token, offline, endpoint: var("HF_ENDPOINT") }
+    }
+}
+
+/// Python's `_is_true`: "1", "ON", "YES", "TRUE" in any case.
+fn is_true(value: &str) -> bool {
+    matches!(value.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
+}
+
+/// How far a download has come (for progress bars).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadProgress {
+    pub file: String,
+    pub downloaded: u64,
+    pub total: Option<u64>,
+}
+
+/// The files of one snapshot of a model repository, all inside `snapshot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubFiles {
+    pub snapshot: PathBuf,
+    pub config: PathBuf,
+    pub weights: PathBuf,
+}
+
+/// Checks a hub id (`owner/name` or a bare `name`) and splits it into owner and name.
+pub fn split_repo_id(repo: &str) -> std::result::Result<(&str, &str), String> {
+    let valid_part = |part: &str| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part.len() <= 96
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let (owner, name) = match repo.split_once('/') {
+        Some((owner, name)) => (owner, name),
+        None => ("", repo),
+    };
+    if (owner.is_empty() && repo.contains('/')) || (!owner.is_empty() && !valid_part(owner)) || !valid_part(name) {
+        return Err(format!("`{repo}` is not a Hugging Face model id (expected owner/name) nor an existing path"));
+    }
+    Ok((owner, name))
+}
+
+/// Checks a revision (branch, tag or commit) so it cannot walk out of the cache folder.
+pub fn check_revision(revision: &str) -> std::result::Result<(), String> {
+    let valid = !revision.is_empty()
+        && !revision.starts_with('/')
+        && !revision.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+        && revision.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if valid { Ok(()) } else { Err(format!("`{revision}` is not a valid revision (branch, tag or commit)")) }
+}
+
+/// `models--owner--name`, Python's folder name for a model repository.
+pub fn repo_folder(repo: &str) -> String {
+    format!("models--{}", repo.replace('/', "--"))
+}
+
+fn is_commit_hash(revision: &str) -> bool {
+    revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Finds a model in the cache without any network access (what `HF_HUB_OFFLINE=1` means).
+pub fn resolve_cached(repo: &str, revision: Option<&str>, cache_dir: &Path) -> Result<HubFiles> {
+    split_repo_id(repo).map_err(MaeError::Hub)?;
+    let revision = revision.unwrap_or("main");
+    check_revision(revision).map_err(MaeError::Hub)?;
+    let repo_dir = cache_dir.join(repo_folder(repo));
+    let offline_hint = "HF_HUB_OFFLINE is set, so nothing was downloaded; run once without it to download";
+    if !repo_dir.is_dir() {
+        return Err(MaeError::Hub(format!(
+            "{repo} is not in the Hugging Face cache (searched {}); {offline_hint}",
+            repo_dir.display()
+        )));
+    }
+    let commit = if is_commit_hash(revision) {
+        revision.to_string()
+    } else {
+        let ref_path = repo_dir.join("refs").join(revision);
+        match std::fs::read_to_string(&ref_path) {
+            Ok(commit) => commit.trim().to_string(),
+            Err(_) => {
+                return Err(MaeError::Hub(format!(
+                    "{repo}: revision `{revision}` is not in the Hugging Face cache (no {}); {offline_hint}",
+                    ref_path.display()
+                )));
+            }
+        }
+    };
+    if !is_commit_hash(&commit) {
+        return Err(MaeError::Hub(format!(
+            "{repo}: the cache's ref for `{revision}` holds `{commit}`, which is not a commit hash"
+        )));
+    }
+    let snapshot = repo_dir.join("snapshots").join(&commit);
+    // `exists()` follows the symlink: a link whose blob is gone counts as missing.
+    let present = |file: &str| Some(snapshot.join(file)).filter(|p| p.exists());
+    let config = present(CONFIG_FILE).ok_or_else(|| {
+        MaeError::Hub(format!(
+            "{repo}@{revision}: {} is not in the Hugging Face cache (searched {}); {offline_hint}",
+            CONFIG_FILE,
+            snapshot.display()
+        ))
+    })?;
+    let weights = WEIGHT_FILES.iter().find_map(|f| present(f)).ok_or_else(|| {
+        MaeError::Hub(format!(
+            "{repo}@{revision}: neither {} is in the Hugging Face cache (searched {}); {offline_hint}",
+            WEIGHT_FILES.join(" nor "),
+            snapshot.display()
+        ))
+    })?;
+    Ok(HubFiles { snapshot, config, weights })
+}
+
+/// What the window and the CLI hand to a download: progress callback and a cancel flag.
+pub struct DownloadControl<'a> {
+    pub progress: Option<&'a (dyn Fn(DownloadProgress) + Sync)>,
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Fetches config and weights (hf-hub reuses what the cache already holds, checking the hub for newer commits),
+/// or reads the cache only when `settings.offline`.
+pub fn fetch(
+    repo: &str,
+    revision: Option<&str>,
+    settings: &HubSettings,
+    control: &DownloadControl,
+) -> Result<HubFiles> {
+    if settings.offline {
+        return resolve_cached(repo, revision, &settings.cache_dir);
+    }
+    let (owner, name) = split_repo_id(repo).map_err(MaeError::Hub)?;
+    if let Some(revision) = revision {
+        check_revision(revision).map_err(MaeError::Hub)?;
+    }
+    let mut builder = HFClient::builder().cache_dir(&settings.cache_dir);
+    if let Some(token) = &settings.token {
+        builder = builder.token(token.clone());
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.endpoint(endpoint.clone());
+    }
+    let client = builder.build().map_err(|e| MaeError::Hub(format!("cannot set up the hub client: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| MaeError::Hub(format!("cannot start the download runtime: {e}")))?;
+    let model = client.model(owner, name);
+    let download = |file: &str| download_file(&runtime, &model, file, revision, control);
+    let describe = |error: HFError, file: &str| explain(error, &runtime, &model, repo, revision, file, settings);
+
+    let config = download(CONFIG_FILE).map_err(|e| describe(e, CONFIG_FILE))?;
+    let mut weights = None;
+    for file in WEIGHT_FILES {
+        match download(file) {
+            Ok(path) => {
+                weights = Some(path);
+                break;
+            }
+            Err(HFError::EntryNotFound { .. }) => continue,
+            Err(error) => return Err(describe(error, file)),
+        }
+    }
+    let weights = weights.ok_or_else(|| {
+        MaeError::Hub(format!("{repo} has neither {} on the hub; it is not a ViTMAE model", WEIGHT_FILES.join(" nor ")))
+    })?;
+    // Optional: without it the hub models' defaults apply.
+    match download(PREPROCESSOR_FILE) {
+        Ok(_) | Err(HFError::EntryNotFound { .. }) => {}
+        Err(error) => return Err(describe(error, PREPROCESSOR_FILE)),
+    }
+    let snapshot = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(HubFiles { snapshot, config, weights })
+}
+
+/// Error a cancelled download reports (hf-hub has no such variant).
+const CANCELLED: &str = "download cancelled";
+
+/// One file through hf-hub, while relaying progress and watching the cancel flag. Cancelling drops the download
+/// future: hf-hub's `.incomplete` file stays behind and is never renamed into the cache.
+fn download_file(
+    runtime: &tokio::runtime::Runtime,
+    model: &hf_hub::HFRepository<hf_hub::RepoTypeModel>,
+    file: &str,
+    revision: Option<&str>,
+    control: &DownloadControl,
+) -> std::result::Result<PathBuf, HFError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let handler = ChannelHandler { file: file.to_string(), sender };
+    let cancelled = || control.cancel.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed));
+    let report = |progress: DownloadProgress| {
+        if let Some(callback) = control.progress {
+            callback(progress);
+        }
+    };
+    runtime.block_on(async {
+        let download =
+            model.download_file().filename(file).maybe_revision(revision.map(str::to_string)).progress(handler).send();
+        tokio::pin!(download);
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                result = &mut download => {
+                    while let Ok(progress) = receiver.try_recv() {
+                        report(progress);
+                    }
+                    return result;
+                }
+                Some(progress) = receiver.recv() => report(progress),
+                _ = ticker.tick() => {
+                    if cancelled() {
+                        return Err(HFError::Other(CANCELLED.into()));
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Forwards hf-hub's events; it must not block, so it only sends on an unbounded channel.
+struct ChannelHandler {
+    file: String,
+    sender: tokio::sync::mpsc::UnboundedSender<DownloadProgress>,
+}
+
+impl ProgressHandler for ChannelHandler {
+    fn on_progress(&self, event: &ProgressEvent) {
+        let ProgressEvent::Download(event) = event else { return };
+        let total = |bytes: u64| (bytes > 0).then_some(bytes);
+        match event {
+            DownloadEvent::Progress { files } => {
+                for file in files {
+                    let _ = self.sender.send(DownloadProgress {
+                        file: file.filename.clone(),
+                        downloaded: file.bytes_completed,
+                        total: total(file.total_bytes),
+                    });
+                }
+            }
+            DownloadEvent::AggregateProgress { bytes_completed, total_bytes, .. } => {
+                let _ = self.sender.send(DownloadProgress {
+                    file: self.file.clone(),
+                    downloaded: *bytes_completed,
+                    total: total(*total_bytes),
+                });
+            }
+            DownloadEvent::Start { .. } | DownloadEvent::Complete => {}
+        }
+    }
+}
+
+/// Turns hf-hub's error into one sentence that names the model and says what to do.
+fn explain(
+    error: HFError,
+    runtime: &tokio::runtime::Runtime,
+    model: &hf_hub::HFRepository<hf_hub::RepoTypeModel>,
+    repo: &str,
+    revision: Option<&str>,
+    file: &str,
+    settings: &HubSettings,
+) -> MaeError {
+    let at = revision.map(|r| format!("@{r}")).unwrap_or_default();
+    let message = match error {
+        HFError::Other(message) if message == CANCELLED => format!("{repo}: download cancelled"),
+        HFError::RepoNotFound { .. } => not_found_message(repo),
+        HFError::RevisionNotFound { .. } => {
+            format!("{repo} has no revision `{}` on the hub", revision.unwrap_or("main"))
+        }
+        // hf-hub reports every 404 of a file download as a missing file: ask the hub which part is missing.
+        HFError::EntryNotFound { .. } => {
+            let repo_exists = runtime.block_on(model.exists().send());
+            let revision_exists = match revision {
+                Some(r) => runtime.block_on(model.revision_exists().revision(r).send()),
+                None => Ok(true),
+            };
+            match (repo_exists, revision_exists) {
+                (Ok(false), _) => not_found_message(repo),
+                (Ok(true), Ok(false)) => {
+                    format!("{repo} has no revision `{}` on the hub", revision.unwrap_or("main"))
+                }
+                _ => {
+                    format!("{repo}{at} has no {file} on the hub; it is not a ViTMAE model in the transformers layout")
+                }
+            }
+        }
+        HFError::AuthRequired { .. } | HFError::Forbidden { .. } => format!(
+            "{repo}{at}: the hub refused access; for a private or gated model set HF_TOKEN or log in with `hf auth \
+             login`"
+        ),
+        HFError::LocalEntryNotFound { .. } => format!(
+            "{repo}{at}: cannot reach the hub and {file} is not in the cache at {}",
+            settings.cache_dir.display()
+        ),
+        other => format!(
+            "{repo}{at}: downloading {file} failed ({other}); to use only what is cached, set HF_HUB_OFFLINE=1 \
+             (cache: {})",
+            settings.cache_dir.display()
+        ),
+    };
+    MaeError::Hub(message)
+}
+
+fn not_found_message(repo: &str) -> String {
+    format!(
+        "{repo} was not found on the Hugging Face hub (nor as a local path); check the spelling, and for a private \
+         model set HF_TOKEN"
+    )
+}
+
+/// A model repository the cache holds, for the window's model picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedModel {
+    /// `owner/name`.
+    pub repo: String,
+    /// Bytes of its blobs (every revision together), as `hf cache scan` counts them.
+    pub size_bytes: u64,
+}
+
+/// Model repositories in the cache that `settings` (the environment) names, sorted by id.
+pub fn cached_models() -> Vec<CachedModel> {
+    cached_models_in(&HubSettings::from_env().cache_dir)
+}
+
+/// Model repositories in `cache_dir` that have at least one snapshot with a config.json.
+pub fn cached_models_in(cache_dir: &Path) -> Vec<CachedModel> {
+    let Ok(entries) = std::fs::read_dir(cache_dir) else { return Vec::new() };
+    let mut models: Vec<CachedModel> = entries
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let folder = entry.file_name().to_string_lossy().into_owned();
+            let repo = folder.strip_prefix("models--")?.replacen("--", "/", 1);
+            let snapshots = std::fs::read_dir(entry.path().join("snapshots")).ok()?;
+            let usable = snapshots.filter_map(|s| s.ok()).any(|s| s.path().join(CONFIG_FILE).exists());
+            usable.then(|| CachedModel { repo, size_bytes: blob_bytes(&entry.path()) })
+        })
+        .collect();
+    models.sort_by(|a, b| a.repo.cmp(&b.repo));
+    models
+}
+
+/// Sum of the complete blobs (`.incomplete` downloads are not counted); falls back to snapshot files for caches
+/// written by tools that copy instead of linking.
+fn blob_bytes(repo_dir: &Path) -> u64 {
+    let sum_files = |dir: &Path| -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".incomplete"))
+                    .filter_map(|e| std::fs::metadata(e.path()).ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let blobs = sum_files(&repo_dir.join("blobs"));
+    if blobs > 0 {
+        return blobs;
+    }
+    std::fs::read_dir(repo_dir.join("snapshots"))
+        .map(|snapshots| snapshots.filter_map(|s| s.ok()).map(|s| sum_files(&s.path())).max().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> HubSettings {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        HubSettings::from_vars(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn cache_dir_follows_pythons_precedence() {
+        assert_eq!(settings(&[("HOME", "/h")]).cache_dir, PathBuf::from("/h/.cache/huggingface/hub"));
+        assert_eq!(
+            settings(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")]).cache_dir,
+            PathBuf::from("/x/huggingface/hub")
+        );
+        assert_eq!(
+            settings(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x"), ("HF_HOME", "/hf")]).cache_dir,
+            PathBuf::from("/hf/hub")
+        );
+        assert_eq!(settings(&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "/cache")]).cache_dir, PathBuf::from("/cache"));
+    }
+
+    #[test]
+    fn token_comes_from_the_variable_or_the_token_file() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("token"), "hf_file\n").unwrap();
+        let hf_home = home.path().to_str().unwrap();
+        assert_eq!(settings(&[("HF_HOME", hf_home)]).token.as_deref(), Some("hf_file"));
+        assert_eq!(settings(&[("HF_HOME", hf_home), ("HF_TOKEN", "hf_env")]).token.as_deref(), Some("hf_env"));
+        assert_eq!(settings(&[("HF_HOME", hf_home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")]).token, None);
+        assert_eq!(settings(&[("HF_HOME", "/nonexistent")]).token, None);
+    }
+
+    #[test]
+    fn offline_accepts_pythons_true_spellings() {
+        for value in ["1", "true", "YES", "on"] {
+            assert!(settings(&[("HF_HUB_OFFLINE", value)]).offline, "{value}");
+        }
+        for value in ["0", "false", "no"] {
+            assert!(!settings(&[("HF_HUB_OFFLINE", value)]).offline, "{value}");
+        }
+        assert!(settings(&[("TRANSFORMERS_OFFLINE", "1")]).offline);
+    }
+
+    #[test]
+    fn ids_and_revisions_cannot_escape_the_cache() {
+        assert_eq!(split_repo_id("facebook/vit-mae-base").unwrap(), ("facebook", "vit-mae-base"));
+        assert_eq!(split_repo_id("gpt2").unwrap(), ("", "gpt2"));
+        for bad in ["../etc", "a/b/c", "/abs", "a/..", "", "a b/c"] {
+            assert!(split_repo_id(bad).is_err(), "{bad}");
+        }
+        assert!(check_revision("main").is_ok());
+        assert!(check_revision("refs/pr/1").is_ok());
+        for bad in ["../../x", "/main", "a//b", ""] {
+            assert!(check_revision(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cached_models_lists_usable_repositories_with_blob_sizes() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = cache.path().join("models--facebook--vit-mae-base");
+        let commit = "a".repeat(40);
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots").join(&commit)).unwrap();
+        std::fs::write(repo.join("blobs/config"), vec![0u8; 10]).unwrap();
+        std::fs::write(repo.join("blobs/weights"), vec![0u8; 1000]).unwrap();
+        std::fs::write(repo.join("blobs/partial.incomplete"), vec![0u8; 5]).unwrap();
+        std::fs::write(repo.join("snapshots").join(&commit).join("config.json"), "{}").unwrap();
+        // A dataset and a model without any snapshot are not offered.
+        std::fs::create_dir_all(cache.path().join("datasets--x--y/snapshots")).unwrap();
+        std::fs::create_dir_all(cache.path().join("models--x--empty/snapshots")).unwrap();
+        assert_eq!(
+            cached_models_in(cache.path()),
+            vec![CachedModel { repo: "facebook/vit-mae-base".into(), size_bytes: 1010 }]
+        );
+        assert!(cached_models_in(&cache.path().join("missing")).is_empty());
+    }
+}
