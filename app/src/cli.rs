@@ -16,6 +16,34 @@ pub const DEFAULT_MODEL: &str = "facebook/vit-mae-base";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// Options of the window (no subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    /// Model folder or Hugging Face hub id [default: the last model used, else facebook/vit-mae-base]
+    #[arg(long, value_name = "DIR|HUB_ID")]
+    pub model: Option<String>,
+    /// auto, cpu, cuda or metal [default: the last one used, else auto]
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Image to open [default: the built-in sample photo]
+    #[arg(value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// Save a picture of the whole window once the first reconstruction is on screen, then exit.
+    #[arg(long, value_name = "PNG")]
+    pub screenshot: Option<PathBuf>,
+    /// Open an analysis panel at start (repeatable).
+    #[arg(long, value_enum)]
+    pub panel: Vec<WindowPanel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WindowPanel {
+    Attention,
+    Loss,
 }
 
 #[derive(Debug, Subcommand)]

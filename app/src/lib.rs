@@ -7,3 +7,5 @@ pub mod cli;
 pub mod dump;
 pub mod model_arg;
 pub mod render;
+pub mod window;
+pub mod worker;

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Dump(args)) => mae_explorer::dump::run(&args),
         Some(Command::Bench(args)) => mae_explorer::bench::run(&args),
-        None => Err(anyhow::anyhow!("the window is not built yet; use a subcommand (see --help)")),
+        None => mae_explorer::window::run(&cli.window),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,621 @@
+//! The model worker: one thread owns the model and does every slow thing (loading, forward passes, drawing the
+//! panels), so the window thread only uploads finished pictures and never waits.
+//!
+//! The window sends [`Request`]s over a channel and reads [`Response`]s from another. Requests carry an id. When
+//! several forward requests are waiting (a slider being dragged), only the newest runs: the others are answered by
+//! it, so the picture is at most one forward pass behind the pointer. A panic while serving a request is caught,
+//! reported as [`Response::Restarted`], and the worker continues with its caches cleared; the model survives
+//! because it is never mutated.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use candle_core::{Device, Tensor};
+use crossbeam_channel::{Receiver, Sender};
+use eframe::egui::ColorImage;
+use image::{RgbImage, RgbaImage};
+use mae_model::{ForwardOptions, LoadedModel, MaeOutput, MaskSpec};
+
+use crate::render::Colormap;
+use crate::render::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
+use crate::render::panels::{MaskedStyle, PanelOptions, render_panels};
+
+/// An image the window has opened, shared with the worker without copying. `id` changes whenever the picture does.
+#[derive(Clone, Debug)]
+pub struct ImageInput {
+    pub id: u64,
+    pub rgb: Arc<RgbImage>,
+    /// File name or "clipboard", for titles and export names.
+    pub name: String,
+}
+
+/// Which attention map to draw over the original (the Attention panel's settings).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttentionView {
+    pub decoder: bool,
+    pub layer: usize,
+    /// `None` = fuse all heads with `fusion`.
+    pub head: Option<usize>,
+    pub fusion: Fusion,
+    /// `None` = the CLS token's row; `Some(p)` = the row of spatial patch `p`.
+    pub query_patch: Option<usize>,
+    pub rollout: bool,
+    pub discard_ratio: f32,
+    pub colormap: Colormap,
+    pub alpha: f32,
+}
+
+impl Default for AttentionView {
+    fn default() -> Self {
+        Self {
+            decoder: false,
+            layer: 0,
+            head: None,
+            fusion: Fusion::Mean,
+            query_patch: None,
+            rollout: false,
+            discard_ratio: 0.0,
+            colormap: Colormap::Inferno,
+            alpha: 0.6,
+        }
+    }
+}
+
+/// How the heads of a layer are combined when no single head is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Fusion {
+    Mean,
+    Max,
+    Min,
+}
+
+impl Fusion {
+    pub const ALL: [Fusion; 3] = [Fusion::Mean, Fusion::Max, Fusion::Min];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fusion::Mean => "mean",
+            Fusion::Max => "max",
+            Fusion::Min => "min",
+        }
+    }
+}
+
+/// The per-patch loss heatmap's settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossView {
+    pub colormap: Colormap,
+    pub alpha: f32,
+}
+
+impl Default for LossView {
+    fn default() -> Self {
+        Self { colormap: Colormap::Viridis, alpha: 0.7 }
+    }
+}
+
+/// Everything about how a result is drawn (not what is computed): changing only these re-draws the cached
+/// forward pass instead of running the model again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ViewOptions {
+    pub masked_style: MaskedStyle,
+    /// `None` while the Attention panel is closed (nothing to draw).
+    pub attention: Option<AttentionView>,
+    /// `None` while the Loss panel is closed.
+    pub loss: Option<LossView>,
+}
+
+/// One forward pass to run and draw.
+#[derive(Clone, Debug)]
+pub struct ForwardRequest {
+    pub id: u64,
+    pub image: ImageInput,
+    pub mask: MaskSpec,
+    pub view: ViewOptions,
+}
+
+#[derive(Debug)]
+pub enum Request {
+    /// Load a model (folder, file or hub id) on a device (`auto`, `cpu`, ...), replacing the current one.
+    LoadModel {
+        id: u64,
+        model: String,
+        device: String,
+    },
+    Forward(Box<ForwardRequest>),
+    /// Mean loss over masked patches at each ratio (same image and seed), for the Loss panel's curve.
+    LossCurve {
+        id: u64,
+        image: ImageInput,
+        seed: u64,
+        ratios: Vec<f64>,
+    },
+    /// Panics inside the worker. Exists so tests (and the curious) can check that a crash is shown and survived.
+    Crash,
+}
+
+/// What the model is, for the status line and the controls' ranges.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub device: String,
+    /// Model input (height, width) in pixels.
+    pub image_size: (usize, usize),
+    pub patch_size: usize,
+    pub grid: (usize, usize),
+    pub encoder_layers: usize,
+    pub encoder_heads: usize,
+    pub decoder_layers: usize,
+    pub decoder_heads: usize,
+    pub default_mask_ratio: f64,
+    pub load_ms: f64,
+}
+
+/// Pictures ready to upload, at model resolution.
+#[derive(Clone, Debug)]
+pub struct PanelImages {
+    pub original: ColorImage,
+    pub mask: ColorImage,
+    pub masked: ColorImage,
+    pub reconstruction: ColorImage,
+    pub pasted: ColorImage,
+    pub attention: Option<ColorImage>,
+    pub loss: Option<ColorImage>,
+}
+
+/// A finished forward pass, drawn.
+#[derive(Clone, Debug)]
+pub struct ForwardResult {
+    pub id: u64,
+    pub image_id: u64,
+    /// The mask spec this result was computed for (so a test or the UI can tell which request it answers).
+    pub mask_spec: MaskSpec,
+    /// 1 = masked, per spatial patch.
+    pub mask: Vec<f32>,
+    pub grid: (usize, usize),
+    pub patch_size: usize,
+    pub patch_loss: Vec<f32>,
+    pub masked_loss: Option<f32>,
+    pub visible_loss: Option<f32>,
+    pub uses_target_statistics: bool,
+    /// `None` when the result was re-drawn from the cached forward pass.
+    pub forward_ms: Option<f64>,
+    pub render_ms: f64,
+    pub panels: PanelImages,
+    /// Drawing an overlay failed (the rest of the result is fine).
+    pub overlay_error: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Response {
+    ModelLoading {
+        id: u64,
+        message: String,
+    },
+    ModelLoaded {
+        id: u64,
+        info: Box<ModelInfo>,
+    },
+    ModelFailed {
+        id: u64,
+        error: String,
+    },
+    Forward(Box<ForwardResult>),
+    ForwardFailed {
+        id: u64,
+        error: String,
+    },
+    LossCurveProgress {
+        id: u64,
+        done: usize,
+        total: usize,
+    },
+    LossCurve {
+        id: u64,
+        points: Vec<(f64, Option<f32>)>,
+    },
+    LossCurveFailed {
+        id: u64,
+        error: String,
+    },
+    /// The worker panicked and carried on with its caches cleared; `message` says what happened.
+    Restarted {
+        message: String,
+    },
+}
+
+/// Counters the window shows and tests assert on.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Forward passes actually run.
+    pub forwards: AtomicUsize,
+    /// Forward requests received (run, re-drawn from cache, or skipped as superseded).
+    pub forward_requests: AtomicUsize,
+    /// Forward requests skipped because a newer one was already waiting.
+    pub superseded: AtomicUsize,
+    pub restarts: AtomicUsize,
+}
+
+impl WorkerStats {
+    pub fn forwards(&self) -> usize {
+        self.forwards.load(Ordering::Relaxed)
+    }
+
+    pub fn forward_requests(&self) -> usize {
+        self.forward_requests.load(Ordering::Relaxed)
+    }
+
+    pub fn superseded(&self) -> usize {
+        self.superseded.load(Ordering::Relaxed)
+    }
+
+    pub fn restarts(&self) -> usize {
+        self.restarts.load(Ordering::Relaxed)
+    }
+}
+
+/// Called after every response so the window wakes up (`egui::Context::request_repaint`).
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub notify: Notify,
+    /// Every forward pass takes at least this long. Lets tests imitate a big model on a slow machine with a tiny
+    /// fixture model; zero in the application.
+    pub min_forward_time: Duration,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig").field("min_forward_time", &self.min_forward_time).finish_non_exhaustive()
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { notify: Arc::new(|| {}), min_forward_time: Duration::ZERO }
+    }
+}
+
+/// The window's end of the worker. Dropping it closes the request channel, which ends the thread.
+#[derive(Debug)]
+pub struct Worker {
+    requests: Option<Sender<Request>>,
+    responses: Receiver<Response>,
+    stats: Arc<WorkerStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn spawn(config: WorkerConfig) -> Self {
+        let (request_sender, request_receiver) = crossbeam_channel::unbounded();
+        let (response_sender, response_receiver) = crossbeam_channel::unbounded();
+        let stats = Arc::new(WorkerStats::default());
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("mae-worker".into())
+            .spawn(move || run(request_receiver, response_sender, config, thread_stats))
+            .expect("the operating system refused to start the worker thread");
+        Self { requests: Some(request_sender), responses: response_receiver, stats, thread: Some(thread) }
+    }
+
+    /// Queues a request; never blocks. Returns false when the worker is gone (it never should be).
+    pub fn send(&self, request: Request) -> bool {
+        self.requests.as_ref().is_some_and(|sender| sender.send(request).is_ok())
+    }
+
+    /// Responses that have arrived since the last call; never blocks.
+    pub fn try_recv(&self) -> Option<Response> {
+        self.responses.try_recv().ok()
+    }
+
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.requests.take();
+        // A forward pass in flight finishes within a second or so; don't make the window wait for it on exit.
+        if let Some(thread) = self.thread.take()
+            && thread.is_finished()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The worker's state between requests.
+struct WorkerState {
+    config: WorkerConfig,
+    stats: Arc<WorkerStats>,
+    model: Option<LoadedModel>,
+    /// Bumped on every model (re)load so caches keyed on it go stale.
+    model_generation: u64,
+    /// Preprocessed input of the last image: (model generation, image id) → pixel values.
+    input: Option<((u64, u64), Tensor)>,
+    /// The last forward pass: (model generation, image id, mask) → output.
+    output: Option<((u64, u64, MaskSpec), MaeOutput)>,
+    curve: Option<CurveJob>,
+}
+
+fn run(requests: Receiver<Request>, responses: Sender<Response>, config: WorkerConfig, stats: Arc<WorkerStats>) {
+    let mut state =
+        WorkerState { config, stats, model: None, model_generation: 0, input: None, output: None, curve: None };
+    let notify = state.config.notify.clone();
+    let mut send = |response: Response| {
+        let _ = responses.send(response);
+        notify();
+    };
+    loop {
+        // A loss curve is computed one ratio at a time between requests, so it never holds up the picture.
+        let first = if state.curve.is_some() {
+            match requests.try_recv() {
+                Ok(request) => Some(request),
+                Err(crossbeam_channel::TryRecvError::Empty) => None,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+            }
+        } else {
+            match requests.recv() {
+                Ok(request) => Some(request),
+                Err(_) => return,
+            }
+        };
+        let Some(first) = first else {
+            guarded(&mut state, &mut send, |state, send| state.curve_step(send));
+            continue;
+        };
+        // Everything that queued up while we were busy: only the newest forward request is worth running.
+        let mut batch = vec![first];
+        batch.extend(requests.try_iter());
+        let newest_forward = batch.iter().rposition(|request| matches!(request, Request::Forward(_)));
+        for (index, request) in batch.into_iter().enumerate() {
+            if let Request::Forward(_) = request {
+                state.stats.forward_requests.fetch_add(1, Ordering::Relaxed);
+                if Some(index) != newest_forward {
+                    state.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            guarded(&mut state, &mut send, |state, send| state.handle(request, send));
+        }
+    }
+}
+
+/// Runs one piece of work; a panic in it is reported and the worker goes on with fresh caches ("restarted").
+fn guarded(
+    state: &mut WorkerState,
+    send: &mut dyn FnMut(Response),
+    work: impl FnOnce(&mut WorkerState, &mut dyn FnMut(Response)),
+) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| work(state, send)));
+    if let Err(panic) = outcome {
+        state.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        state.input = None;
+        state.output = None;
+        state.curve = None;
+        let message = format!("the model worker crashed ({}) and was restarted", panic_message(&panic));
+        send(Response::Restarted { message });
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+impl WorkerState {
+    fn handle(&mut self, request: Request, send: &mut dyn FnMut(Response)) {
+        match request {
+            Request::LoadModel { id, model, device } => self.load_model(id, &model, &device, send),
+            Request::Forward(request) => {
+                let id = request.id;
+                match self.forward(*request) {
+                    Ok(result) => send(Response::Forward(Box::new(result))),
+                    Err(error) => send(Response::ForwardFailed { id, error: format!("{error:#}") }),
+                }
+            }
+            Request::LossCurve { id, image, seed, ratios } => {
+                if ratios.is_empty() {
+                    send(Response::LossCurve { id, points: Vec::new() });
+                } else if let Err(error) = self.start_loss_curve(id, &image, seed, ratios) {
+                    send(Response::LossCurveFailed { id, error: format!("{error:#}") });
+                }
+            }
+            Request::Crash => panic!("crash requested"),
+        }
+    }
+
+    fn load_model(&mut self, id: u64, model: &str, device: &str, send: &mut dyn FnMut(Response)) {
+        send(Response::ModelLoading { id, message: format!("loading {model} on {device}…") });
+        let start = Instant::now();
+        // The old model stays usable until the new one is in: a failed load changes nothing.
+        match crate::model_arg::load_model(model, device) {
+            Ok(loaded) => {
+                let info = model_info(&loaded, start.elapsed().as_secs_f64() * 1e3);
+                self.model = Some(loaded);
+                self.model_generation += 1;
+                self.input = None;
+                self.output = None;
+                send(Response::ModelLoaded { id, info: Box::new(info) });
+            }
+            Err(error) => send(Response::ModelFailed { id, error: format!("{error:#}") }),
+        }
+    }
+
+    fn loaded(&self) -> Result<&LoadedModel> {
+        self.model.as_ref().context("no model is loaded")
+    }
+
+    /// The image as the model's preprocessor prepares it, cached per image and model.
+    fn pixel_values(&mut self, image: &ImageInput) -> Result<Tensor> {
+        let key = (self.model_generation, image.id);
+        if let Some((cached_key, values)) = &self.input
+            && *cached_key == key
+        {
+            return Ok(values.clone());
+        }
+        let values = self.loaded()?.preprocessor.pixel_values(&image.rgb, &Device::Cpu)?;
+        self.input = Some((key, values.clone()));
+        Ok(values)
+    }
+
+    fn forward(&mut self, request: ForwardRequest) -> Result<ForwardResult> {
+        let key = (self.model_generation, request.image.id, request.mask.clone());
+        let mut forward_ms = None;
+        let cached = self.output.as_ref().is_some_and(|(cached_key, _)| *cached_key == key);
+        if !cached {
+            let pixel_values = self.pixel_values(&request.image)?;
+            let start = Instant::now();
+            let output =
+                self.loaded()?.model.forward(&pixel_values, &request.mask, ForwardOptions { attentions: true })?;
+            let elapsed = start.elapsed();
+            if elapsed < self.config.min_forward_time {
+                std::thread::sleep(self.config.min_forward_time - elapsed);
+            }
+            forward_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+            self.stats.forwards.fetch_add(1, Ordering::Relaxed);
+            self.output = Some((key, output));
+        }
+        let (_, output) = self.output.as_ref().expect("the output was just cached");
+        let loaded = self.model.as_ref().context("no model is loaded")?;
+        let render_start = Instant::now();
+        let (panels, overlay_error, uses_target_statistics) = draw(output, loaded, &request.view)?;
+        Ok(ForwardResult {
+            id: request.id,
+            image_id: request.image.id,
+            mask_spec: request.mask,
+            mask: output.masking.mask.clone(),
+            grid: output.grid,
+            patch_size: output.patch_size,
+            patch_loss: output.patch_loss.clone(),
+            masked_loss: output.loss,
+            visible_loss: output.visible_loss(),
+            uses_target_statistics,
+            forward_ms,
+            render_ms: render_start.elapsed().as_secs_f64() * 1e3,
+            panels,
+            overlay_error,
+        })
+    }
+
+    fn start_loss_curve(&mut self, id: u64, image: &ImageInput, seed: u64, ratios: Vec<f64>) -> Result<()> {
+        let pixel_values = self.pixel_values(image)?;
+        self.curve = Some(CurveJob { id, pixel_values, seed, ratios, points: Vec::new() });
+        Ok(())
+    }
+
+    /// Computes the next point of the loss curve in progress.
+    fn curve_step(&mut self, send: &mut dyn FnMut(Response)) {
+        let Some(job) = self.curve.as_mut() else { return };
+        let ratio = job.ratios[job.points.len()];
+        let model = match self.model.as_ref() {
+            Some(loaded) => &loaded.model,
+            None => {
+                send(Response::LossCurveFailed { id: job.id, error: "no model is loaded".into() });
+                self.curve = None;
+                return;
+            }
+        };
+        let spec = MaskSpec::Seed { seed: job.seed, ratio };
+        match model.forward(&job.pixel_values, &spec, ForwardOptions { attentions: false }) {
+            Ok(output) => {
+                self.stats.forwards.fetch_add(1, Ordering::Relaxed);
+                job.points.push((ratio, output.loss));
+                send(Response::LossCurveProgress { id: job.id, done: job.points.len(), total: job.ratios.len() });
+                if job.points.len() == job.ratios.len() {
+                    let job = self.curve.take().expect("the job is in progress");
+                    send(Response::LossCurve { id: job.id, points: job.points });
+                }
+            }
+            Err(error) => {
+                send(Response::LossCurveFailed { id: job.id, error: format!("{error:#}") });
+                self.curve = None;
+            }
+        }
+    }
+}
+
+/// A loss-vs-ratio curve being computed point by point.
+struct CurveJob {
+    id: u64,
+    pixel_values: Tensor,
+    seed: u64,
+    ratios: Vec<f64>,
+    points: Vec<(f64, Option<f32>)>,
+}
+
+fn model_info(loaded: &LoadedModel, load_ms: f64) -> ModelInfo {
+    let config = loaded.model.config();
+    let (height, width) = loaded.preprocessor.config.target_size();
+    let patch = config.patch_size;
+    ModelInfo {
+        name: loaded.name.clone(),
+        device: loaded.model.device_name().to_string(),
+        image_size: (height, width),
+        patch_size: patch,
+        grid: (height / patch, width / patch),
+        encoder_layers: config.num_hidden_layers,
+        encoder_heads: config.num_attention_heads,
+        decoder_layers: config.decoder_num_hidden_layers,
+        decoder_heads: config.decoder_num_attention_heads,
+        default_mask_ratio: config.mask_ratio,
+        load_ms,
+    }
+}
+
+/// Draws the panels and any overlays the view asks for. An overlay that cannot be drawn is reported, not fatal.
+fn draw(output: &MaeOutput, loaded: &LoadedModel, view: &ViewOptions) -> Result<(PanelImages, Option<String>, bool)> {
+    let panels = render_panels(output, &loaded.preprocessor, &PanelOptions { masked_style: view.masked_style })?;
+    let mut overlay_error = None;
+    let attention = view.attention.as_ref().and_then(|attention_view| {
+        attention_overlay(output, &panels.original, attention_view)
+            .map_err(|error| overlay_error = Some(format!("attention: {error:#}")))
+            .ok()
+    });
+    let loss = view.loss.as_ref().map(|loss_view| {
+        crate::render::loss::loss_overlay(&panels.original, output, loss_view.colormap, loss_view.alpha, None)
+    });
+    let images = PanelImages {
+        original: color_image(&panels.original),
+        mask: color_image(&panels.mask),
+        masked: color_image(&panels.masked),
+        reconstruction: color_image(&panels.reconstruction),
+        pasted: color_image(&panels.pasted),
+        attention: attention.as_ref().map(color_image),
+        loss: loss.as_ref().map(color_image),
+    };
+    Ok((images, overlay_error, panels.uses_target_statistics))
+}
+
+fn attention_overlay(output: &MaeOutput, base: &RgbaImage, view: &AttentionView) -> Result<RgbaImage> {
+    let selection = AttentionSelection {
+        stack: if view.decoder { Stack::Decoder } else { Stack::Encoder },
+        layer: view.layer,
+        heads: match (view.head, view.fusion) {
+            (Some(head), _) => HeadFusion::Head(head),
+            (None, Fusion::Mean) => HeadFusion::Mean,
+            (None, Fusion::Max) => HeadFusion::Max,
+            (None, Fusion::Min) => HeadFusion::Min,
+        },
+        query: view.query_patch.map_or(Query::Cls, Query::Patch),
+        rollout: view.rollout,
+        discard_ratio: view.discard_ratio,
+    };
+    let scores = attention::patch_scores(output, &selection)?;
+    Ok(attention::overlay(base, &scores, output.grid, output.patch_size, view.colormap, view.alpha))
+}
+
+pub fn color_image(image: &RgbaImage) -> ColorImage {
+    ColorImage::from_rgba_unmultiplied([image.width() as usize, image.height() as usize], image.as_raw())
+}
