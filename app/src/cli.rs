@@ -52,6 +52,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Time the forward pass (attentions kept) and print median/min milliseconds.
     Bench(BenchArgs),
+    /// Write a comparison grid (images × mask ratios × seeds by chosen columns) as a PNG, JPEG or WebP.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -102,4 +104,42 @@ pub struct BenchArgs {
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Model folder or Hugging Face hub id.
+    #[arg(long, value_name = "DIR|HUB_ID")]
+    pub model: String,
+    /// Images, or folders whose images all become rows (repeatable).
+    #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
+    pub image: Vec<PathBuf>,
+    /// Comma-separated mask ratios in [0, 1]; each makes rows.
+    #[arg(long, value_name = "R,R,...", default_value = "0.5,0.75,0.9", allow_hyphen_values = true)]
+    pub mask_ratios: String,
+    /// Comma-separated seeds (torch.manual_seed values); each makes rows.
+    #[arg(long, value_name = "S,S,...", default_value = "0,1,2", allow_hyphen_values = true)]
+    pub seeds: String,
+    /// Comma-separated columns: original, mask, masked, reconstruction, pasted, loss,
+    /// attention[:encoder|decoder][:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...].
+    #[arg(long, value_name = "C,C,...", default_value = "original,masked,reconstruction,pasted")]
+    pub columns: String,
+    /// Colormap of loss and attention heatmaps: viridis, inferno, magma, turbo or cividis.
+    #[arg(long, default_value = "viridis")]
+    pub colormap: String,
+    /// How masked patches look in the "masked" column: mean-grey, dimmed or checker.
+    #[arg(long, default_value = "mean-grey")]
+    pub masked_style: String,
+    /// Side of each tile in pixels (model-resolution pictures are scaled with nearest-neighbour).
+    #[arg(long, default_value_t = 224)]
+    pub tile_size: u32,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Output picture; the extension picks the format (.png, .jpg/.jpeg, .webp).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }

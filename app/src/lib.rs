@@ -5,6 +5,7 @@ pub mod atomic_file;
 pub mod bench;
 pub mod cli;
 pub mod dump;
+pub mod export;
 pub mod model_arg;
 pub mod render;
 pub mod window;

@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Dump(args)) => mae_explorer::dump::run(&args),
         Some(Command::Bench(args)) => mae_explorer::bench::run(&args),
+        Some(Command::Export(args)) => mae_explorer::export::run(&args),
         None => mae_explorer::window::run(&cli.window),
     };
     match result {

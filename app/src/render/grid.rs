@@ -1,0 +1,328 @@
+//! Comparison grids for export: one row per (image, mask ratio, seed), one column per view, a title naming the
+//! model, column captions on top and row captions on the left, all drawn with the bundled font.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Result, bail};
+use image::{Rgba, RgbaImage, imageops};
+use mae_model::MaeOutput;
+
+use super::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
+use super::colormap::Colormap;
+use super::loss::loss_overlay;
+use super::panels::Panels;
+use super::text::{draw_text, fit_text, line_height, text_width};
+
+/// What one column of the grid shows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Column {
+    Original,
+    Mask,
+    Masked,
+    Reconstruction,
+    Pasted,
+    Loss,
+    Attention(AttentionColumn),
+}
+
+/// An attention column: CLS → patch attention of one layer (or rollout up to it), drawn over the original.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AttentionColumn {
+    pub stack: Stack,
+    /// `None`: the last layer of the stack.
+    pub layer: Option<usize>,
+    pub heads: HeadFusion,
+    pub rollout: bool,
+    pub discard_ratio: f32,
+}
+
+/// Column names accepted by `--columns`.
+pub const COLUMN_NAMES: &str = "original, mask, masked, reconstruction, pasted, loss, attention[:encoder|decoder]\
+[:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...]";
+
+impl FromStr for Column {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let spec = text.trim().to_ascii_lowercase();
+        let mut parts = spec.split(':');
+        let name = parts.next().unwrap_or_default();
+        let simple = match name {
+            "original" => Some(Column::Original),
+            "mask" => Some(Column::Mask),
+            "masked" => Some(Column::Masked),
+            "reconstruction" => Some(Column::Reconstruction),
+            "pasted" => Some(Column::Pasted),
+            "loss" => Some(Column::Loss),
+            "attention" | "rollout" => None,
+            _ => return Err(format!("unknown column \"{text}\" (choose from {COLUMN_NAMES})")),
+        };
+        if let Some(column) = simple {
+            return if spec.contains(':') { Err(format!("column \"{text}\" takes no options")) } else { Ok(column) };
+        }
+        let mut column = AttentionColumn { rollout: name == "rollout", ..AttentionColumn::default() };
+        for part in parts {
+            let number = |digits: &str| digits.parse::<usize>().ok();
+            match part {
+                "encoder" => column.stack = Stack::Encoder,
+                "decoder" => column.stack = Stack::Decoder,
+                "mean" => column.heads = HeadFusion::Mean,
+                "max" => column.heads = HeadFusion::Max,
+                "min" => column.heads = HeadFusion::Min,
+                "rollout" => column.rollout = true,
+                _ if part.starts_with('l') && number(&part[1..]).is_some() => column.layer = number(&part[1..]),
+                _ if part.starts_with('h') && number(&part[1..]).is_some() => {
+                    column.heads = HeadFusion::Head(number(&part[1..]).unwrap_or_default())
+                }
+                _ if part.starts_with("discard=") => match part["discard=".len()..].parse::<f32>() {
+                    Ok(ratio) if (0.0..=1.0).contains(&ratio) => column.discard_ratio = ratio,
+                    _ => return Err(format!("column \"{text}\": the discard ratio must be a number in [0, 1]")),
+                },
+                _ => return Err(format!("column \"{text}\": unknown attention option \"{part}\" ({COLUMN_NAMES})")),
+            }
+        }
+        Ok(Column::Attention(column))
+    }
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Column::Original => f.write_str("original"),
+            Column::Mask => f.write_str("mask"),
+            Column::Masked => f.write_str("masked"),
+            Column::Reconstruction => f.write_str("reconstruction"),
+            Column::Pasted => f.write_str("pasted"),
+            Column::Loss => f.write_str("loss"),
+            Column::Attention(column) => {
+                let layer = column.layer.map_or("last".to_string(), |layer| format!("L{layer}"));
+                let kind = if column.rollout { "rollout" } else { "attention" };
+                write!(f, "{kind} {} {layer} {}", column.stack, column.heads)
+            }
+        }
+    }
+}
+
+/// Parses a comma-separated `--columns` list.
+pub fn parse_columns(list: &str) -> Result<Vec<Column>, String> {
+    let columns: Vec<Column> =
+        list.split(',').filter(|part| !part.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+    if columns.is_empty() {
+        return Err(
+            "no columns given (choose from original, mask, masked, reconstruction, pasted, loss, attention)".into()
+        );
+    }
+    Ok(columns)
+}
+
+/// How strongly heatmaps cover the picture beneath.
+pub const OVERLAY_ALPHA: f32 = 0.65;
+
+/// The caption of a column for this model (reconstructions of `norm_pix_loss` models are marked).
+pub fn column_caption(column: &Column, uses_target_statistics: bool) -> String {
+    match column {
+        Column::Reconstruction | Column::Pasted if uses_target_statistics => format!("{column}*"),
+        _ => column.to_string(),
+    }
+}
+
+/// One tile at model resolution.
+pub fn render_tile(column: &Column, output: &MaeOutput, panels: &Panels, colormap: Colormap) -> Result<RgbaImage> {
+    Ok(match column {
+        Column::Original => panels.original.clone(),
+        Column::Mask => panels.mask.clone(),
+        Column::Masked => panels.masked.clone(),
+        Column::Reconstruction => panels.reconstruction.clone(),
+        Column::Pasted => panels.pasted.clone(),
+        Column::Loss => loss_overlay(&panels.original, output, colormap, OVERLAY_ALPHA, None),
+        Column::Attention(column) => {
+            let layers = match column.stack {
+                Stack::Encoder => output.encoder_attentions.len(),
+                Stack::Decoder => output.decoder_attentions.len(),
+            };
+            let selection = AttentionSelection {
+                stack: column.stack,
+                layer: column.layer.unwrap_or(layers.saturating_sub(1)),
+                heads: column.heads,
+                query: Query::Cls,
+                rollout: column.rollout,
+                discard_ratio: column.discard_ratio,
+            };
+            let scores = attention::patch_scores(output, &selection)?;
+            attention::overlay(&panels.original, &scores, output.grid, output.patch_size, colormap, OVERLAY_ALPHA)
+        }
+    })
+}
+
+/// One row: caption lines for the left margin and one tile per column (any size; scaled into the grid).
+#[derive(Clone, Debug)]
+pub struct GridRow {
+    pub caption: Vec<String>,
+    pub tiles: Vec<RgbaImage>,
+}
+
+/// Text and size of the whole grid.
+#[derive(Clone, Debug)]
+pub struct GridSpec {
+    pub title: String,
+    pub column_captions: Vec<String>,
+    /// Side of each square tile in pixels; tiles are scaled with nearest-neighbour so patches stay crisp.
+    pub tile_size: u32,
+}
+
+pub const TITLE_SIZE: f32 = 18.0;
+pub const CAPTION_SIZE: f32 = 14.0;
+const PADDING: u32 = 8;
+/// Largest grid written (pixels): about 1 GiB of RGBA while composing.
+pub const MAX_GRID_PIXELS: u64 = 256 * 1024 * 1024;
+/// Space after each tile, right and below.
+pub const GAP: u32 = 4;
+const BACKGROUND: Rgba<u8> = Rgba([236, 236, 236, 255]);
+const INK: [u8; 3] = [20, 20, 20];
+
+/// Where everything goes: width = `caption_width + columns·(tile_size + GAP)`, height = `title_height +
+/// header_height + rows·(tile_size + GAP)` (each tile is followed by a thin gap so neighbouring tiles, and white
+/// mask tiles, stay apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GridGeometry {
+    pub columns: u32,
+    pub rows: u32,
+    pub tile_size: u32,
+    pub caption_width: u32,
+    pub title_height: u32,
+    pub header_height: u32,
+}
+
+impl GridGeometry {
+    pub fn new(spec: &GridSpec, row_captions: &[Vec<String>]) -> Self {
+        let widest_caption = row_captions.iter().flatten().map(|line| text_width(line, CAPTION_SIZE)).max();
+        Self {
+            columns: spec.column_captions.len() as u32,
+            rows: row_captions.len() as u32,
+            tile_size: spec.tile_size,
+            caption_width: widest_caption.unwrap_or(0).max(40) + 2 * PADDING,
+            title_height: line_height(TITLE_SIZE) + 2 * PADDING,
+            header_height: line_height(CAPTION_SIZE) + PADDING,
+        }
+    }
+
+    pub fn width(&self) -> u64 {
+        u64::from(self.caption_width) + u64::from(self.columns) * u64::from(self.tile_size + GAP)
+    }
+
+    pub fn height(&self) -> u64 {
+        u64::from(self.title_height + self.header_height) + u64::from(self.rows) * u64::from(self.tile_size + GAP)
+    }
+
+    /// Top-left corner of the tile in `row`, `column`.
+    pub fn tile_origin(&self, row: u32, column: u32) -> (u32, u32) {
+        let pitch = self.tile_size + GAP;
+        (self.caption_width + column * pitch, self.title_height + self.header_height + row * pitch)
+    }
+
+    /// Refuses grids too large to compose in memory, naming the size.
+    pub fn check_size(&self) -> Result<()> {
+        let pixels = self.width() * self.height();
+        if self.width() > u64::from(u32::MAX) || self.height() > u64::from(u32::MAX) || pixels > MAX_GRID_PIXELS {
+            bail!(
+                "the grid would be {}×{} pixels (at most {MAX_GRID_PIXELS} pixels): use fewer images, mask ratios or \
+                 seeds, or a smaller --tile-size",
+                self.width(),
+                self.height()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `tile` scaled (nearest) to fit a `size`×`size` square, centred on the background colour.
+pub fn fit_tile(tile: &RgbaImage, size: u32) -> RgbaImage {
+    let (width, height) = tile.dimensions();
+    if (width, height) == (size, size) {
+        return tile.clone();
+    }
+    let scale = f64::from(size) / f64::from(width.max(height).max(1));
+    let scaled_width = ((f64::from(width) * scale).round() as u32).clamp(1, size);
+    let scaled_height = ((f64::from(height) * scale).round() as u32).clamp(1, size);
+    let scaled = imageops::resize(tile, scaled_width, scaled_height, imageops::FilterType::Nearest);
+    let mut square = RgbaImage::from_pixel(size, size, BACKGROUND);
+    imageops::replace(
+        &mut square,
+        &scaled,
+        i64::from((size - scaled_width) / 2),
+        i64::from((size - scaled_height) / 2),
+    );
+    square
+}
+
+/// Draws the grid.
+pub fn compose_grid(spec: &GridSpec, rows: &[GridRow]) -> Result<RgbaImage> {
+    if spec.tile_size == 0 {
+        bail!("the tile size must be at least 1 pixel");
+    }
+    if let Some(row) = rows.iter().find(|row| row.tiles.len() != spec.column_captions.len()) {
+        bail!("a grid row has {} tiles for {} columns", row.tiles.len(), spec.column_captions.len());
+    }
+    let captions: Vec<Vec<String>> = rows.iter().map(|row| row.caption.clone()).collect();
+    let geometry = GridGeometry::new(spec, &captions);
+    geometry.check_size()?;
+    let mut canvas = RgbaImage::from_pixel(geometry.width() as u32, geometry.height() as u32, BACKGROUND);
+
+    let title = fit_text(&spec.title, TITLE_SIZE, canvas.width().saturating_sub(2 * PADDING));
+    draw_text(&mut canvas, &title, PADDING as f32, PADDING as f32, TITLE_SIZE, INK);
+    for (index, caption) in spec.column_captions.iter().enumerate() {
+        let (x, _) = geometry.tile_origin(0, index as u32);
+        let caption = fit_text(caption, CAPTION_SIZE, spec.tile_size.saturating_sub(4));
+        let centred = x + spec.tile_size.saturating_sub(text_width(&caption, CAPTION_SIZE)) / 2;
+        draw_text(&mut canvas, &caption, centred as f32, geometry.title_height as f32, CAPTION_SIZE, INK);
+    }
+    let line = line_height(CAPTION_SIZE) as f32 + 2.0;
+    for (row_index, row) in rows.iter().enumerate() {
+        let (_, top) = geometry.tile_origin(row_index as u32, 0);
+        for (line_index, text) in row.caption.iter().enumerate() {
+            let y = top as f32 + PADDING as f32 / 2.0 + line_index as f32 * line;
+            draw_text(&mut canvas, text, PADDING as f32, y, CAPTION_SIZE, INK);
+        }
+        for (column_index, tile) in row.tiles.iter().enumerate() {
+            let (x, y) = geometry.tile_origin(row_index as u32, column_index as u32);
+            imageops::replace(&mut canvas, &fit_tile(tile, spec.tile_size), i64::from(x), i64::from(y));
+        }
+    }
+    Ok(canvas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_names_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_columns("original, masked,pasted").unwrap().len(), 3);
+        let attention: Column = "attention:decoder:L1:h0".parse().unwrap();
+        assert_eq!(
+            attention,
+            Column::Attention(AttentionColumn {
+                stack: Stack::Decoder,
+                layer: Some(1),
+                heads: HeadFusion::Head(0),
+                ..AttentionColumn::default()
+            })
+        );
+        assert!(matches!("rollout:discard=0.9".parse::<Column>().unwrap(), Column::Attention(c) if c.rollout));
+        let err = parse_columns("original,recon").unwrap_err();
+        assert!(err.contains("\"recon\""), "{err}");
+        assert!("attention:sideways".parse::<Column>().unwrap_err().contains("sideways"));
+        assert!("mask:L1".parse::<Column>().is_err());
+        assert!(parse_columns(" , ").is_err());
+    }
+
+    #[test]
+    fn tiles_fit_their_square() {
+        let wide = RgbaImage::from_pixel(8, 4, Rgba([1, 2, 3, 255]));
+        let square = fit_tile(&wide, 16);
+        assert_eq!(square.dimensions(), (16, 16));
+        assert_eq!(square.get_pixel(0, 8).0, [1, 2, 3, 255]);
+        assert_eq!(square.get_pixel(0, 0).0, BACKGROUND.0);
+    }
+}
