@@ -8,8 +8,8 @@
 //! because it is never mutated.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,10 @@ use candle_core::{Device, Tensor};
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui::ColorImage;
 use image::{RgbImage, RgbaImage};
-use mae_model::{ForwardOptions, LoadedModel, MaeOutput, MaskSpec};
+use mae_model::{
+    DeviceChoice, DownloadProgress, ForwardOptions, LoadOptions, LoadedModel, MaeOutput, MaskSpec, ModelLocation,
+    select_device,
+};
 
 use crate::render::Colormap;
 use crate::render::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
@@ -121,10 +124,12 @@ pub struct ForwardRequest {
 #[derive(Debug)]
 pub enum Request {
     /// Load a model (folder, file or hub id) on a device (`auto`, `cpu`, ...), replacing the current one.
+    /// `cancel` abandons a download in progress when set.
     LoadModel {
         id: u64,
         model: String,
         device: String,
+        cancel: Arc<AtomicBool>,
     },
     Forward(Box<ForwardRequest>),
     /// Mean loss over masked patches at each ratio (same image and seed), for the Loss panel's curve.
@@ -342,11 +347,21 @@ struct WorkerState {
     /// The last forward pass: (model generation, image id, mask) → output.
     output: Option<((u64, u64, MaskSpec), MaeOutput)>,
     curve: Option<CurveJob>,
+    /// For download progress, which is reported from inside a load.
+    progress: Sender<Response>,
 }
 
 fn run(requests: Receiver<Request>, responses: Sender<Response>, config: WorkerConfig, stats: Arc<WorkerStats>) {
-    let mut state =
-        WorkerState { config, stats, model: None, model_generation: 0, input: None, output: None, curve: None };
+    let mut state = WorkerState {
+        config,
+        stats,
+        model: None,
+        model_generation: 0,
+        input: None,
+        output: None,
+        curve: None,
+        progress: responses.clone(),
+    };
     let notify = state.config.notify.clone();
     let mut send = |response: Response| {
         let _ = responses.send(response);
@@ -417,7 +432,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 impl WorkerState {
     fn handle(&mut self, request: Request, send: &mut dyn FnMut(Response)) {
         match request {
-            Request::LoadModel { id, model, device } => self.load_model(id, &model, &device, send),
+            Request::LoadModel { id, model, device, cancel } => self.load_model(id, &model, &device, cancel, send),
             Request::Forward(request) => {
                 let id = request.id;
                 match self.forward(*request) {
@@ -436,17 +451,46 @@ impl WorkerState {
         }
     }
 
-    fn load_model(&mut self, id: u64, model: &str, device: &str, send: &mut dyn FnMut(Response)) {
+    fn load_model(
+        &mut self,
+        id: u64,
+        model: &str,
+        device: &str,
+        cancel: Arc<AtomicBool>,
+        send: &mut dyn FnMut(Response),
+    ) {
         send(Response::ModelLoading { id, message: format!("loading {model} on {device}…") });
         let start = Instant::now();
+        // Download progress arrives on this thread but through a `Sync` callback: send it straight to the window,
+        // a few times a second at most.
+        let last_report = Mutex::new(None::<Instant>);
+        let progress_sender = self.progress.clone();
+        let notify = self.config.notify.clone();
+        let report = move |progress: DownloadProgress| {
+            let Ok(mut last) = last_report.lock() else { return };
+            let finished = progress.total.is_some_and(|total| progress.downloaded >= total);
+            if !finished && last.is_some_and(|at: Instant| at.elapsed() < Duration::from_millis(200)) {
+                return;
+            }
+            *last = Some(Instant::now());
+            let _ = progress_sender.send(Response::ModelLoading { id, message: download_message(&progress) });
+            notify();
+        };
+        let loaded = (|| -> Result<LoadedModel> {
+            let selected = select_device(device.parse::<DeviceChoice>()?)?;
+            let location: ModelLocation = model.parse()?;
+            let options = LoadOptions { progress: Some(&report), cancel: Some(cancel) };
+            Ok(mae_model::load_model(&location, &selected, &options)?)
+        })();
         // The old model stays usable until the new one is in: a failed load changes nothing.
-        match crate::model_arg::load_model(model, device) {
+        match loaded {
             Ok(loaded) => {
                 let info = model_info(&loaded, start.elapsed().as_secs_f64() * 1e3);
                 self.model = Some(loaded);
                 self.model_generation += 1;
                 self.input = None;
                 self.output = None;
+                self.curve = None;
                 send(Response::ModelLoaded { id, info: Box::new(info) });
             }
             Err(error) => send(Response::ModelFailed { id, error: format!("{error:#}") }),
@@ -553,6 +597,21 @@ struct CurveJob {
     seed: u64,
     ratios: Vec<f64>,
     points: Vec<(f64, Option<f32>)>,
+}
+
+/// "downloading model.safetensors: 120 of 447 MB (27 %)".
+fn download_message(progress: &DownloadProgress) -> String {
+    const MB: f64 = 1e6;
+    let done = progress.downloaded as f64 / MB;
+    match progress.total {
+        Some(total) if total > 0 => format!(
+            "downloading {}: {done:.0} of {:.0} MB ({:.0} %)",
+            progress.file,
+            total as f64 / MB,
+            100.0 * progress.downloaded as f64 / total as f64
+        ),
+        _ => format!("downloading {}: {done:.0} MB", progress.file),
+    }
 }
 
 fn model_info(loaded: &LoadedModel, load_ms: f64) -> ModelInfo {

@@ -241,6 +241,7 @@ fn overlay_picture(app: &mut MaeApp, ui: &mut egui::Ui, texture: &str, tooltip: 
     let (height, width) = app.model_info().map_or((224, 224), |info| info.image_size);
     let size = Vec2::new(OVERLAY_SIDE, OVERLAY_SIDE * height as f32 / width.max(1) as f32);
     let (rect, response) = ui.allocate_exact_size(size, Sense::click());
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("{texture} overlay")));
     let response = response.on_hover_text(tooltip);
     let painter = ui.painter_at(rect);
     match app.textures.get(texture) {

@@ -85,8 +85,12 @@ pub struct LossCurveState {
 pub struct MaeApp {
     pub settings: Settings,
     pub(super) worker: Worker,
-    /// The model request in flight: (request id, model argument, when it started).
+    /// The model request in flight: (request id, what it is doing, when it started).
     pub loading_model: Option<(u64, String, Instant)>,
+    /// Set to abandon the download of the model being loaded.
+    pub(super) cancel_load: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Models the Hugging Face cache holds (listed when no model could be loaded).
+    pub cached_models: Option<Vec<mae_model::CachedModel>>,
     /// An image named on the command line, read on the first frame.
     pending_initial_image: Option<PathBuf>,
     /// Set on the first frame; the worker's wake-up call reads it.
@@ -152,6 +156,8 @@ impl MaeApp {
             settings: options.settings.sanitized(),
             worker,
             loading_model: None,
+            cancel_load: None,
+            cached_models: None,
             pending_initial_image: None,
             repaint_target,
             model: ModelState::Failed(String::new()),
@@ -201,10 +207,12 @@ impl MaeApp {
             ModelState::Ready(info) => ModelState::Ready(info.clone()),
             _ => ModelState::Loading { what: format!("loading {model}…"), since: Instant::now() },
         };
-        self.loading_model = Some((id, model.clone(), Instant::now()));
+        self.loading_model = Some((id, format!("loading {model}…"), Instant::now()));
         self.model_arg = model.clone();
         self.device_arg = device.clone();
-        self.worker.send(Request::LoadModel { id, model, device });
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.cancel_load = Some(cancel.clone());
+        self.worker.send(Request::LoadModel { id, model, device, cancel });
     }
 
     pub fn set_image(&mut self, origin: ImageOrigin, rgb: Arc<image::RgbImage>) {
@@ -410,10 +418,13 @@ impl MaeApp {
         while let Some(response) = self.worker.try_recv() {
             match response {
                 Response::ModelLoading { id, message } => {
-                    if self.loading_model.as_ref().is_some_and(|(loading, _, _)| *loading == id)
-                        && !matches!(self.model, ModelState::Ready(_))
+                    if let Some((loading, what, _)) = self.loading_model.as_mut()
+                        && *loading == id
                     {
-                        self.model = ModelState::Loading { what: message, since: Instant::now() };
+                        *what = message.clone();
+                        if let ModelState::Loading { what, .. } = &mut self.model {
+                            *what = message;
+                        }
                     }
                 }
                 Response::ModelLoaded { id, info } => {
@@ -445,7 +456,11 @@ impl MaeApp {
                             let name = info.name.clone();
                             self.show_error(format!("{error} (still using {name})"));
                         }
-                        _ => self.model = ModelState::Failed(error),
+                        _ => {
+                            // Offer what the cache holds instead (a directory listing: quick).
+                            self.cached_models = Some(mae_model::cached_models());
+                            self.model = ModelState::Failed(error);
+                        }
                     }
                 }
                 Response::Forward(result) => {
@@ -639,8 +654,23 @@ impl MaeApp {
         }
     }
 
+    /// Opens an image file as File → Open does (read and decoded off the UI thread).
+    pub fn open_image_file(&mut self, path: PathBuf) {
+        match self.repaint_context() {
+            Some(ctx) => self.files.open_path(path, &ctx),
+            None => self.pending_initial_image = Some(path),
+        }
+    }
+
     pub(super) fn repaint_context(&self) -> Option<egui::Context> {
         self.repaint_target.get().cloned()
+    }
+
+    /// Abandons the model download in progress (the load then fails and says so).
+    pub fn cancel_model_load(&mut self) {
+        if let Some(cancel) = &self.cancel_load {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub(super) fn open_image_dialog(&mut self, ctx: &egui::Context) {

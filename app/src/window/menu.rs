@@ -82,8 +82,8 @@ pub fn menu_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                 }
             });
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let icon = if app.settings.dark_theme { "☀" } else { "🌙" };
-                if ui.button(icon).on_hover_text("Toggle the dark/light theme").clicked() {
+                let label = if app.settings.dark_theme { "Light theme" } else { "Dark theme" };
+                if ui.button(label).on_hover_text("Toggle the dark/light theme").clicked() {
                     app.settings.dark_theme = !app.settings.dark_theme;
                 }
             });
@@ -114,7 +114,7 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
             {
                 ui.separator();
                 ui.spinner();
-                ui.label(format!("loading {what} ({:.0} s)", since.elapsed().as_secs_f64()));
+                ui.label(format!("{what} ({:.0} s)", since.elapsed().as_secs_f64()));
             }
             ui.separator();
             match app.shown.as_ref() {
@@ -154,9 +154,8 @@ pub fn notice_banner(app: &mut MaeApp, ui: &mut egui::Ui) {
     let Some(notice) = app.notice.clone() else { return };
     let color = if notice.is_error { Color32::from_rgb(230, 90, 80) } else { ui.visuals().text_color() };
     ui.horizontal(|ui| {
-        ui.label(RichText::new(if notice.is_error { "⚠" } else { "ℹ" }).color(color));
         ui.label(RichText::new(&notice.text).color(color));
-        if ui.small_button("✖").on_hover_text("Dismiss this message").clicked() {
+        if ui.small_button("Dismiss").on_hover_text("Hide this message").clicked() {
             app.notice = None;
         }
     });
@@ -176,6 +175,18 @@ pub fn model_banner(app: &mut MaeApp, ui: &mut egui::Ui) {
                     "Without a network connection, a hub model must already be in the Hugging Face cache. \
                      You can open a local model folder instead (config.json + model.safetensors).",
                 );
+                if let Some(cached) = app.cached_models.clone().filter(|models| !models.is_empty()) {
+                    ui.label("Models in your Hugging Face cache:");
+                    ui.horizontal_wrapped(|ui| {
+                        for model in cached {
+                            let size = format!("{:.0} MB", model.size_bytes as f64 / 1e6);
+                            if ui.button(&model.repo).on_hover_text(format!("Load {} ({size})", model.repo)).clicked() {
+                                let device = app.device_arg.clone();
+                                app.load_model(model.repo.clone(), device);
+                            }
+                        }
+                    });
+                }
                 ui.horizontal(|ui| {
                     if ui
                         .button("Open model folder…")
@@ -193,9 +204,14 @@ pub fn model_banner(app: &mut MaeApp, ui: &mut egui::Ui) {
             ui.add_space(6.0);
         }
         ModelState::Loading { what, since } => {
+            let downloading = what.starts_with("downloading");
+            let text = format!("{what} ({:.0} s) — you can open an image meanwhile", since.elapsed().as_secs_f64());
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label(format!("{what} ({:.0} s) — you can open an image meanwhile", since.elapsed().as_secs_f64()));
+                ui.label(text);
+                if downloading && ui.button("Cancel").on_hover_text("Stop the download").clicked() {
+                    app.cancel_model_load();
+                }
             });
             ui.add_space(6.0);
         }

@@ -46,17 +46,19 @@ pub fn four_panels(app: &mut MaeApp, ui: &mut egui::Ui) {
         for (texture, title, tooltip) in TITLES {
             ui.vertical(|ui| {
                 ui.label(egui::RichText::new(title).strong()).on_hover_text(tooltip);
-                picture(app, ui, texture, size, tooltip);
+                picture(app, ui, texture, &format!("{title} picture"), size, tooltip);
             });
         }
     });
 }
 
 /// One picture; the original and masked ones take clicks and drags to paint the mask.
-fn picture(app: &mut MaeApp, ui: &mut egui::Ui, texture: &str, size: Vec2, tooltip: &str) {
+fn picture(app: &mut MaeApp, ui: &mut egui::Ui, texture: &str, label: &str, size: Vec2, tooltip: &str) {
     let paintable = texture == textures::ORIGINAL || texture == textures::MASKED;
     let sense = if paintable { Sense::click_and_drag() } else { Sense::hover() };
     let (rect, response) = ui.allocate_exact_size(size, sense);
+    // A name for screen readers (and for tests, which find the picture by it).
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     let response = response.on_hover_text(tooltip);
     let painter = ui.painter_at(rect);
     match app.textures.get(texture) {
