@@ -192,7 +192,9 @@ pub fn fetch(
     if let Some(revision) = revision {
         check_revision(revision).map_err(MaeError::Hub)?;
     }
-    let mut builder = HFClient::builder().cache_dir(&settings.cache_dir);
+    // Fewer retries than hf-hub's default 5: with the network down each file would otherwise spend ~3 s retrying
+    // before hf-hub falls back to the cached copy.
+    let mut builder = HFClient::builder().cache_dir(&settings.cache_dir).retry_max_attempts(1);
     if let Some(token) = &settings.token {
         builder = builder.token(token.clone());
     }
@@ -206,8 +208,22 @@ pub fn fetch(
         .build()
         .map_err(|e| MaeError::Hub(format!("cannot start the download runtime: {e}")))?;
     let model = client.model(owner, name);
-    let download = |file: &str| download_file(&runtime, &model, file, revision, control);
-    let describe = |error: HFError, file: &str| explain(error, &runtime, &model, repo, revision, file, settings);
+    let result = fetch_online(&runtime, &model, repo, revision, settings, control);
+    // A cancelled download may leave a task blocked on I/O; do not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+fn fetch_online(
+    runtime: &tokio::runtime::Runtime,
+    model: &hf_hub::HFRepository<hf_hub::RepoTypeModel>,
+    repo: &str,
+    revision: Option<&str>,
+    settings: &HubSettings,
+    control: &DownloadControl,
+) -> Result<HubFiles> {
+    let download = |file: &str| download_file(runtime, model, file, revision, control);
+    let describe = |error: HFError, file: &str| explain(error, runtime, model, repo, revision, file, settings);
 
     let config = download(CONFIG_FILE).map_err(|e| describe(e, CONFIG_FILE))?;
     let mut weights = None;
@@ -351,6 +367,12 @@ fn explain(
             "{repo}{at}: cannot reach the hub and {file} is not in the cache at {}",
             settings.cache_dir.display()
         ),
+        // hf-hub has already fallen back to the cache for connection failures, so the file is not there either.
+        HFError::Request { source, .. } => format!(
+            "{repo}{at}: cannot reach the Hugging Face hub ({}) and {file} is not in the cache at {}",
+            innermost(&source),
+            settings.cache_dir.display()
+        ),
         other => format!(
             "{repo}{at}: downloading {file} failed ({other}); to use only what is cached, set HF_HUB_OFFLINE=1 \
              (cache: {})",
@@ -358,6 +380,15 @@ fn explain(
         ),
     };
     MaeError::Hub(message)
+}
+
+/// reqwest's message chain ends in the useful part ("Connection refused", "dns error: ...").
+fn innermost(error: &dyn std::error::Error) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
 }
 
 fn not_found_message(repo: &str) -> String {

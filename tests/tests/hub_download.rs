@@ -1,0 +1,247 @@
+//! The online path against a fake hub on 127.0.0.1 (no network): downloads land in Python's cache layout with
+//! progress reported, unknown ids and revisions are named, and an interrupted or cancelled download never leaves a
+//! file that later loads as if whole.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mae_integration_tests::fixtures;
+use mae_model::hub::HubSettings;
+use mae_model::source::{DownloadProgress, LoadOptions, ModelLocation, load_model_with_settings};
+use mae_model::{DeviceChoice, LoadedModel, select_device};
+
+const REPO: &str = "facebook/vit-mae-base";
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// What the fake hub does with the weights file's body.
+#[derive(Clone, Copy, PartialEq)]
+enum Weights {
+    Whole,
+    /// Announce the full length, send half, hang up.
+    CutOff,
+    /// Send half, then wait before hanging up (long enough for a cancel to be the only way out).
+    Stall,
+}
+
+struct FakeHub {
+    address: String,
+    /// Every "METHOD path" received.
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeHub {
+    fn start(weights: Weights) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let files: Arc<HashMap<&str, Vec<u8>>> = Arc::new(
+            ["config.json", "model.safetensors", "preprocessor_config.json"]
+                .into_iter()
+                .map(|f| (f, std::fs::read(fixtures().join("models/tiny-p8").join(f)).unwrap()))
+                .collect(),
+        );
+        let log = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (files, log) = (Arc::clone(&files), Arc::clone(&log));
+                std::thread::spawn(move || answer(stream, &files, &log, weights));
+            }
+        });
+        Self { address, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn answer(mut stream: TcpStream, files: &HashMap<&str, Vec<u8>>, log: &Mutex<Vec<String>>, weights: Weights) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+    log.lock().unwrap().push(format!("{method} {path}"));
+
+    let mut headers = vec![("X-Repo-Commit".to_string(), COMMIT.to_string())];
+    let (status, body) = if let Some(rest) = path.strip_prefix(&format!("/{REPO}/resolve/")) {
+        let (revision, file) = rest.split_once('/').unwrap_or((rest, ""));
+        match files.get(file).filter(|_| revision == "main" || revision == COMMIT) {
+            Some(body) => {
+                let etag = format!("{:064x}", body.len());
+                headers.push(("ETag".into(), format!("\"{etag}\"")));
+                (200, body.clone())
+            }
+            None => (404, Vec::new()),
+        }
+    } else if path == format!("/api/models/{REPO}") || path == format!("/api/models/{REPO}/revision/main") {
+        (200, format!("{{\"sha\": \"{COMMIT}\"}}").into_bytes())
+    } else {
+        (404, Vec::new())
+    };
+    let reason = if status == 200 { "OK" } else { "Not Found" };
+    let mut response = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (name, value) in headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    let _ = stream.write_all(response.as_bytes());
+    if method != "GET" {
+        return;
+    }
+    let is_weights = path.ends_with("/model.safetensors");
+    match weights {
+        Weights::CutOff | Weights::Stall if is_weights => {
+            let _ = stream.write_all(&body[..body.len() / 2]);
+            let _ = stream.flush();
+            if weights == Weights::Stall {
+                std::thread::sleep(Duration::from_secs(20));
+            }
+        }
+        _ => {
+            let _ = stream.write_all(&body);
+        }
+    }
+}
+
+fn settings(cache: &Path, hub: &FakeHub) -> HubSettings {
+    HubSettings { cache_dir: cache.to_owned(), token: None, offline: false, endpoint: Some(hub.address.clone()) }
+}
+
+fn load(model: &str, settings: &HubSettings, options: &LoadOptions) -> mae_model::Result<LoadedModel> {
+    let device = select_device(DeviceChoice::Cpu).unwrap();
+    load_model_with_settings(&model.parse::<ModelLocation>()?, &device, options, settings)
+}
+
+fn repo_dir(cache: &Path) -> PathBuf {
+    cache.join("models--facebook--vit-mae-base")
+}
+
+/// Files under `blobs/` that a later load could pick up (complete blobs, not `.incomplete` ones).
+fn complete_blobs(cache: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(repo_dir(cache).join("blobs")) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".incomplete"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn download_fills_pythons_cache_layout_and_reports_progress() {
+    let hub = FakeHub::start(Weights::Whole);
+    let cache = tempfile::tempdir().unwrap();
+    let events = Mutex::new(Vec::<DownloadProgress>::new());
+    let record = |p: DownloadProgress| events.lock().unwrap().push(p);
+    let options = LoadOptions { progress: Some(&record), cancel: None };
+    let loaded = load(REPO, &settings(cache.path(), &hub), &options).unwrap();
+    assert_eq!(loaded.name, REPO);
+
+    let weights_size = std::fs::metadata(fixtures().join("models/tiny-p8/model.safetensors")).unwrap().len();
+    let events = events.into_inner().unwrap();
+    let last = events.iter().rev().find(|p| p.file == "model.safetensors").expect("no progress for the weights");
+    assert_eq!((last.downloaded, last.total), (weights_size, Some(weights_size)), "{events:?}");
+
+    let repo = repo_dir(cache.path());
+    assert_eq!(std::fs::read_to_string(repo.join("refs/main")).unwrap().trim(), COMMIT);
+    let snapshot = repo.join("snapshots").join(COMMIT);
+    for file in ["config.json", "model.safetensors", "preprocessor_config.json"] {
+        let expected = std::fs::read(fixtures().join("models/tiny-p8").join(file)).unwrap();
+        assert_eq!(std::fs::read(snapshot.join(file)).unwrap(), expected, "{file}");
+    }
+    assert_eq!(complete_blobs(cache.path()).len(), 3);
+
+    // What we wrote is what Python reads: offline resolution of the same cache.
+    let offline = HubSettings { offline: true, ..settings(cache.path(), &hub) };
+    let before = hub.requests().len();
+    load(REPO, &offline, &LoadOptions::default()).unwrap();
+    assert_eq!(hub.requests().len(), before, "offline load talked to the hub");
+
+    // Online again: the blobs are reused (only HEAD requests, no second GET of a file).
+    load(REPO, &settings(cache.path(), &hub), &LoadOptions::default()).unwrap();
+    let gets = hub.requests().iter().filter(|r| r.starts_with("GET") && r.contains("/resolve/")).count();
+    assert_eq!(gets, 3, "{:?}", hub.requests());
+}
+
+#[test]
+fn unknown_ids_and_revisions_are_named() {
+    let hub = FakeHub::start(Weights::Whole);
+    let cache = tempfile::tempdir().unwrap();
+    let settings = settings(cache.path(), &hub);
+    let error = load("facebook/vit-mae-nope", &settings, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("facebook/vit-mae-nope was not found on the Hugging Face hub"), "{error}");
+    let error = load(&format!("{REPO}@no-such-branch"), &settings, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("has no revision `no-such-branch`"), "{error}");
+}
+
+#[test]
+fn an_unreachable_hub_falls_back_to_the_cache() {
+    let hub = FakeHub::start(Weights::Whole);
+    let cache = tempfile::tempdir().unwrap();
+    load(REPO, &settings(cache.path(), &hub), &LoadOptions::default()).unwrap();
+    // A port nobody listens on: connection refused is transient, so the cached snapshot is used.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let unreachable = HubSettings { endpoint: Some(format!("http://{closed}")), ..settings(cache.path(), &hub) };
+    load(REPO, &unreachable, &LoadOptions::default()).unwrap();
+}
+
+#[test]
+fn a_cut_off_download_leaves_nothing_loadable() {
+    let hub = FakeHub::start(Weights::CutOff);
+    let cache = tempfile::tempdir().unwrap();
+    let error = load(REPO, &settings(cache.path(), &hub), &LoadOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("model.safetensors"), "{error}");
+    assert!(!repo_dir(cache.path()).join("snapshots").join(COMMIT).join("model.safetensors").exists());
+    // Only config.json became a blob; the weights stayed `.incomplete`.
+    assert_eq!(complete_blobs(cache.path()).len(), 1);
+    let offline = HubSettings { offline: true, ..settings(cache.path(), &hub) };
+    let error = load(REPO, &offline, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("neither model.safetensors nor pytorch_model.bin"), "{error}");
+}
+
+#[test]
+fn a_cancelled_download_stops_promptly_and_leaves_nothing_loadable() {
+    let hub = FakeHub::start(Weights::Stall);
+    let cache = tempfile::tempdir().unwrap();
+    let cancel = Arc::new(AtomicBool::new(false));
+    // Cancel as soon as the weights start arriving, as the window's Cancel button would.
+    let flag = Arc::clone(&cancel);
+    let on_progress = move |p: DownloadProgress| {
+        if p.file == "model.safetensors" && p.downloaded > 0 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    };
+    let options = LoadOptions { progress: Some(&on_progress), cancel: Some(Arc::clone(&cancel)) };
+    let started = Instant::now();
+    let error = load(REPO, &settings(cache.path(), &hub), &options).unwrap_err().to_string();
+    assert!(error.contains("download cancelled"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+    assert!(!repo_dir(cache.path()).join("snapshots").join(COMMIT).join("model.safetensors").exists());
+    assert_eq!(complete_blobs(cache.path()).len(), 1);
+}
+
+#[test]
+fn an_unreachable_hub_with_an_empty_cache_says_both() {
+    let cache = tempfile::tempdir().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let settings = HubSettings {
+        cache_dir: cache.path().to_owned(),
+        token: None,
+        offline: false,
+        endpoint: Some(format!("http://{closed}")),
+    };
+    let started = Instant::now();
+    let error = load(REPO, &settings, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("cannot reach the Hugging Face hub"), "{error}");
+    assert!(error.contains(&cache.path().display().to_string()), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5), "gave up only after {:?}", started.elapsed());
+}
