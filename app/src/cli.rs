@@ -58,7 +58,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// Model folder (config.json + model.safetensors).
+    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
     #[arg(long)]
     pub model: String,
     /// Image to preprocess as the model's preprocessor_config.json says.
@@ -86,7 +86,7 @@ pub struct DumpArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Model folder (config.json + model.safetensors).
+    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
     #[arg(long)]
     pub model: String,
     /// Timed runs after warm-up.
