@@ -89,11 +89,28 @@ pub fn read_pytorch_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
     refuse_foreign_callables(&object).map_err(fail)?;
 
     let entries = state_dict_entries(object).map_err(fail)?;
+    let infos = entries
+        .into_iter()
+        .map(|(name, value)| match tensor_info(value) {
+            Ok(info) => Ok((name, info)),
+            Err(what) => Err(fail(format!("`{name}` is {what}, not a tensor"))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // A storage's bytes are kept only until its last tensor is built, so peak memory stays near the file size.
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for (_, info) in &infos {
+        *uses.entry(info.storage_key.clone()).or_default() += 1;
+    }
     let mut storages = StorageCache { archive: &mut archive, prefix: &prefix, bytes: HashMap::new() };
-    let mut tensors = HashMap::with_capacity(entries.len());
-    for (name, value) in entries {
-        let info = tensor_info(value).map_err(|what| fail(format!("`{name}` is {what}, not a tensor")))?;
+    let mut tensors = HashMap::with_capacity(infos.len());
+    for (name, info) in infos {
         let tensor = storages.tensor(&info).map_err(|problem| fail(format!("tensor `{name}`: {problem}")))?;
+        if let Some(count) = uses.get_mut(&info.storage_key) {
+            *count -= 1;
+            if *count == 0 {
+                storages.bytes.remove(&info.storage_key);
+            }
+        }
         tensors.insert(name, tensor);
     }
     if tensors.is_empty() {
@@ -434,7 +451,8 @@ impl<R: Read + std::io::Seek> StorageCache<'_, R> {
                 info.offset, info.storage_elements
             ));
         }
-        let bytes = self.storage(&info.storage_key, info.storage_elements * element)?;
+        let storage_bytes = info.storage_elements.checked_mul(element).ok_or("storage size overflows")?;
+        let bytes = self.storage(&info.storage_key, storage_bytes)?;
         let data = &bytes[info.offset * element..end * element];
         Tensor::from_raw_buffer(data, info.dtype, &info.shape, &Device::Cpu).map_err(|e| e.to_string())
     }
@@ -446,7 +464,8 @@ impl<R: Read + std::io::Seek> StorageCache<'_, R> {
             if entry.size() != expected_bytes as u64 {
                 return Err(format!("storage {name} has {} bytes, expected {expected_bytes}", entry.size()));
             }
-            let mut buffer = Vec::with_capacity(expected_bytes);
+            // The header's size may lie; reading (bounded by `take`) grows the buffer only as data really comes.
+            let mut buffer = Vec::with_capacity(expected_bytes.min(1 << 28));
             BufReader::new(entry)
                 .take(expected_bytes as u64)
                 .read_to_end(&mut buffer)
