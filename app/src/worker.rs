@@ -8,6 +8,7 @@
 //! because it is never mutated.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,6 +26,8 @@ use mae_model::{
 
 use crate::render::Colormap;
 use crate::render::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
+use crate::render::ensemble::seed_ensemble;
+use crate::render::grid::{Column, GridRow, GridSpec, column_caption, compose_grid, render_tile};
 use crate::render::panels::{MaskedStyle, PanelOptions, render_panels};
 
 /// An image the window has opened, shared with the worker without copying. `id` changes whenever the picture does.
@@ -139,6 +142,19 @@ pub enum Request {
         seed: u64,
         ratios: Vec<f64>,
     },
+    /// Compute a comparison grid and write it to a picture file (File → Export).
+    ExportGrid {
+        id: u64,
+        export: Box<GridExport>,
+    },
+    /// Mean and spread of the pasted-back pictures over several seeds at one ratio.
+    Ensemble {
+        id: u64,
+        image: ImageInput,
+        ratio: f64,
+        seeds: Vec<u64>,
+        colormap: Colormap,
+    },
     /// Panics inside the worker. Exists so tests (and the curious) can check that a crash is shown and survived.
     Crash,
 }
@@ -227,10 +243,55 @@ pub enum Response {
         id: u64,
         error: String,
     },
+    ExportProgress {
+        id: u64,
+        done: usize,
+        total: usize,
+    },
+    Exported {
+        id: u64,
+        path: PathBuf,
+    },
+    ExportFailed {
+        id: u64,
+        error: String,
+    },
+    Ensemble(Box<EnsembleResult>),
+    EnsembleFailed {
+        id: u64,
+        error: String,
+    },
     /// The worker panicked and carried on with its caches cleared; `message` says what happened.
     Restarted {
         message: String,
     },
+}
+
+/// A comparison grid to draw and save: one row per (ratio, seed), one column per view.
+#[derive(Clone, Debug)]
+pub struct GridExport {
+    pub image: ImageInput,
+    pub ratios: Vec<f64>,
+    pub seeds: Vec<u64>,
+    pub columns: Vec<Column>,
+    pub colormap: Colormap,
+    pub masked_style: MaskedStyle,
+    pub tile_size: u32,
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnsembleResult {
+    pub id: u64,
+    pub image_id: u64,
+    pub ratio: f64,
+    pub seeds: Vec<u64>,
+    pub mean: ColorImage,
+    pub std: ColorImage,
+    /// Largest per-pixel standard deviation (0–255 display units): the top of the std colour scale.
+    pub max_std: f32,
+    /// How many seeds masked each patch.
+    pub times_masked: Vec<u32>,
 }
 
 /// Counters the window shows and tests assert on.
@@ -447,6 +508,16 @@ impl WorkerState {
                     send(Response::LossCurveFailed { id, error: format!("{error:#}") });
                 }
             }
+            Request::ExportGrid { id, export } => match self.export_grid(id, &export, send) {
+                Ok(()) => send(Response::Exported { id, path: export.path.clone() }),
+                Err(error) => send(Response::ExportFailed { id, error: format!("{error:#}") }),
+            },
+            Request::Ensemble { id, image, ratio, seeds, colormap } => {
+                match self.ensemble(id, &image, ratio, &seeds, colormap) {
+                    Ok(result) => send(Response::Ensemble(Box::new(result))),
+                    Err(error) => send(Response::EnsembleFailed { id, error: format!("{error:#}") }),
+                }
+            }
             Request::Crash => panic!("crash requested"),
         }
     }
@@ -550,6 +621,81 @@ impl WorkerState {
             render_ms: render_start.elapsed().as_secs_f64() * 1e3,
             panels,
             overlay_error,
+        })
+    }
+
+    fn export_grid(&mut self, id: u64, export: &GridExport, send: &mut dyn FnMut(Response)) -> Result<()> {
+        if export.columns.is_empty() || export.ratios.is_empty() || export.seeds.is_empty() {
+            anyhow::bail!("choose at least one column, one ratio and one seed");
+        }
+        // Fail on a bad file name before computing anything.
+        let format = crate::export::output_format(&export.path)?;
+        let pixel_values = self.pixel_values(&export.image)?;
+        let loaded = self.loaded()?;
+        let attentions = export.columns.iter().any(|column| matches!(column, Column::Attention(_)));
+        let panel_options = PanelOptions { masked_style: export.masked_style };
+        let total = export.ratios.len() * export.seeds.len();
+        let mut rows = Vec::with_capacity(total);
+        let mut uses_target_statistics = false;
+        for &ratio in &export.ratios {
+            for &seed in &export.seeds {
+                let output = loaded.model.forward(
+                    &pixel_values,
+                    &MaskSpec::Seed { seed, ratio },
+                    ForwardOptions { attentions },
+                )?;
+                self.stats.forwards.fetch_add(1, Ordering::Relaxed);
+                let panels = render_panels(&output, &loaded.preprocessor, &panel_options)?;
+                uses_target_statistics |= panels.uses_target_statistics;
+                let tiles = export
+                    .columns
+                    .iter()
+                    .map(|column| render_tile(column, &output, &panels, export.colormap))
+                    .collect::<Result<Vec<_>>>()?;
+                let loss = output.loss.map_or("none".to_string(), |loss| format!("{loss:.4}"));
+                let caption = vec![
+                    export.image.name.clone(),
+                    format!("ratio {ratio} ({}/{} masked)", output.masking.num_masked(), output.num_patches()),
+                    format!("seed {seed}"),
+                    format!("loss {loss}"),
+                ];
+                rows.push(GridRow { caption, tiles });
+                send(Response::ExportProgress { id, done: rows.len(), total });
+            }
+        }
+        let (height, width) = loaded.preprocessor.config.target_size();
+        let mut title =
+            format!("MAE Explorer · {} · {width}×{height} px, patch {}", loaded.name, loaded.model.config().patch_size);
+        if uses_target_statistics {
+            title.push_str(" · * de-normalized with the target patches' own statistics");
+        }
+        let column_captions =
+            export.columns.iter().map(|column| column_caption(column, uses_target_statistics)).collect();
+        let picture = compose_grid(&GridSpec { title, column_captions, tile_size: export.tile_size }, &rows)?;
+        crate::export::save(&picture, &export.path, format)
+    }
+
+    fn ensemble(
+        &mut self,
+        id: u64,
+        image: &ImageInput,
+        ratio: f64,
+        seeds: &[u64],
+        colormap: Colormap,
+    ) -> Result<EnsembleResult> {
+        let pixel_values = self.pixel_values(image)?;
+        let loaded = self.loaded()?;
+        let ensemble = seed_ensemble(&loaded.model, &loaded.preprocessor, &pixel_values, ratio, seeds, colormap)?;
+        self.stats.forwards.fetch_add(seeds.len(), Ordering::Relaxed);
+        Ok(EnsembleResult {
+            id,
+            image_id: image.id,
+            ratio,
+            seeds: seeds.to_vec(),
+            mean: color_image(&ensemble.mean),
+            std: color_image(&ensemble.std),
+            max_std: ensemble.std_values.iter().copied().fold(0.0, f32::max),
+            times_masked: ensemble.times_masked,
         })
     }
 

@@ -290,7 +290,9 @@ fn ui_frames_stay_short_while_the_worker_computes() {
         step += 1;
         std::thread::sleep(Duration::from_millis(8));
     }
+    let release = Instant::now();
     step_until(&mut harness, "the last result", |app| app.is_up_to_date());
+    let release_to_picture_ms = release.elapsed().as_secs_f64() * 1e3;
     busy_frames.sort_by(f64::total_cmp);
     let median = busy_frames[busy_frames.len() / 2];
     let p95 = busy_frames[busy_frames.len() * 95 / 100];
@@ -298,11 +300,57 @@ fn ui_frames_stay_short_while_the_worker_computes() {
     let app = harness.state();
     println!(
         "{} frames while busy: median {median:.2} ms, p95 {p95:.2} ms, max {max:.2} ms; app-measured mean {:.2} ms; \
-         {} forwards for {step} moves; last forward {:?} ms",
+         {} forwards for {step} moves; last forward {:?} ms, drawing {:.0} ms; release to picture \
+         {release_to_picture_ms:.0} ms",
         busy_frames.len(),
         app.frame_timer.mean_ms().unwrap_or(0.0),
         app.worker_stats().forwards(),
-        app.shown.as_ref().and_then(|shown| shown.forward_ms)
+        app.shown.as_ref().and_then(|shown| shown.forward_ms),
+        app.shown.as_ref().map_or(0.0, |shown| shown.render_ms)
     );
     assert!(p95 < 16.0, "95th percentile frame {p95:.1} ms");
+}
+
+#[test]
+fn the_export_dialog_writes_a_grid_and_reports_bad_input() {
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    let folder = tempfile::tempdir().unwrap();
+    // Bad ratios are caught before anything runs.
+    harness.state_mut().export_dialog.ratios = "0.5, 2".into();
+    harness.state_mut().export_grid_to(folder.path().join("never.png"));
+    assert!(harness.state().export_dialog.error.as_ref().unwrap().contains("\"2\""));
+    // Two ratios × two seeds, four columns, 64 px tiles.
+    let path = folder.path().join("grid.png");
+    let app = harness.state_mut();
+    app.export_dialog.ratios = "0.25 0.75".into();
+    app.export_dialog.seeds = "0,1".into();
+    app.export_dialog.tile_size = 64;
+    app.export_grid_to(path.clone());
+    step_until(&mut harness, "the export", |app| app.export_dialog.running.is_none());
+    assert_eq!(harness.state().export_dialog.error, None);
+    let grid = image::open(&path).unwrap();
+    assert!(grid.width() > 4 * 64 && grid.height() > 4 * 64, "{}×{}", grid.width(), grid.height());
+    // An unwritable destination is an error in the window, and no file appears.
+    let bad = folder.path().join("no-such-folder").join("grid.png");
+    harness.state_mut().export_grid_to(bad.clone());
+    step_until(&mut harness, "the failed export", |app| app.export_dialog.running.is_none());
+    assert!(harness.state().notice.as_ref().unwrap().text.contains("could not export"));
+    assert!(!bad.exists());
+}
+
+#[test]
+fn a_seed_ensemble_runs_one_forward_per_seed_and_shows_mean_and_spread() {
+    let mut options = AppOptions::new(fixture_model());
+    options.settings.show_ensemble = true;
+    options.settings.ensemble_size = 5;
+    let mut harness = ready_harness(options);
+    let forwards = harness.state().worker_stats().forwards();
+    harness.get_by_label("Compute").click();
+    step_until(&mut harness, "the ensemble", |app| app.ensemble.result.is_some());
+    let app = harness.state();
+    let result = app.ensemble.result.as_ref().unwrap();
+    assert_eq!(result.seeds, vec![2, 3, 4, 5, 6]);
+    assert_eq!(result.mean.size, [64, 64]);
+    assert_eq!(app.worker_stats().forwards(), forwards + 5);
+    assert!(result.times_masked.iter().all(|&count| count <= 5));
 }

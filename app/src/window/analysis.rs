@@ -5,7 +5,7 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use super::app::MaeApp;
 use super::panels::{patch_rect, patch_under};
-use super::settings::LossPlot;
+use super::settings::{LossPlot, MAX_ENSEMBLE_SIZE};
 use super::textures;
 use crate::render::Colormap;
 use crate::worker::Fusion;
@@ -23,6 +23,71 @@ pub fn analysis_sections(app: &mut MaeApp, ui: &mut egui::Ui) {
         ui.separator();
         loss_section(app, ui);
     }
+    if app.settings.show_ensemble {
+        ui.separator();
+        ensemble_section(app, ui);
+    }
+}
+
+fn ensemble_section(app: &mut MaeApp, ui: &mut egui::Ui) {
+    ui.heading("Seed ensemble");
+    let seeds = app.settings.ensemble_size as u64;
+    let first = app.settings.seed;
+    ui.horizontal(|ui| {
+        ui.add(egui::Slider::new(&mut app.settings.ensemble_size, 2..=MAX_ENSEMBLE_SIZE).text("seeds"))
+            .on_hover_text("How many masks to average (each is one forward pass)");
+        colormap_combo(ui, "ensemble_colormap", "Colormap", &mut app.settings.ensemble_colormap);
+        let busy = app.ensemble.request_id.is_some();
+        if ui
+            .add_enabled(!busy && app.model_info().is_some(), egui::Button::new("Compute"))
+            .on_hover_text(format!(
+                "Run seeds {first}…{} at ratio {:.3} and show the mean and spread of the pasted-back pictures",
+                first.wrapping_add(seeds - 1),
+                app.settings.mask_ratio
+            ))
+            .clicked()
+        {
+            app.request_ensemble();
+        }
+        if busy {
+            ui.spinner();
+            ui.label(format!("{seeds} forward passes…"));
+        }
+    });
+    if let Some(error) = &app.ensemble.error {
+        ui.colored_label(Color32::from_rgb(230, 90, 80), error);
+    }
+    let Some(result) = app.ensemble.result.clone() else {
+        ui.label("Where the pasted-back pictures of different masks disagree, the model is unsure.");
+        return;
+    };
+    let stale = app.image.as_ref().map(|image| image.id) != Some(result.image_id)
+        || result.ratio != app.settings.mask_ratio
+        || result.seeds.first() != Some(&first)
+        || result.seeds.len() as u64 != seeds;
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            ui.label("Mean of the pasted-back pictures");
+            overlay_picture(app, ui, textures::ENSEMBLE_MEAN, "Per-pixel mean over the seeds");
+        });
+        ui.vertical(|ui| {
+            ui.label(format!("Standard deviation (0 … {:.1} of 255)", result.max_std));
+            overlay_picture(
+                app,
+                ui,
+                textures::ENSEMBLE_STD,
+                "Per-pixel spread over the seeds; black = all seeds agree",
+            );
+        });
+        ui.vertical(|ui| {
+            let never = result.times_masked.iter().filter(|&&count| count == 0).count();
+            ui.label(format!("{} seeds at ratio {:.3}", result.seeds.len(), result.ratio));
+            ui.label(format!("{never} of {} patches never masked (std 0)", result.times_masked.len()));
+            if stale {
+                ui.colored_label(Color32::from_rgb(230, 170, 60), "Settings changed since: press Compute again");
+            }
+        });
+    });
 }
 
 fn attention_section(app: &mut MaeApp, ui: &mut egui::Ui) {
@@ -93,7 +158,11 @@ fn attention_section(app: &mut MaeApp, ui: &mut egui::Ui) {
             ui.horizontal(|ui| {
                 let query = attention.query_patch.map_or("CLS".to_string(), |p| format!("patch {p}"));
                 ui.label(format!("Query: {query}"));
-                if ui.small_button("CLS").on_hover_text("Show the CLS token's attention").clicked() {
+                if ui
+                    .small_button("Use CLS")
+                    .on_hover_text("Show the CLS token's attention (or right-click the picture)")
+                    .clicked()
+                {
                     attention.query_patch = None;
                 }
             });
@@ -225,6 +294,11 @@ fn loss_curve(app: &mut MaeApp, ui: &mut egui::Ui) {
 
 fn colormap_choice(ui: &mut egui::Ui, id: &str, colormap: &mut Colormap) {
     let label = id.split("##").next().unwrap_or(id);
+    ui.horizontal(|ui| colormap_combo(ui, id, label, colormap));
+}
+
+fn colormap_combo(ui: &mut egui::Ui, id: &str, label: &str, colormap: &mut Colormap) {
+    ui.label(label);
     egui::ComboBox::from_id_salt(id)
         .selected_text(colormap.name())
         .show_ui(ui, |ui| {

@@ -12,7 +12,7 @@ use super::files::{DialogAnswer, FileTasks, ImageOrigin, decode_sample};
 use super::frame_timer::FrameTimer;
 use super::settings::{MaskMode, Settings};
 use super::textures::PanelTextures;
-use super::{analysis, controls, export, menu, panels, screenshot};
+use super::{analysis, controls, export, menu, panels, screenshot, textures};
 use crate::worker::{
     ForwardRequest, ForwardResult, ImageInput, ModelInfo, Request, Response, ViewOptions, Worker, WorkerConfig,
     WorkerStats,
@@ -71,6 +71,14 @@ pub struct Notice {
     pub is_error: bool,
 }
 
+/// The seed ensemble of the Ensemble section.
+#[derive(Debug, Clone, Default)]
+pub struct EnsembleState {
+    pub request_id: Option<u64>,
+    pub result: Option<crate::worker::EnsembleResult>,
+    pub error: Option<String>,
+}
+
 /// The loss-vs-ratio curve of the Loss panel.
 #[derive(Debug, Clone, Default)]
 pub struct LossCurveState {
@@ -115,11 +123,12 @@ pub struct MaeApp {
     pub(super) textures: PanelTextures,
     pub(super) files: FileTasks,
     pub loss_curve: LossCurveState,
+    pub ensemble: EnsembleState,
     pub frame_timer: FrameTimer,
     pub(super) screenshot: Option<screenshot::ScreenshotState>,
     /// Value of the paint stroke in progress (true = masking), so a drag paints instead of flickering.
     pub(super) paint_stroke: Option<bool>,
-    pub(super) export_dialog: export::ExportDialog,
+    pub export_dialog: export::ExportDialog,
 }
 
 impl std::fmt::Debug for MaeApp {
@@ -175,6 +184,7 @@ impl MaeApp {
             textures: PanelTextures::default(),
             files: FileTasks::default(),
             loss_curve: LossCurveState::default(),
+            ensemble: EnsembleState::default(),
             frame_timer: FrameTimer::default(),
             screenshot: options.screenshot.map(screenshot::ScreenshotState::new),
             paint_stroke: None,
@@ -414,6 +424,41 @@ impl MaeApp {
         self.worker.send(Request::LossCurve { id, image, seed: self.settings.seed, ratios });
     }
 
+    /// Asks for a seed ensemble: the current seed and the next `ensemble_size - 1`, at the current ratio.
+    pub fn request_ensemble(&mut self) {
+        let Some(image) = self.image.clone() else { return };
+        let id = self.next_id();
+        let first = self.settings.seed;
+        let seeds = (0..self.settings.ensemble_size as u64).map(|offset| first.wrapping_add(offset)).collect();
+        self.ensemble.request_id = Some(id);
+        self.ensemble.error = None;
+        self.worker.send(Request::Ensemble {
+            id,
+            image,
+            ratio: self.settings.mask_ratio,
+            seeds,
+            colormap: self.settings.ensemble_colormap,
+        });
+    }
+
+    /// Sends a grid export to the worker (the Export dialog calls this once the user chose a file).
+    pub fn export_grid_to(&mut self, path: PathBuf) {
+        let Some(image) = self.image.clone() else {
+            self.show_error("nothing to export: no image is open");
+            return;
+        };
+        match self.export_dialog.grid_export(image, &self.settings, path) {
+            Ok(export) => {
+                let id = self.next_id();
+                self.export_dialog.running = Some(id);
+                self.export_dialog.progress = (0, export.ratios.len() * export.seeds.len());
+                self.export_dialog.error = None;
+                self.worker.send(Request::ExportGrid { id, export: Box::new(export) });
+            }
+            Err(error) => self.export_dialog.error = Some(error),
+        }
+    }
+
     fn receive_worker_responses(&mut self, ctx: &egui::Context) {
         while let Some(response) = self.worker.try_recv() {
             match response {
@@ -500,6 +545,48 @@ impl MaeApp {
                         self.loss_curve.request_id = None;
                     }
                 }
+                Response::ExportProgress { id, done, total } => {
+                    if self.export_dialog.running == Some(id) {
+                        self.export_dialog.progress = (done, total);
+                    }
+                }
+                Response::Exported { id, path } => {
+                    if self.export_dialog.running == Some(id) {
+                        self.export_dialog.running = None;
+                    }
+                    self.show_info(format!("exported {}", path.display()));
+                }
+                Response::ExportFailed { id, error } => {
+                    if self.export_dialog.running == Some(id) {
+                        self.export_dialog.running = None;
+                    }
+                    self.export_dialog.error = Some(error.clone());
+                    self.show_error(format!("could not export: {error}"));
+                }
+                Response::Ensemble(result) => {
+                    if self.ensemble.request_id == Some(result.id) {
+                        self.ensemble.request_id = None;
+                        self.textures.set_one(
+                            ctx,
+                            textures::ENSEMBLE_MEAN,
+                            &result.mean,
+                            self.settings.nearest_filtering,
+                        );
+                        self.textures.set_one(
+                            ctx,
+                            textures::ENSEMBLE_STD,
+                            &result.std,
+                            self.settings.nearest_filtering,
+                        );
+                        self.ensemble.result = Some(*result);
+                    }
+                }
+                Response::EnsembleFailed { id, error } => {
+                    if self.ensemble.request_id == Some(id) {
+                        self.ensemble.request_id = None;
+                        self.ensemble.error = Some(error);
+                    }
+                }
                 Response::Restarted { message } => {
                     self.show_error(message);
                     // Whatever was in flight is lost: ask again.
@@ -507,6 +594,8 @@ impl MaeApp {
                     if self.loss_curve.request_id.is_some() {
                         self.loss_curve = LossCurveState::default();
                     }
+                    self.ensemble.request_id = None;
+                    self.export_dialog.running = None;
                 }
             }
         }
@@ -561,6 +650,7 @@ impl MaeApp {
                     self.load_model(path.display().to_string(), device);
                 }
                 DialogAnswer::SavePanels(path) => export::save_panels(self, path),
+                DialogAnswer::SaveGrid(path) => self.export_grid_to(path),
                 DialogAnswer::Cancelled => {}
             }
         }

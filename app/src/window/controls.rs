@@ -14,7 +14,8 @@ pub const SEED_LABEL: &str = "Seed";
 pub fn control_panel(app: &mut MaeApp, ui: &mut egui::Ui) {
     egui::Panel::left("controls").default_size(270.0).min_size(220.0).show(ui, |ui| {
         egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.spacing_mut().slider_width = (ui.available_width() - 110.0).max(100.0);
+            // Room for the value box and the label beside the slider, so the panel never has to grow.
+            ui.spacing_mut().slider_width = (ui.available_width() - 150.0).clamp(80.0, 240.0);
             ui.heading("Masking");
             mask_mode(app, ui);
             ui.add_space(4.0);
@@ -32,6 +33,8 @@ pub fn control_panel(app: &mut MaeApp, ui: &mut egui::Ui) {
                 .on_hover_text("Attention maps: encoder or decoder, layer, head, rollout, query patch");
             ui.checkbox(&mut app.settings.show_loss, "Loss")
                 .on_hover_text("Per-patch loss heatmap, its distribution and the loss-vs-ratio curve");
+            ui.checkbox(&mut app.settings.show_ensemble, "Seed ensemble")
+                .on_hover_text("Mean and spread of the reconstructions over several random masks");
         });
     });
 }

@@ -47,6 +47,7 @@ pub enum DialogAnswer {
     OpenImage(PathBuf),
     OpenModelFolder(PathBuf),
     SavePanels(PathBuf),
+    SaveGrid(PathBuf),
     Cancelled,
 }
 
@@ -138,6 +139,18 @@ impl FileTasks {
                 .set_file_name(suggested_name)
                 .save_file()
                 .map_or(DialogAnswer::Cancelled, DialogAnswer::SavePanels)
+        });
+    }
+
+    pub fn pick_grid_destination(&mut self, ctx: &egui::Context, suggested_name: String) {
+        self.run_dialog(ctx, move |dialog| {
+            dialog
+                .set_title("Export the comparison grid")
+                .add_filter("PNG image", &["png"])
+                .add_filter("JPEG image", &["jpg", "jpeg"])
+                .set_file_name(suggested_name)
+                .save_file()
+                .map_or(DialogAnswer::Cancelled, DialogAnswer::SaveGrid)
         });
     }
 

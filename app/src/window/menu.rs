@@ -66,6 +66,8 @@ pub fn menu_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                     .on_hover_text("Show attention maps of the encoder and decoder");
                 ui.checkbox(&mut app.settings.show_loss, "Loss panel")
                     .on_hover_text("Show the per-patch reconstruction loss");
+                ui.checkbox(&mut app.settings.show_ensemble, "Seed ensemble panel")
+                    .on_hover_text("Mean and spread of the reconstructions over several seeds");
             });
             ui.menu_button("Help", |ui| {
                 ui.label("Shortcuts: Ctrl+O open · Ctrl+V paste · Ctrl+S save panels · Ctrl+E export");

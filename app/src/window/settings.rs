@@ -4,11 +4,15 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::render::Colormap;
 use crate::render::panels::MaskedStyle;
 use crate::worker::{AttentionView, LossView};
 
 /// Recent files kept in File → Open Recent.
 pub const MAX_RECENT_FILES: usize = 8;
+
+/// Largest seed ensemble offered (each seed is one forward pass).
+pub const MAX_ENSEMBLE_SIZE: usize = 64;
 
 /// How the masked patches are chosen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +47,10 @@ pub struct Settings {
     pub show_loss: bool,
     pub loss: LossView,
     pub loss_plot: LossPlot,
+    pub show_ensemble: bool,
+    /// Seeds in a seed ensemble (the current seed and the next ones).
+    pub ensemble_size: usize,
+    pub ensemble_colormap: Colormap,
     pub recent_files: Vec<PathBuf>,
     /// The model last loaded successfully (used when `--model` is not given).
     pub model: Option<String>,
@@ -63,6 +71,9 @@ impl Default for Settings {
             show_loss: false,
             loss: LossView::default(),
             loss_plot: LossPlot::Sorted,
+            show_ensemble: false,
+            ensemble_size: 8,
+            ensemble_colormap: Colormap::Magma,
             recent_files: Vec::new(),
             model: None,
             device: None,
@@ -87,6 +98,7 @@ impl Settings {
         self.attention.discard_ratio = self.attention.discard_ratio.clamp(0.0, 0.99);
         self.loss.alpha = self.loss.alpha.clamp(0.0, 1.0);
         self.recent_files.truncate(MAX_RECENT_FILES);
+        self.ensemble_size = self.ensemble_size.clamp(2, MAX_ENSEMBLE_SIZE);
         self
     }
 }

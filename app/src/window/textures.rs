@@ -14,6 +14,8 @@ pub const RECONSTRUCTION: &str = "reconstruction";
 pub const PASTED: &str = "pasted";
 pub const ATTENTION: &str = "attention";
 pub const LOSS: &str = "loss";
+pub const ENSEMBLE_MEAN: &str = "ensemble mean";
+pub const ENSEMBLE_STD: &str = "ensemble std";
 
 #[derive(Default)]
 pub struct PanelTextures {
@@ -42,6 +44,11 @@ impl PanelTextures {
         if let Some(loss) = &panels.loss {
             self.set(ctx, LOSS, loss, options);
         }
+    }
+
+    /// Uploads one picture under `name` (created the first time, updated in place after).
+    pub fn set_one(&mut self, ctx: &egui::Context, name: &'static str, image: &ColorImage, nearest: bool) {
+        self.set(ctx, name, image, if nearest { TextureOptions::NEAREST } else { TextureOptions::LINEAR });
     }
 
     fn set(&mut self, ctx: &egui::Context, name: &'static str, image: &ColorImage, options: TextureOptions) {
