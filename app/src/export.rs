@@ -227,6 +227,9 @@ pub fn render_export(
         "MAE Explorer · {} · {}×{} px, patch {}",
         loaded.name, config.image_size, config.image_size, config.patch_size
     );
+    if plan.columns.iter().any(|column| matches!(column, Column::Loss | Column::Attention(_))) {
+        title.push_str(&format!(" · heatmaps: {} over each tile's own range", plan.colormap));
+    }
     if uses_target_statistics {
         title.push_str(" · * de-normalized with the target patches' own statistics");
     }

@@ -12,7 +12,7 @@ use mae_explorer::render::curves::loss_vs_ratio;
 use mae_explorer::render::ensemble::seed_ensemble;
 use mae_explorer::render::grid::{GAP, GridGeometry, GridRow, GridSpec, compose_grid};
 use mae_explorer::render::loss::loss_overlay;
-use mae_explorer::render::panels::{MaskedStyle, PanelOptions, render_panels};
+use mae_explorer::render::panels::{MaskedStyle, PanelOptions, pasted_on_photo, render_panels};
 use mae_explorer::render::{empty_patch_pixel, patch_at};
 use mae_model::preprocess::load_rgb_image;
 use mae_model::{ForwardOptions, LoadedModel, MaeOutput, MaskSpec};
@@ -40,14 +40,24 @@ fn pixels_by_patch(image: &RgbaImage, output: &MaeOutput) -> Vec<(usize, u32, u3
     image.enumerate_pixels().map(|(x, y, p)| (patch_at(x, y, width, height, output.grid), x, y, *p)).collect()
 }
 
+const NORM_PIX_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/models/tiny-p4-normpix");
+
 #[test]
 fn pasted_back_equals_the_original_on_every_visible_patch_bit_for_bit() {
-    let loaded = model();
+    for (loaded, norm_pix) in [(model(), false), (load_model(NORM_PIX_MODEL, "cpu").unwrap(), true)] {
+        pasted_back_is_exact(&loaded, norm_pix);
+    }
+}
+
+fn pasted_back_is_exact(loaded: &LoadedModel, norm_pix: bool) {
+    let side = loaded.model.config().image_size as u32;
+    let patch_pixels = loaded.model.config().patch_size.pow(2);
     for (seed, ratio) in [(2, 0.75), (0, 0.5), (7, 0.25)] {
-        let output = forward(&loaded, seed, ratio);
+        let output = forward(loaded, seed, ratio);
         let panels = render_panels(&output, &loaded.preprocessor, &PanelOptions::default()).unwrap();
-        assert!(!panels.uses_target_statistics);
-        assert_eq!(panels.pasted.dimensions(), (64, 64));
+        // norm_pix_loss reconstructions are de-normalized with the targets' own statistics: flagged.
+        assert_eq!(panels.uses_target_statistics, norm_pix);
+        assert_eq!(panels.pasted.dimensions(), (side, side));
         let (mut visible, mut masked) = (0, 0);
         for (patch, x, y, pixel) in pixels_by_patch(&panels.pasted, &output) {
             if output.masking.is_masked(patch) {
@@ -58,8 +68,8 @@ fn pasted_back_equals_the_original_on_every_visible_patch_bit_for_bit() {
                 visible += 1;
             }
         }
-        assert_eq!(visible, output.masking.len_keep() * 256);
-        assert_eq!(masked, output.masking.num_masked() * 256);
+        assert_eq!(visible, output.masking.len_keep() * patch_pixels);
+        assert_eq!(masked, output.masking.num_masked() * patch_pixels);
         // The reconstruction of this random model is nothing like the photo, so "equal" above is not vacuous.
         assert_ne!(panels.reconstruction, panels.original);
     }
@@ -397,4 +407,25 @@ fn grid_size_is_columns_and_rows_of_tiles_plus_captions() {
     assert!(ink.count() > 0);
     let wrong = vec![GridRow { caption: vec![], tiles: vec![tile(0)] }];
     assert!(compose_grid(&spec, &wrong).is_err());
+}
+
+#[test]
+fn pasted_back_at_photo_resolution_keeps_the_photo_on_visible_patches() {
+    let loaded = model();
+    let output = forward(&loaded, 2, 0.5);
+    let panels = render_panels(&output, &loaded.preprocessor, &PanelOptions::default()).unwrap();
+    let photo = image::open(PHOTO).unwrap().to_rgba8();
+    let pasted = pasted_on_photo(&photo, &panels.reconstruction, &output);
+    assert_eq!(pasted.dimensions(), photo.dimensions());
+    let (mut kept, mut replaced) = (0, 0);
+    for (x, y, pixel) in pasted.enumerate_pixels() {
+        let patch = patch_at(x, y, photo.width(), photo.height(), output.grid);
+        if output.masking.is_masked(patch) {
+            replaced += usize::from(pixel != photo.get_pixel(x, y));
+        } else {
+            assert_eq!(pixel, photo.get_pixel(x, y));
+            kept += 1;
+        }
+    }
+    assert!(kept > 0 && replaced > 0);
 }

@@ -12,7 +12,7 @@ use super::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
 use super::colormap::Colormap;
 use super::loss::loss_overlay;
 use super::panels::Panels;
-use super::text::{draw_text, fit_text, line_height, text_width};
+use super::text::{draw_text, line_height, text_width, wrap_text};
 
 /// What one column of the grid shows.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -98,7 +98,11 @@ impl fmt::Display for Column {
             Column::Attention(column) => {
                 let layer = column.layer.map_or("last".to_string(), |layer| format!("L{layer}"));
                 let kind = if column.rollout { "rollout" } else { "attention" };
-                write!(f, "{kind} {} {layer} {}", column.stack, column.heads)
+                write!(f, "{kind} {} {layer} {}", column.stack, column.heads)?;
+                if column.discard_ratio > 0.0 {
+                    write!(f, " discard {}", column.discard_ratio)?;
+                }
+                Ok(())
             }
         }
     }
@@ -123,6 +127,7 @@ pub const OVERLAY_ALPHA: f32 = 0.65;
 pub fn column_caption(column: &Column, uses_target_statistics: bool) -> String {
     match column {
         Column::Reconstruction | Column::Pasted if uses_target_statistics => format!("{column}*"),
+        Column::Mask => "mask (white = masked)".to_string(),
         _ => column.to_string(),
     }
 }
@@ -197,14 +202,29 @@ pub struct GridGeometry {
 impl GridGeometry {
     pub fn new(spec: &GridSpec, row_captions: &[Vec<String>]) -> Self {
         let widest_caption = row_captions.iter().flatten().map(|line| text_width(line, CAPTION_SIZE)).max();
-        Self {
+        let mut geometry = Self {
             columns: spec.column_captions.len() as u32,
             rows: row_captions.len() as u32,
             tile_size: spec.tile_size,
             caption_width: widest_caption.unwrap_or(0).max(40) + 2 * PADDING,
-            title_height: line_height(TITLE_SIZE) + 2 * PADDING,
-            header_height: line_height(CAPTION_SIZE) + PADDING,
-        }
+            title_height: 0,
+            header_height: 0,
+        };
+        // Title and column captions wrap (never truncate) when the grid or the tiles are narrow.
+        let title_lines = geometry.title_lines(&spec.title).len().max(1) as u32;
+        let header_lines = spec.column_captions.iter().map(|c| geometry.header_lines(c).len()).max().unwrap_or(1);
+        geometry.title_height = title_lines * line_height(TITLE_SIZE) + 2 * PADDING;
+        geometry.header_height = header_lines.max(1) as u32 * line_height(CAPTION_SIZE) + PADDING;
+        geometry
+    }
+
+    fn title_lines(&self, title: &str) -> Vec<String> {
+        let width = self.width().min(u64::from(u32::MAX)) as u32;
+        wrap_text(title, TITLE_SIZE, width.saturating_sub(2 * PADDING))
+    }
+
+    fn header_lines(&self, caption: &str) -> Vec<String> {
+        wrap_text(caption, CAPTION_SIZE, self.tile_size.saturating_sub(4))
     }
 
     pub fn width(&self) -> u64 {
@@ -269,13 +289,21 @@ pub fn compose_grid(spec: &GridSpec, rows: &[GridRow]) -> Result<RgbaImage> {
     geometry.check_size()?;
     let mut canvas = RgbaImage::from_pixel(geometry.width() as u32, geometry.height() as u32, BACKGROUND);
 
-    let title = fit_text(&spec.title, TITLE_SIZE, canvas.width().saturating_sub(2 * PADDING));
-    draw_text(&mut canvas, &title, PADDING as f32, PADDING as f32, TITLE_SIZE, INK);
+    for (index, line) in geometry.title_lines(&spec.title).iter().enumerate() {
+        let top = PADDING as f32 + (index as u32 * line_height(TITLE_SIZE)) as f32;
+        draw_text(&mut canvas, line, PADDING as f32, top, TITLE_SIZE, INK);
+    }
     for (index, caption) in spec.column_captions.iter().enumerate() {
         let (x, _) = geometry.tile_origin(0, index as u32);
-        let caption = fit_text(caption, CAPTION_SIZE, spec.tile_size.saturating_sub(4));
-        let centred = x + spec.tile_size.saturating_sub(text_width(&caption, CAPTION_SIZE)) / 2;
-        draw_text(&mut canvas, &caption, centred as f32, geometry.title_height as f32, CAPTION_SIZE, INK);
+        let lines = geometry.header_lines(caption);
+        // Bottom-aligned, so every caption sits right above its column.
+        let first_top =
+            geometry.title_height + geometry.header_height - PADDING - lines.len() as u32 * line_height(CAPTION_SIZE);
+        for (line_index, line) in lines.iter().enumerate() {
+            let centred = x + spec.tile_size.saturating_sub(text_width(line, CAPTION_SIZE)) / 2;
+            let top = first_top + line_index as u32 * line_height(CAPTION_SIZE);
+            draw_text(&mut canvas, line, centred as f32, top as f32, CAPTION_SIZE, INK);
+        }
     }
     let line = line_height(CAPTION_SIZE) as f32 + 2.0;
     for (row_index, row) in rows.iter().enumerate() {

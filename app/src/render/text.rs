@@ -83,6 +83,25 @@ pub fn fit_text(text: &str, size: f32, max_width: u32) -> String {
     String::new()
 }
 
+/// `text` broken at spaces into lines no wider than `max_width` at `size`; a single word too wide for a line is
+/// shortened with "…".
+pub fn wrap_text(text: &str, size: f32, max_width: u32) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ').filter(|word| !word.is_empty()) {
+        let candidate = if current.is_empty() { word.to_string() } else { format!("{current} {word}") };
+        if text_width(&candidate, size) <= max_width || current.is_empty() {
+            current = candidate;
+        } else {
+            lines.push(std::mem::replace(&mut current, word.to_string()));
+        }
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines.into_iter().map(|line| fit_text(&line, size, max_width)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +118,9 @@ mod tests {
         draw_text(&mut image, "clipped", 100.0, 20.0, 16.0, [0, 0, 0]);
         let short = fit_text("a very long file name indeed.png", 14.0, 80);
         assert!(short.ends_with('…') && text_width(&short, 14.0) <= 80, "{short}");
+        let lines = wrap_text("attention decoder last head 3", 14.0, 120);
+        assert!(lines.len() >= 2 && lines.iter().all(|l| text_width(l, 14.0) <= 120), "{lines:?}");
+        assert_eq!(lines.join(" "), "attention decoder last head 3");
+        assert_eq!(wrap_text("short", 14.0, 500), vec!["short".to_string()]);
     }
 }
