@@ -354,3 +354,70 @@ fn a_seed_ensemble_runs_one_forward_per_seed_and_shows_mean_and_spread() {
     assert_eq!(app.worker_stats().forwards(), forwards + 5);
     assert!(result.times_masked.iter().all(|&count| count <= 5));
 }
+
+/// eframe's storage as a map, for the persistence round trip.
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_survive_a_restart() {
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    let app = harness.state_mut();
+    app.settings.mask_ratio = 0.6;
+    app.settings.seed = 1234;
+    app.settings.dark_theme = false;
+    app.settings.show_loss = true;
+    app.settings.attention.colormap = mae_explorer::render::Colormap::Turbo;
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(harness.state_mut(), &mut storage);
+    let restored = mae_explorer::window::load_settings(Some(&storage));
+    assert_eq!(restored, harness.state().settings);
+    assert_eq!(restored.model.as_deref(), Some(fixture_model().as_str()), "the model that loaded is remembered");
+    // A damaged entry falls back to the defaults instead of failing.
+    storage.0.insert(eframe::APP_KEY.to_string(), "not ron at all (".into());
+    assert_eq!(mae_explorer::window::load_settings(Some(&storage)), mae_explorer::window::Settings::default());
+}
+
+/// The real binary with `--screenshot`, under Xvfb. Skipped (with a note) where `xvfb-run` is not installed;
+/// `.ci/run` installs it.
+#[test]
+fn the_screenshot_option_writes_the_window_or_fails_with_the_reason() {
+    if std::process::Command::new("xvfb-run").arg("--help").output().is_err() {
+        eprintln!("xvfb-run is not installed: skipping the --screenshot check");
+        return;
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let png = folder.path().join("window.png");
+    let run = |model: &str, png: &std::path::Path| {
+        std::process::Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1600x1000x24", env!("CARGO_BIN_EXE_mae-explorer"), "--model", model])
+            .arg("--screenshot")
+            .arg(png)
+            .output()
+            .unwrap()
+    };
+    let output = run(&fixture_model(), &png);
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let picture = image::open(&png).unwrap();
+    assert_eq!((picture.width(), picture.height()), (1600, 1000));
+    let missing = folder.path().join("no-model-here");
+    let failed_png = folder.path().join("failed.png");
+    let output = run(&missing.display().to_string(), &failed_png);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no screenshot") && stderr.contains("no-model-here"), "{stderr}");
+    assert!(!failed_png.exists());
+}

@@ -28,6 +28,11 @@ use crate::cli::{DEFAULT_MODEL, WindowArgs, WindowPanel};
 pub const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 const APP_ID: &str = "mae-explorer";
 
+/// The settings saved by the last run (defaults when there are none or they cannot be read).
+pub fn load_settings(storage: Option<&dyn eframe::Storage>) -> Settings {
+    storage.and_then(|storage| eframe::get_value::<Settings>(storage, eframe::APP_KEY)).unwrap_or_default().sanitized()
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run(args: &WindowArgs) -> Result<()> {
     let screenshot = args.screenshot.as_ref().map(|path| screenshot::ScreenshotPlan {
@@ -59,12 +64,7 @@ pub fn run(args: &WindowArgs) -> Result<()> {
         APP_ID,
         options,
         Box::new(move |creation| {
-            let stored = if screenshot.is_none() {
-                creation.storage.and_then(|storage| eframe::get_value::<Settings>(storage, eframe::APP_KEY))
-            } else {
-                None
-            };
-            let mut settings = stored.unwrap_or_default();
+            let mut settings = if screenshot.is_none() { load_settings(creation.storage) } else { Settings::default() };
             for panel in &args.panel {
                 match panel {
                     WindowPanel::Attention => settings.show_attention = true,
