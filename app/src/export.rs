@@ -19,8 +19,7 @@ use crate::atomic_file::{check_overwrite, temporary_path, write_atomically};
 use crate::cli::ExportArgs;
 use crate::model_arg::load_model;
 use crate::render::Colormap;
-use crate::render::grid::{Column, GridRow, GridSpec, column_caption, compose_grid, parse_columns, render_tile};
-use crate::render::loss::format_value;
+use crate::render::grid::{Column, GridSpec, column_caption, compose_grid, grid_row, grid_title, parse_columns};
 use crate::render::panels::{MaskedStyle, PanelOptions, render_panels};
 
 /// File extensions taken from a folder given to `--image` (other files there are ignored).
@@ -174,6 +173,8 @@ pub fn render_export(
     let mut rows = Vec::new();
     let mut skipped = 0usize;
     let mut uses_target_statistics = false;
+    // (height, width) the model actually saw, for the title.
+    let mut input_size = None;
     for input in images {
         let name =
             input.path.file_name().map_or_else(|| input.path.display().to_string(), |n| n.to_string_lossy().into());
@@ -198,19 +199,8 @@ pub fn render_export(
                     .with_context(|| format!("{}: mask ratio {ratio}, seed {seed}", input.path.display()))?;
                 let panels = render_panels(&output, &loaded.preprocessor, &panel_options)?;
                 uses_target_statistics |= panels.uses_target_statistics;
-                let tiles = plan
-                    .columns
-                    .iter()
-                    .map(|column| render_tile(column, &output, &panels, plan.colormap))
-                    .collect::<Result<Vec<_>>>()?;
-                let loss = output.loss.map_or("none".to_string(), format_value);
-                let caption = vec![
-                    name.clone(),
-                    format!("ratio {ratio} ({}/{} masked)", output.masking.num_masked(), output.num_patches()),
-                    format!("seed {seed}"),
-                    format!("loss {loss}"),
-                ];
-                rows.push(GridRow { caption, tiles });
+                input_size.get_or_insert(output.image_size());
+                rows.push(grid_row(&name, ratio, seed, &output, &panels, &plan.columns, plan.colormap)?);
                 progress.inc(1);
             }
         }
@@ -223,16 +213,8 @@ pub fn render_export(
         eprintln!("warning: {skipped} of {} images skipped", images.len());
     }
     let config = loaded.model.config();
-    let mut title = format!(
-        "MAE Explorer · {} · {}×{} px, patch {}",
-        loaded.name, config.image_size, config.image_size, config.patch_size
-    );
-    if plan.columns.iter().any(|column| matches!(column, Column::Loss | Column::Attention(_))) {
-        title.push_str(&format!(" · heatmaps: {} over each tile's own range", plan.colormap));
-    }
-    if uses_target_statistics {
-        title.push_str(" · * de-normalized with the target patches' own statistics");
-    }
+    let size = input_size.unwrap_or((config.image_size, config.image_size));
+    let title = grid_title(&loaded.name, size, config.patch_size, &plan.columns, plan.colormap, uses_target_statistics);
     let column_captions = plan.columns.iter().map(|c| column_caption(c, uses_target_statistics)).collect();
     compose_grid(&GridSpec { title, column_captions, tile_size }, &rows)
 }

@@ -10,7 +10,7 @@ use mae_model::MaeOutput;
 
 use super::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
 use super::colormap::Colormap;
-use super::loss::loss_overlay;
+use super::loss::{format_value, loss_overlay};
 use super::panels::Panels;
 use super::text::{draw_text, line_height, text_width, wrap_text};
 
@@ -158,6 +158,48 @@ pub fn render_tile(column: &Column, output: &MaeOutput, panels: &Panels, colorma
             attention::overlay(&panels.original, &scores, output.grid, output.patch_size, colormap, OVERLAY_ALPHA)
         }
     })
+}
+
+/// The row for one (image, mask ratio, seed) forward pass: a tile per column and the caption lines (image name,
+/// ratio with the patches actually masked, seed, masked loss). Shared by `export` and the window's grid export.
+pub fn grid_row(
+    image_name: &str,
+    ratio: f64,
+    seed: u64,
+    output: &MaeOutput,
+    panels: &Panels,
+    columns: &[Column],
+    colormap: Colormap,
+) -> Result<GridRow> {
+    let tiles = columns.iter().map(|column| render_tile(column, output, panels, colormap)).collect::<Result<_>>()?;
+    let loss = output.loss.map_or("none".to_string(), format_value);
+    let caption = vec![
+        image_name.to_string(),
+        format!("ratio {ratio} ({}/{} masked)", output.masking.num_masked(), output.num_patches()),
+        format!("seed {seed}"),
+        format!("loss {loss}"),
+    ];
+    Ok(GridRow { caption, tiles })
+}
+
+/// The title line: model, input size and patch, the heatmap colormap when heatmaps are shown, and the warning that
+/// `norm_pix_loss` reconstructions used the targets' own statistics.
+pub fn grid_title(
+    model_name: &str,
+    (height, width): (usize, usize),
+    patch_size: usize,
+    columns: &[Column],
+    colormap: Colormap,
+    uses_target_statistics: bool,
+) -> String {
+    let mut title = format!("MAE Explorer · {model_name} · {width}×{height} px, patch {patch_size}");
+    if columns.iter().any(|column| matches!(column, Column::Loss | Column::Attention(_))) {
+        title.push_str(&format!(" · heatmaps: {colormap} over each tile's own range"));
+    }
+    if uses_target_statistics {
+        title.push_str(" · * de-normalized with the target patches' own statistics");
+    }
+    title
 }
 
 /// One row: caption lines for the left margin and one tile per column (any size; scaled into the grid).
