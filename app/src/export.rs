@@ -19,7 +19,10 @@ use crate::atomic_file::{check_overwrite, temporary_path, write_atomically};
 use crate::cli::ExportArgs;
 use crate::model_arg::load_model;
 use crate::render::Colormap;
-use crate::render::grid::{Column, GridSpec, column_caption, compose_grid, grid_row, grid_title, parse_columns};
+use crate::render::grid::{
+    Column, GAP, GridSpec, MAX_GRID_PIXELS, MAX_TILE_SIZE, column_caption, compose_grid, grid_row, grid_title,
+    parse_columns,
+};
 use crate::render::panels::{MaskedStyle, PanelOptions, render_panels};
 
 /// File extensions taken from a folder given to `--image` (other files there are ignored).
@@ -40,6 +43,7 @@ pub struct ExportPlan {
 pub fn run(args: &ExportArgs) -> Result<()> {
     let plan = plan(args)?;
     let images = collect_images(&args.image)?;
+    check_grid_fits(images.len(), &plan, args.tile_size)?;
     let loaded = load_model(&args.model, &args.device)?;
     let picture = render_export(&loaded, &images, &plan, args.tile_size)?;
     // Checked again: the file may have appeared while the model ran.
@@ -62,8 +66,8 @@ pub fn plan(args: &ExportArgs) -> Result<ExportPlan> {
         check_ratio(ratio).map_err(|e| anyhow!("--mask-ratios: {e}"))?;
     }
     let seeds = parse_list(&args.seeds, "--seeds", "seed", |text| text.parse::<u64>().ok())?;
-    if args.tile_size == 0 {
-        bail!("--tile-size must be at least 1 pixel");
+    if args.tile_size == 0 || args.tile_size > MAX_TILE_SIZE {
+        bail!("--tile-size must be between 1 and {MAX_TILE_SIZE} pixels, got {}", args.tile_size);
     }
     let format = output_format(&args.out)?;
     check_output_folder(&args.out)?;
@@ -82,6 +86,21 @@ fn parse_list<T>(list: &str, option: &str, what: &str, parse: impl Fn(&str) -> O
         bail!("{option}: the list is empty (give at least one {what})");
     }
     Ok(values)
+}
+
+/// Refuses, before any forward pass, a grid whose tiles alone would exceed what can be composed in memory.
+fn check_grid_fits(images: usize, plan: &ExportPlan, tile_size: u32) -> Result<()> {
+    let rows = (images * plan.ratios.len() * plan.seeds.len()) as u64;
+    let pitch = u64::from(tile_size + GAP);
+    let (width, height) = (plan.columns.len() as u64 * pitch, rows * pitch);
+    if width.saturating_mul(height) > MAX_GRID_PIXELS {
+        bail!(
+            "the grid would be over {width}×{height} pixels ({rows} rows × {} columns; at most {MAX_GRID_PIXELS} \
+             pixels): use fewer images, mask ratios or seeds, or a smaller --tile-size",
+            plan.columns.len()
+        );
+    }
+    Ok(())
 }
 
 /// The picture format the output's extension names.

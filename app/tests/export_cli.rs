@@ -110,6 +110,8 @@ fn bad_options_get_one_line_naming_them_exit_code_2_and_no_file() {
         (vec!["--seeds", ""], "--seeds"),
         (vec!["--seeds", "1,x"], "\"x\""),
         (vec!["--tile-size", "0"], "--tile-size"),
+        (vec!["--tile-size", "4000", "--mask-ratios", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"], "pixels"),
+        (vec!["--masked-style", "plaid"], "\"plaid\""),
     ];
     for (options, named) in cases {
         let mut arguments = vec!["--image", PHOTO, "--out", out_text];
@@ -120,6 +122,10 @@ fn bad_options_get_one_line_naming_them_exit_code_2_and_no_file() {
         assert_eq!(message.trim_end().lines().count(), 1, "{options:?}: {message}");
         assert!(message.contains(named), "{options:?} should name {named}: {message}");
     }
+    let bitmap = dir.path().join("grid.bmp");
+    let result = export(&["--image", PHOTO, "--out", bitmap.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(stderr(&result).contains("grid.bmp"), "{}", stderr(&result));
     let result = export(&["--image", PHOTO, "--out", missing_folder.to_str().unwrap()]);
     assert_eq!(result.status.code(), Some(2));
     assert!(stderr(&result).contains("output folder"), "{}", stderr(&result));

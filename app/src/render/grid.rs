@@ -12,7 +12,7 @@ use super::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
 use super::colormap::Colormap;
 use super::loss::{format_value, loss_overlay};
 use super::panels::Panels;
-use super::text::{draw_text, line_height, text_width, wrap_text};
+use super::text::{draw_text, fit_text, line_height, text_width, wrap_text};
 
 /// What one column of the grid shows.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -174,7 +174,7 @@ pub fn grid_row(
     let tiles = columns.iter().map(|column| render_tile(column, output, panels, colormap)).collect::<Result<_>>()?;
     let loss = output.loss.map_or("none".to_string(), format_value);
     let caption = vec![
-        image_name.to_string(),
+        fit_text(image_name, CAPTION_SIZE, MAX_NAME_WIDTH),
         format!("ratio {ratio} ({}/{} masked)", output.masking.num_masked(), output.num_patches()),
         format!("seed {seed}"),
         format!("loss {loss}"),
@@ -219,6 +219,10 @@ pub struct GridSpec {
 }
 
 pub const TITLE_SIZE: f32 = 18.0;
+/// Longer image names are shortened with "…" so one long name cannot widen the caption margin without bound.
+const MAX_NAME_WIDTH: u32 = 260;
+/// Largest accepted tile side; far above any model resolution.
+pub const MAX_TILE_SIZE: u32 = 4096;
 pub const CAPTION_SIZE: f32 = 14.0;
 const PADDING: u32 = 8;
 /// Largest grid written (pixels): about 1 GiB of RGBA while composing.
