@@ -421,3 +421,34 @@ fn the_screenshot_option_writes_the_window_or_fails_with_the_reason() {
     assert!(stderr.contains("no screenshot") && stderr.contains("no-model-here"), "{stderr}");
     assert!(!failed_png.exists());
 }
+
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn pasted_and_dropped_images_replace_the_picture() {
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    let pasted = egui::ColorImage::new([30, 20], vec![egui::Color32::from_rgb(200, 30, 40); 600]);
+    harness.event(egui::Event::PasteImage(std::sync::Arc::new(pasted)));
+    step_until(&mut harness, "the pasted image's result", |app| {
+        app.image.as_ref().unwrap().rgb.dimensions() == (30, 20) && app.is_up_to_date()
+    });
+    assert_eq!(harness.state().image.as_ref().unwrap().rgb.get_pixel(0, 0).0, [200, 30, 40]);
+
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("dropped.png");
+    image::RgbImage::from_pixel(12, 34, image::Rgb([1, 2, 3])).save(&path).unwrap();
+    harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedPath(path)));
+    step_until(&mut harness, "the dropped image's result", |app| {
+        app.image.as_ref().unwrap().rgb.dimensions() == (12, 34) && app.is_up_to_date()
+    });
+}

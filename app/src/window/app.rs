@@ -120,6 +120,8 @@ pub struct MaeApp {
     /// Painted mode: true = masked, per spatial patch.
     pub painted_mask: Vec<bool>,
     pub notice: Option<Notice>,
+    /// A small copy of a newly opened picture, uploaded on the next frame and shown until the model's result.
+    preview: Option<egui::ColorImage>,
     pub(super) textures: PanelTextures,
     pub(super) files: FileTasks,
     pub loss_curve: LossCurveState,
@@ -181,6 +183,7 @@ impl MaeApp {
             last_forward_error: None,
             painted_mask: Vec::new(),
             notice: None,
+            preview: None,
             textures: PanelTextures::default(),
             files: FileTasks::default(),
             loss_curve: LossCurveState::default(),
@@ -194,7 +197,10 @@ impl MaeApp {
         match options.image {
             // Read on a thread like any other file; the sample is shown meanwhile only if that fails.
             Some(path) => app.pending_initial_image = Some(path),
-            None => app.set_image(ImageOrigin::Sample, decode_sample()),
+            None => {
+                let (rgb, preview) = decode_sample();
+                app.set_image(ImageOrigin::Sample, rgb, preview);
+            }
         }
         app
     }
@@ -225,8 +231,9 @@ impl MaeApp {
         self.worker.send(Request::LoadModel { id, model, device, cancel });
     }
 
-    pub fn set_image(&mut self, origin: ImageOrigin, rgb: Arc<image::RgbImage>) {
+    pub fn set_image(&mut self, origin: ImageOrigin, rgb: Arc<image::RgbImage>, preview: egui::ColorImage) {
         let id = self.next_id();
+        self.preview = Some(preview);
         let name = origin.display_name();
         if let ImageOrigin::File(path) = &origin {
             self.settings.remember_file(path.clone());
@@ -354,6 +361,9 @@ impl MaeApp {
 
         self.receive_worker_responses(&ctx);
         self.receive_files();
+        if let Some(preview) = self.preview.take() {
+            self.textures.set_one(&ctx, textures::PREVIEW, &preview, false);
+        }
         self.handle_input(&ctx);
 
         menu::menu_bar(self, ui);
@@ -489,6 +499,7 @@ impl MaeApp {
                         }
                     }
                     self.clamp_attention_choice();
+                    self.cached_models = None;
                     self.loss_curve = LossCurveState::default();
                 }
                 Response::ModelFailed { id, error } => {
@@ -623,15 +634,16 @@ impl MaeApp {
         while let Ok(loaded) = self.files.images.try_recv() {
             self.files.decoding = self.files.decoding.saturating_sub(1);
             match loaded.result {
-                Ok(rgb) => {
+                Ok((rgb, preview)) => {
                     self.notice = None;
-                    self.set_image(loaded.origin, rgb);
+                    self.set_image(loaded.origin, rgb, preview);
                 }
                 Err(problem) => {
                     // The picture on screen stays; only the message changes.
                     self.show_error(format!("could not open {}: {problem}", loaded.origin.display_name()));
                     if self.image.is_none() {
-                        self.set_image(ImageOrigin::Sample, decode_sample());
+                        let (rgb, preview) = decode_sample();
+                        self.set_image(ImageOrigin::Sample, rgb, preview);
                     }
                 }
             }

@@ -38,7 +38,24 @@ impl ImageOrigin {
 #[derive(Debug)]
 pub struct LoadedImage {
     pub origin: ImageOrigin,
-    pub result: Result<Arc<RgbImage>, String>,
+    /// The picture and a small preview of it (shown until the model's result arrives).
+    pub result: Result<(Arc<RgbImage>, ColorImage), String>,
+}
+
+/// Longest side of the preview shown before the model has seen a new picture.
+const PREVIEW_SIDE: u32 = 448;
+
+/// A downscaled copy for the screen, made off the UI thread for big photos.
+pub fn preview(rgb: &RgbImage) -> ColorImage {
+    let scale = (PREVIEW_SIDE as f32 / rgb.width().max(rgb.height()) as f32).min(1.0);
+    let (width, height) = (((rgb.width() as f32 * scale) as u32).max(1), ((rgb.height() as f32 * scale) as u32).max(1));
+    let small = if scale < 1.0 { image::imageops::thumbnail(rgb, width, height) } else { rgb.clone() };
+    ColorImage::from_rgb([small.width() as usize, small.height() as usize], small.as_raw())
+}
+
+fn with_preview(rgb: RgbImage) -> (Arc<RgbImage>, ColorImage) {
+    let small = preview(&rgb);
+    (Arc::new(rgb), small)
 }
 
 /// What a dialog thread answers.
@@ -79,7 +96,7 @@ impl FileTasks {
         let sender = self.image_sender.clone();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let result = decode_rgb_image(&bytes).map(Arc::new);
+            let result = decode_rgb_image(&bytes).map(with_preview);
             let _ = sender.send(LoadedImage { origin, result });
             ctx.request_repaint();
         });
@@ -91,7 +108,7 @@ impl FileTasks {
         let sender = self.image_sender.clone();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let result = read_image_file(&path).map(Arc::new);
+            let result = read_image_file(&path).map(with_preview);
             let _ = sender.send(LoadedImage { origin: ImageOrigin::File(path), result });
             ctx.request_repaint();
         });
@@ -105,7 +122,7 @@ impl FileTasks {
         } else {
             let rgb: Vec<u8> = image.pixels.iter().flat_map(|pixel| [pixel.r(), pixel.g(), pixel.b()]).collect();
             RgbImage::from_raw(width as u32, height as u32, rgb)
-                .map(Arc::new)
+                .map(with_preview)
                 .ok_or_else(|| "the clipboard image has an inconsistent size".to_string())
         };
         self.decoding += 1;
@@ -174,6 +191,6 @@ pub fn read_image_file(path: &Path) -> Result<RgbImage, String> {
     decode_rgb_image(&bytes).map_err(|problem| format!("{}: {problem}", path.display()))
 }
 
-pub fn decode_sample() -> Arc<RgbImage> {
-    Arc::new(decode_rgb_image(SAMPLE_IMAGE).expect("the embedded sample image is a valid PNG"))
+pub fn decode_sample() -> (Arc<RgbImage>, ColorImage) {
+    with_preview(decode_rgb_image(SAMPLE_IMAGE).expect("the embedded sample image is a valid PNG"))
 }

@@ -35,6 +35,21 @@ pub fn menu_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                     app.open_model_dialog(&ctx);
                     ui.close();
                 }
+                let cached_menu = ui.menu_button("Models in the Hugging Face cache", |ui| {
+                    let cached = app.cached_models.get_or_insert_with(mae_model::cached_models).clone();
+                    if cached.is_empty() {
+                        ui.label("The cache holds no ViTMAE models");
+                    }
+                    for model in cached {
+                        let size = format!("{:.0} MB", model.size_bytes as f64 / 1e6);
+                        if ui.button(format!("{} ({size})", model.repo)).on_hover_text("Load this model").clicked() {
+                            let device = app.device_arg.clone();
+                            app.load_model(model.repo.clone(), device);
+                            ui.close();
+                        }
+                    }
+                });
+                cached_menu.response.on_hover_text("Models already downloaded: no network needed");
                 ui.separator();
                 if ui
                     .add(
@@ -173,10 +188,16 @@ pub fn model_banner(app: &mut MaeApp, ui: &mut egui::Ui) {
             egui::Frame::group(ui.style()).show(ui, |ui| {
                 ui.label(RichText::new("No model is loaded").strong().size(16.0));
                 ui.label(format!("{} could not be loaded: {error}", app.model_arg));
-                ui.label(
-                    "Without a network connection, a hub model must already be in the Hugging Face cache. \
-                     You can open a local model folder instead (config.json + model.safetensors).",
-                );
+                let hub_id = mae_model::hub::split_repo_id(&app.model_arg).is_ok()
+                    && !std::path::Path::new(&app.model_arg).exists();
+                if hub_id {
+                    ui.label(
+                        "Without a network connection, a hub model must already be in the Hugging Face cache. \
+                         You can open a local model folder instead (config.json + model.safetensors).",
+                    );
+                } else {
+                    ui.label("A model folder holds config.json and model.safetensors (or pytorch_model.bin).");
+                }
                 if let Some(cached) = app.cached_models.clone().filter(|models| !models.is_empty()) {
                     ui.label("Models in your Hugging Face cache:");
                     ui.horizontal_wrapped(|ui| {

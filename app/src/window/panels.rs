@@ -61,7 +61,10 @@ fn picture(app: &mut MaeApp, ui: &mut egui::Ui, texture: &str, label: &str, size
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     let response = response.on_hover_text(tooltip);
     let painter = ui.painter_at(rect);
-    match app.textures.get(texture) {
+    // Until the model has seen the picture, the original panel shows the picture itself.
+    let result_is_current = app.shown.as_ref().map(|shown| shown.image_id) == app.image.as_ref().map(|image| image.id);
+    let drawn = if texture == textures::ORIGINAL && !result_is_current { textures::PREVIEW } else { texture };
+    match app.textures.get(drawn) {
         Some(handle) => {
             painter.image(handle.id(), rect, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
         }

@@ -14,6 +14,8 @@ pub const RECONSTRUCTION: &str = "reconstruction";
 pub const PASTED: &str = "pasted";
 pub const ATTENTION: &str = "attention";
 pub const LOSS: &str = "loss";
+/// The newly opened picture before the model has seen it.
+pub const PREVIEW: &str = "preview";
 pub const ENSEMBLE_MEAN: &str = "ensemble mean";
 pub const ENSEMBLE_STD: &str = "ensemble std";
 
