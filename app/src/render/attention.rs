@@ -113,7 +113,7 @@ impl TokenMatrix {
 /// One layer's `[1, heads, n, n]` attention fused over heads as `heads` says.
 pub fn fuse_heads(attention: &Tensor, heads: HeadFusion) -> Result<TokenMatrix> {
     let (batch, head_count, tokens, keys) = attention.dims4()?;
-    if batch != 1 || tokens != keys {
+    if batch != 1 || tokens != keys || head_count == 0 {
         bail!("attention must be [1, heads, n, n], got {:?}", attention.dims());
     }
     let all: Vec<f32> = attention.to_device(&Device::Cpu)?.flatten_all()?.to_vec1()?;
@@ -126,14 +126,20 @@ pub fn fuse_heads(attention: &Tensor, heads: HeadFusion) -> Result<TokenMatrix> 
             }
             head_plane(head).to_vec()
         }
-        HeadFusion::Mean => (0..plane)
-            .map(|i| (0..head_count).map(|h| f64::from(head_plane(h)[i])).sum::<f64>() as f32 / head_count as f32)
-            .collect(),
-        HeadFusion::Max => {
-            (0..plane).map(|i| (0..head_count).map(|h| head_plane(h)[i]).fold(f32::NEG_INFINITY, f32::max)).collect()
+        HeadFusion::Mean => {
+            let mut sum = vec![0f64; plane];
+            for head in 0..head_count {
+                sum.iter_mut().zip(head_plane(head)).for_each(|(total, &v)| *total += f64::from(v));
+            }
+            sum.into_iter().map(|total| (total / head_count as f64) as f32).collect()
         }
-        HeadFusion::Min => {
-            (0..plane).map(|i| (0..head_count).map(|h| head_plane(h)[i]).fold(f32::INFINITY, f32::min)).collect()
+        HeadFusion::Max | HeadFusion::Min => {
+            let pick = if heads == HeadFusion::Max { f32::max } else { f32::min };
+            let mut fused = head_plane(0).to_vec();
+            for head in 1..head_count {
+                fused.iter_mut().zip(head_plane(head)).for_each(|(kept, &v)| *kept = pick(*kept, v));
+            }
+            fused
         }
     };
     Ok(TokenMatrix { tokens, values })
@@ -145,36 +151,70 @@ pub fn fuse_heads(attention: &Tensor, heads: HeadFusion) -> Result<TokenMatrix> 
 /// broadcasts them along the wrong axis — its issue #16 — and is not copied here), multiplied as
 /// `Ã_l = A_l · Ã_(l−1)`. Every row of the result sums to 1.
 pub fn rollout(layers: &[TokenMatrix], discard_ratio: f32) -> Result<TokenMatrix> {
+    let n = check_rollout_input(layers, discard_ratio)?;
+    let mut result: Vec<f64> = (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect();
+    for layer in layers {
+        result = matmul(&rollout_step(layer, discard_ratio), &result, n);
+    }
+    Ok(TokenMatrix { tokens: n, values: result.into_iter().map(|v| v as f32).collect() })
+}
+
+/// Row `query` of `rollout(layers, discard_ratio)`, computed as `e_query · Ã_L · … · Ã_1` with vector-matrix
+/// products: n² work per layer instead of n³, so a 197-token decoder rollout stays interactive.
+pub fn rollout_row(layers: &[TokenMatrix], discard_ratio: f32, query: usize) -> Result<Vec<f32>> {
+    let n = check_rollout_input(layers, discard_ratio)?;
+    if query >= n {
+        bail!("query token {query} does not exist ({n} tokens)");
+    }
+    let mut row = vec![0.0f64; n];
+    row[query] = 1.0;
+    for layer in layers.iter().rev() {
+        let step = rollout_step(layer, discard_ratio);
+        let mut next = vec![0.0f64; n];
+        for (k, &weight) in row.iter().enumerate().filter(|(_, weight)| **weight != 0.0) {
+            for (out, &value) in next.iter_mut().zip(&step[k * n..(k + 1) * n]) {
+                *out += weight * value;
+            }
+        }
+        row = next;
+    }
+    Ok(row.into_iter().map(|v| v as f32).collect())
+}
+
+/// The token count shared by all layers, or why rollout cannot run.
+fn check_rollout_input(layers: &[TokenMatrix], discard_ratio: f32) -> Result<usize> {
     let Some(first) = layers.first() else { bail!("attention rollout needs at least one layer") };
     if !(0.0..=1.0).contains(&discard_ratio) {
         bail!("discard ratio {discard_ratio} is outside [0, 1]");
     }
-    let n = first.tokens;
-    let mut result: Vec<f64> = (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect();
-    for layer in layers {
-        if layer.tokens != n {
-            bail!("attention rollout needs layers of equal size ({n} and {} tokens)", layer.tokens);
-        }
-        let mut attention: Vec<f64> = layer.values.iter().map(|&v| f64::from(v)).collect();
-        let discard = (attention.len() as f64 * f64::from(discard_ratio)) as usize;
-        if discard > 0 {
-            let mut order: Vec<usize> = (0..attention.len()).collect();
-            order.sort_by(|&a, &b| attention[a].total_cmp(&attention[b]));
-            for &index in order.iter().take(discard).filter(|&&index| index != 0) {
-                attention[index] = 0.0;
-            }
-        }
-        for row in 0..n {
-            attention[row * n + row] += 1.0;
-            let sum: f64 = attention[row * n..(row + 1) * n].iter().map(|v| v / 2.0).sum();
-            for value in &mut attention[row * n..(row + 1) * n] {
-                // (A + I)/2 divided by its own row sum; the 1/2 cancels but is kept to mirror the paper.
-                *value = *value / 2.0 / sum;
-            }
-        }
-        result = matmul(&attention, &result, n);
+    if let Some(other) = layers.iter().find(|layer| layer.tokens != first.tokens) {
+        bail!("attention rollout needs layers of equal size ({} and {} tokens)", first.tokens, other.tokens);
     }
-    Ok(TokenMatrix { tokens: n, values: result.into_iter().map(|v| v as f32).collect() })
+    Ok(first.tokens)
+}
+
+/// One layer's factor: smallest weights discarded, then `(A + I)/2` with each row divided by its own sum.
+fn rollout_step(layer: &TokenMatrix, discard_ratio: f32) -> Vec<f64> {
+    let n = layer.tokens;
+    let mut attention: Vec<f64> = layer.values.iter().map(|&v| f64::from(v)).collect();
+    let discard = (attention.len() as f64 * f64::from(discard_ratio)) as usize;
+    if discard > 0 {
+        // Only which weights are among the smallest matters, not their order: a linear-time selection.
+        let mut order: Vec<usize> = (0..attention.len()).collect();
+        order.select_nth_unstable_by(discard - 1, |&a, &b| attention[a].total_cmp(&attention[b]));
+        for &index in order[..discard].iter().filter(|&&index| index != 0) {
+            attention[index] = 0.0;
+        }
+    }
+    for row in 0..n {
+        attention[row * n + row] += 1.0;
+        let sum: f64 = attention[row * n..(row + 1) * n].iter().map(|v| v / 2.0).sum();
+        for value in &mut attention[row * n..(row + 1) * n] {
+            // (A + I)/2 divided by its own row sum; the 1/2 cancels but is kept to mirror the paper.
+            *value = *value / 2.0 / sum;
+        }
+    }
+    attention
 }
 
 fn matmul(left: &[f64], right: &[f64], n: usize) -> Vec<f64> {
@@ -207,13 +247,6 @@ pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Resul
     if selection.layer >= layers.len() {
         bail!("{stack} layer {} does not exist (the model has {} {stack} layers)", selection.layer, layers.len());
     }
-    let matrix = if selection.rollout {
-        let fused: Vec<TokenMatrix> =
-            layers[..=selection.layer].iter().map(|a| fuse_heads(a, selection.heads)).collect::<Result<_>>()?;
-        rollout(&fused, selection.discard_ratio)?
-    } else {
-        fuse_heads(&layers[selection.layer], selection.heads)?
-    };
 
     let num_patches = output.num_patches();
     let ids_keep = &output.masking.ids_keep;
@@ -221,9 +254,12 @@ pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Resul
         Stack::Encoder => ids_keep.len() + 1,
         Stack::Decoder => num_patches + 1,
     };
-    if matrix.tokens != expected_tokens {
-        bail!("{stack} attention covers {} tokens, expected {expected_tokens}", matrix.tokens);
-    }
+    let check_token_count = |tokens: usize| -> Result<()> {
+        if tokens != expected_tokens {
+            bail!("{stack} attention covers {tokens} tokens, expected {expected_tokens}");
+        }
+        Ok(())
+    };
     let query_token = match selection.query {
         Query::Cls => 0,
         Query::Patch(patch) if patch >= num_patches => {
@@ -237,7 +273,16 @@ pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Resul
             Stack::Decoder => patch + 1,
         },
     };
-    let row = matrix.row(query_token);
+    let row: Vec<f32> = if selection.rollout {
+        let fused: Vec<TokenMatrix> =
+            layers[..=selection.layer].iter().map(|a| fuse_heads(a, selection.heads)).collect::<Result<_>>()?;
+        check_token_count(fused[0].tokens)?;
+        rollout_row(&fused, selection.discard_ratio, query_token)?
+    } else {
+        let matrix = fuse_heads(&layers[selection.layer], selection.heads)?;
+        check_token_count(matrix.tokens)?;
+        matrix.row(query_token).to_vec()
+    };
     let mut scores = vec![None; num_patches];
     match stack {
         Stack::Encoder => {
@@ -322,5 +367,22 @@ mod tests {
             assert!((sum - 1.0).abs() < 1e-6, "{sum}");
         }
         assert!(rollout(&[], 0.0).is_err());
+    }
+
+    #[test]
+    fn one_rollout_row_equals_that_row_of_the_full_product() {
+        let layers: Vec<TokenMatrix> = (0..3)
+            .map(|l| TokenMatrix { tokens: 4, values: (0..16).map(|i| ((i * 7 + l * 3) % 11) as f32 / 10.0).collect() })
+            .collect();
+        for discard in [0.0, 0.3] {
+            let full = rollout(&layers, discard).unwrap();
+            for query in 0..4 {
+                let row = rollout_row(&layers, discard, query).unwrap();
+                for (a, b) in row.iter().zip(full.row(query)) {
+                    assert!((a - b).abs() < 1e-6, "query {query}: {row:?} vs {:?}", full.row(query));
+                }
+            }
+        }
+        assert!(rollout_row(&layers, 0.0, 4).is_err());
     }
 }
