@@ -587,13 +587,16 @@ impl WorkerState {
 
     fn forward(&mut self, request: ForwardRequest) -> Result<ForwardResult> {
         let key = (self.model_generation, request.image.id, request.mask.clone());
+        // Attention maps are kept only while the Attention panel is open: they cost memory and some time.
+        let attentions = request.view.attention.is_some();
         let mut forward_ms = None;
-        let cached = self.output.as_ref().is_some_and(|(cached_key, _)| *cached_key == key);
+        let cached = self.output.as_ref().is_some_and(|(cached_key, output)| {
+            *cached_key == key && (!attentions || !output.encoder_attentions.is_empty())
+        });
         if !cached {
             let pixel_values = self.pixel_values(&request.image)?;
             let start = Instant::now();
-            let output =
-                self.loaded()?.model.forward(&pixel_values, &request.mask, ForwardOptions { attentions: true })?;
+            let output = self.loaded()?.model.forward(&pixel_values, &request.mask, ForwardOptions { attentions })?;
             let elapsed = start.elapsed();
             if elapsed < self.config.min_forward_time {
                 std::thread::sleep(self.config.min_forward_time - elapsed);
@@ -902,10 +905,23 @@ mod tests {
         let view = ViewOptions { attention: Some(AttentionView::default()), ..ViewOptions::default() };
         worker.send(forward(2, 0.5, view));
         let second = forward_result(&worker);
-        assert_eq!(second.forward_ms, None, "the cached output was re-drawn");
         assert!(second.panels.attention.is_some());
         assert_eq!(second.mask, first.mask);
-        assert_eq!(worker.stats().forwards(), 1);
+        // Attention maps were not kept the first time (panel closed), so the model ran again, keeping them.
+        assert_eq!(worker.stats().forwards(), 2);
+        let view = ViewOptions {
+            attention: Some(AttentionView { layer: 1, ..AttentionView::default() }),
+            ..ViewOptions::default()
+        };
+        worker.send(forward(3, 0.5, view));
+        let third = forward_result(&worker);
+        assert_eq!(third.forward_ms, None, "the cached output was re-drawn");
+        assert!(third.panels.attention.is_some());
+        assert_ne!(third.panels.attention, second.panels.attention, "another layer looks different");
+        let plain = forward(4, 0.5, ViewOptions::default());
+        worker.send(plain);
+        assert_eq!(forward_result(&worker).forward_ms, None, "outputs with attention maps serve plain views too");
+        assert_eq!(worker.stats().forwards(), 2);
     }
 
     #[test]

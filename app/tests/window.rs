@@ -81,8 +81,9 @@ fn moving_the_ratio_slider_produces_a_result_with_the_new_ratio() {
     assert!(app.shown.as_ref().unwrap().id > before);
     assert_eq!(app.settings.mask_ratio, 0.5);
     assert_eq!(masked_count(app), 8, "half of the 16 patches are masked at ratio 0.5");
-    // The textures were created once and then updated in place.
     assert_eq!(app.worker_stats().forwards(), 2);
+    // The textures were created once (five panels and the preview) and then updated in place.
+    assert_eq!(app.texture_creations(), 6);
 }
 
 #[test]

@@ -205,6 +205,11 @@ impl MaeApp {
         app
     }
 
+    /// How many GPU textures were created: one per picture name, however many results arrived.
+    pub fn texture_creations(&self) -> usize {
+        self.textures.created
+    }
+
     pub fn worker_stats(&self) -> &Arc<WorkerStats> {
         self.worker.stats()
     }
