@@ -214,9 +214,8 @@ impl PreprocessorConfig {
     /// Reads `preprocessor_config.json`; a missing file means the hub defaults sized to the model's image size.
     pub fn from_file_or_default(path: &Path, model: &MaeConfig) -> Result<Self> {
         if !path.exists() {
-            let mut config = Self::default();
-            config.size = ImageSize::HeightWidth { height: model.image_size, width: model.image_size };
-            return Ok(config);
+            let size = ImageSize::HeightWidth { height: model.image_size, width: model.image_size };
+            return Ok(Self { size, ..Self::default() });
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| MaeError::config(path, format!("cannot read the preprocessor config: {e}")))?;

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod cpu_kernels;
 pub mod device;
 pub mod error;
 pub mod hub;

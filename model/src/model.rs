@@ -5,6 +5,7 @@ use std::path::Path;
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 
 use crate::config::{Activation, MaeConfig};
+use crate::cpu_kernels::{AttentionOp, GeluErfOp, LayerNormOp, LinearOp, ScaledSoftmaxOp};
 use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
@@ -41,6 +42,9 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 2 {
+            return Ok(x.contiguous()?.apply_op3_no_bwd(&self.weight_t, &self.bias, &LinearOp)?);
+        }
         Ok(x.matmul(&self.weight_t)?.broadcast_add(&self.bias)?)
     }
 }
@@ -64,6 +68,10 @@ impl LayerNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let op = LayerNormOp { eps: self.eps as f32 };
+            return Ok(x.contiguous()?.apply_op3_no_bwd(&self.weight, &self.bias, &op)?);
+        }
         let input_dtype = x.dtype();
         let x = x.to_dtype(DType::F32)?;
         let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
@@ -121,17 +129,8 @@ impl Layer {
     /// `h += attn(LN(h)); h += mlp(LN(h))` for `h: [n, D]`; returns the attention probabilities `[heads, n, n]`
     /// when asked.
     fn forward(&self, hidden: &Tensor, keep_attention: bool) -> Result<(Tensor, Option<Tensor>)> {
-        let (tokens, width) = hidden.dims2()?;
-        let head_dim = width / self.heads;
         let qkv = self.qkv.forward(&self.norm_before.forward(hidden)?)?;
-        // [n, 3·D] → [3, heads, n, head_dim]: one copy gives contiguous q, k and v.
-        let qkv = qkv.reshape((tokens, 3, self.heads, head_dim))?.permute((1, 2, 0, 3))?.contiguous()?;
-        let (query, key, value) = (qkv.i(0)?, qkv.i(1)?, qkv.i(2)?);
-        let scores = (query.matmul(&key.t()?)? * (head_dim as f64).powf(-0.5))?;
-        // Softmax in f32 as HF does, whatever the compute dtype.
-        let probabilities = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?;
-        let context = probabilities.to_dtype(value.dtype())?.matmul(&value)?;
-        let context = context.transpose(0, 1)?.reshape((tokens, width))?;
+        let (context, probabilities) = attention(&qkv, self.heads)?;
         let hidden = (hidden + self.attention_out.forward(&context)?)?;
         let mlp_input = self.norm_after.forward(&hidden)?;
         let activated = activate(&self.fc1.forward(&mlp_input)?, self.activation)?;
@@ -140,8 +139,41 @@ impl Layer {
     }
 }
 
+/// Multi-head attention on the fused projection `[n, 3·D]`: returns the context `[n, D]` and the probabilities
+/// `[heads, n, n]`, computed as HF's eager attention does (`softmax(q·kᵀ · head_dim^-0.5)` in f32, then `·v`).
+fn attention(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor)> {
+    let (tokens, fused) = qkv.dims2()?;
+    let width = fused / 3;
+    let head_dim = width / heads;
+    let scale = (head_dim as f64).powf(-0.5);
+    if qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
+        let both = qkv.contiguous()?.apply_op1_no_bwd(&AttentionOp { heads, scale: scale as f32 })?;
+        let probabilities_len = heads * tokens * tokens;
+        let probabilities = both.narrow(0, 0, probabilities_len)?.reshape((heads, tokens, tokens))?;
+        let context = both.narrow(0, probabilities_len, tokens * width)?.reshape((tokens, width))?;
+        return Ok((context, probabilities));
+    }
+    // [n, 3·D] → [3, heads, n, head_dim]: one copy gives contiguous q, k and v.
+    let qkv = qkv.reshape((tokens, 3, heads, head_dim))?.permute((1, 2, 0, 3))?.contiguous()?;
+    let (query, key, value) = (qkv.i(0)?, qkv.i(1)?, qkv.i(2)?);
+    let probabilities = scaled_softmax(&query.matmul(&key.t()?)?, scale)?;
+    let context = probabilities.to_dtype(value.dtype())?.matmul(&value)?;
+    Ok((context.transpose(0, 1)?.reshape((tokens, width))?, probabilities))
+}
+
+/// `softmax(scores · scale)` in f32, as HF's eager attention computes it whatever the compute dtype.
+fn scaled_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
+    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+        return Ok(scores.contiguous()?.apply_op1_no_bwd(&ScaledSoftmaxOp { scale: scale as f32 })?);
+    }
+    Ok(candle_nn::ops::softmax_last_dim(&(scores * scale)?.to_dtype(DType::F32)?)?)
+}
+
 fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
     Ok(match activation {
+        Activation::GeluErf if x.device().is_cpu() && x.dtype() == DType::F32 => {
+            x.contiguous()?.apply_op1_no_bwd(&GeluErfOp)?
+        }
         Activation::GeluErf => x.gelu_erf()?,
         Activation::GeluTanh => x.gelu()?,
         Activation::Relu => x.relu()?,

@@ -75,7 +75,8 @@ pub fn compare_outputs(
             continue;
         }
         let error = relative_l2(got, want);
-        if !(error <= tolerance) {
+        // Written so that a NaN error counts as a failure.
+        if error.is_nan() || error > tolerance {
             problems.push(format!("{name}: relative L2 error {error:.3e} > {tolerance:.0e}"));
         }
     }

@@ -1,0 +1,469 @@
+//! Fused CPU kernels for the element-wise parts of a transformer layer.
+//!
+//! Composed from candle's generic ops, LayerNorm is ten passes with ten allocations, and candle's GELU-erf and
+//! scaling are single-threaded scalar loops; together they cost about as much as all the matmuls of a forward
+//! pass. Each kernel here is one pass per row, parallel over rows on candle's thread pool (we run inside
+//! `Device::with_context`). GPUs keep candle's composed ops (see `model.rs`), which are already fast there.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, bail};
+use rayon::prelude::*;
+
+/// Rows per parallel task: enough work per task that scheduling costs nothing.
+const MIN_ELEMENTS_PER_TASK: usize = 16 * 1024;
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else { bail!("{op}: only f32 is supported on the CPU") };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&values[start..end]),
+        None => bail!("{op}: input must be contiguous"),
+    }
+}
+
+fn last_dim(layout: &Layout) -> usize {
+    layout.shape().dims().last().copied().unwrap_or(1).max(1)
+}
+
+/// Rows per task so each task holds at least `MIN_ELEMENTS_PER_TASK` values.
+fn rows_per_task(width: usize) -> usize {
+    MIN_ELEMENTS_PER_TASK.div_ceil(width).max(1)
+}
+
+/// LayerNorm over the last axis: two-pass mean and (biased) variance in f32, as torch computes it. candle's
+/// fused kernel uses E[x²]−E[x]², which cancels badly on rows with a large mean.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerNormOp {
+    pub eps: f32,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "mae-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(input, input_layout, self.name())?;
+        let (weight, bias) =
+            (contiguous(weight, weight_layout, self.name())?, contiguous(bias, bias_layout, self.name())?);
+        let width = last_dim(input_layout);
+        if weight.len() != width || bias.len() != width {
+            bail!("{}: weight/bias length {} / {} for rows of {width}", self.name(), weight.len(), bias.len());
+        }
+        let mut out = vec![0f32; x.len()];
+        let chunk = rows_per_task(width) * width;
+        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out_rows, rows)| {
+            for (out_row, row) in out_rows.chunks_exact_mut(width).zip(rows.chunks_exact(width)) {
+                let mean = row.iter().sum::<f32>() / width as f32;
+                let variance = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+                let inverse_std = 1.0 / (variance + self.eps).sqrt();
+                for (((o, v), w), b) in out_row.iter_mut().zip(row).zip(weight).zip(bias) {
+                    *o = (v - mean) * inverse_std * w + b;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), input_layout.shape().clone()))
+    }
+}
+
+/// e^x in branch-free arithmetic that vectorizes once compiled for AVX2/AVX-512 (libm's `expf` is a scalar call
+/// per element). x = n·ln2 + r with a two-part ln2, then a degree-6 polynomial for e^r on |r| ≤ ln2/2: relative
+/// error below 3e-7, the order of f32 rounding. Inputs are clamped to [−87, 88].
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LN2_HIGH: f32 = 0.693_359_4;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest by adding and removing 1.5·2²³ (vectorizes, unlike `round`).
+    const ROUNDING: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + ROUNDING) - ROUNDING;
+    let r = x - n * LN2_HIGH - n * LN2_LOW;
+    let polynomial = 1.0
+        + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+    // 2^n from the exponent bits (n is in [−126, 127] after the clamp). Adding 2²³ + 127 puts the integer
+    // n + 127 into the mantissa bits without a float→int conversion (Rust's saturating `as` does not vectorize).
+    const EXPONENT_BIAS_IN_MANTISSA: f32 = 8_388_608.0 + 127.0;
+    let biased_exponent = (n + EXPONENT_BIAS_IN_MANTISSA).to_bits() & 0x007f_ffff;
+    polynomial * f32::from_bits(biased_exponent << 23)
+}
+
+/// Runs `kernel` compiled for the widest vector unit this CPU has. The kernels are `#[inline(always)]`
+/// generic code, so each wrapper below is a copy built with its target features enabled.
+macro_rules! dispatch_simd {
+    ($kernel:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn wide(f: impl FnOnce()) { f() }
+            #[target_feature(enable = "avx2,fma")]
+            fn narrow(f: impl FnOnce()) { f() }
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports the features this copy was compiled for (checked just above).
+                #[allow(unsafe_code)]
+                unsafe { wide(|| $kernel($($arg),*)) }
+            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                #[allow(unsafe_code)]
+                unsafe { narrow(|| $kernel($($arg),*)) }
+            } else {
+                $kernel($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $kernel($($arg),*)
+        }
+    }};
+}
+
+/// erf with torch's own vectorized CPU formula (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7): what
+/// `torch.nn.functional.gelu` evaluates on the CPU, so our GELU tracks HF's closely.
+#[inline]
+fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A1: f32 = 0.254_829_6;
+    const A2: f32 = -0.284_496_74;
+    const A3: f32 = 1.421_413_7;
+    const A4: f32 = -1.453_152_1;
+    const A5: f32 = 1.061_405_4;
+    let magnitude = x.abs();
+    let t = 1.0 / (1.0 + P * magnitude);
+    let polynomial = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
+    let value = 1.0 - polynomial * exp(-magnitude * magnitude);
+    value.copysign(x)
+}
+
+/// `x·W + b` with the bias folded into the gemm call (the output starts as the broadcast bias and gemm
+/// accumulates onto it), saving the separate pass candle's `broadcast_add` makes over every linear's output.
+/// Inputs: x `[n, in]`, wᵀ `[in, out]`, b `[out]`, all contiguous.
+#[derive(Debug, Clone, Copy)]
+pub struct LinearOp;
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "mae-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(input, input_layout, self.name())?;
+        let weight_t = contiguous(weight, weight_layout, self.name())?;
+        let bias = contiguous(bias, bias_layout, self.name())?;
+        let (&[rows, inputs], &[weight_inputs, outputs]) = (input_layout.dims(), weight_layout.dims()) else {
+            bail!("{}: expected 2-D input and weight", self.name());
+        };
+        if inputs != weight_inputs || bias.len() != outputs {
+            bail!("{}: shapes [{rows}, {inputs}] · [{weight_inputs}, {outputs}] + [{}]", self.name(), bias.len());
+        }
+        let mut out: Vec<f32> = Vec::with_capacity(rows * outputs);
+        for _ in 0..rows {
+            out.extend_from_slice(bias);
+        }
+        let threads = rayon::current_num_threads();
+        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        // SAFETY: every pointer comes from a live slice whose length matches the dimensions and row-major strides
+        // given (checked above: x is rows×inputs, wᵀ is inputs×outputs, out is rows×outputs), and `out` does not
+        // alias the inputs.
+        #[allow(unsafe_code)]
+        unsafe {
+            gemm::gemm(
+                rows,
+                outputs,
+                inputs,
+                out.as_mut_ptr(),
+                1,
+                outputs as isize,
+                true,
+                x.as_ptr(),
+                1,
+                inputs as isize,
+                weight_t.as_ptr(),
+                1,
+                outputs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+    }
+}
+
+/// Multi-head attention core on the fused projection `[n, 3·D]` (q | k | v, heads side by side in each):
+/// per head `P = softmax(q·kᵀ · scale)`, `context = P·v`. Heads run in parallel; q, k and v are read in place
+/// through gemm's strides, so nothing is permuted or copied. The output is one buffer: the probabilities
+/// `[heads, n, n]` followed by the context `[n, D]` (heads concatenated, as HF's `reshape` gives it).
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionOp {
+    pub heads: usize,
+    pub scale: f32,
+}
+
+/// A raw output pointer that parallel tasks write through, each to its own disjoint columns.
+#[derive(Clone, Copy)]
+struct SharedOutput(*mut f32);
+// SAFETY: tasks write disjoint regions (one head's probability block and context columns each).
+#[allow(unsafe_code)]
+unsafe impl Send for SharedOutput {}
+#[allow(unsafe_code)]
+unsafe impl Sync for SharedOutput {}
+
+impl CustomOp1 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "mae-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let qkv = contiguous(storage, layout, self.name())?;
+        let &[tokens, fused] = layout.dims() else { bail!("{}: expected [n, 3·D]", self.name()) };
+        let width = fused / 3;
+        if fused % 3 != 0 || self.heads == 0 || width % self.heads != 0 {
+            bail!("{}: width {fused} is not 3 × heads ({}) × head size", self.name(), self.heads);
+        }
+        let head_dim = width / self.heads;
+        let probabilities_len = self.heads * tokens * tokens;
+        let mut out = vec![0f32; probabilities_len + tokens * width];
+        let output = SharedOutput(out.as_mut_ptr());
+        let scale = self.scale;
+        (0..self.heads).into_par_iter().for_each(move |head| {
+            let output = output;
+            // SAFETY: `qkv` holds tokens × 3·width values and `out` holds heads·tokens² + tokens·width; every
+            // pointer/stride pair below stays inside them (query/key/value blocks start at column head·head_dim of
+            // their third, rows are 3·width apart). Each task writes only its own head's probability block and its
+            // own head_dim context columns, so the parallel writes never overlap.
+            #[allow(unsafe_code)]
+            unsafe {
+                let probabilities = output.0.add(head * tokens * tokens);
+                let query = qkv.as_ptr().add(head * head_dim);
+                let key = qkv.as_ptr().add(width + head * head_dim);
+                let value = qkv.as_ptr().add(2 * width + head * head_dim);
+                let row = fused as isize;
+                // scores = q · kᵀ: kᵀ[c, j] = key[j, c], so its column stride is a row of qkv.
+                gemm::gemm(
+                    tokens,
+                    tokens,
+                    head_dim,
+                    probabilities,
+                    1,
+                    tokens as isize,
+                    false,
+                    query,
+                    1,
+                    row,
+                    key,
+                    row,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+                let block = std::slice::from_raw_parts_mut(probabilities, tokens * tokens);
+                softmax_in_place(block, tokens, scale);
+                let context = output.0.add(probabilities_len + head * head_dim);
+                gemm::gemm(
+                    tokens,
+                    head_dim,
+                    tokens,
+                    context,
+                    1,
+                    width as isize,
+                    false,
+                    probabilities,
+                    1,
+                    tokens as isize,
+                    value,
+                    1,
+                    row,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from(probabilities_len + tokens * width)))
+    }
+}
+
+fn softmax_in_place(block: &mut [f32], width: usize, scale: f32) {
+    dispatch_simd!(scaled_softmax_rows_in_place(block, width, scale));
+}
+
+/// Exact (erf-based) GELU: `x · (1 + erf(x/√2)) / 2`.
+#[derive(Debug, Clone, Copy)]
+pub struct GeluErfOp;
+
+impl CustomOp1 for GeluErfOp {
+    fn name(&self) -> &'static str {
+        "mae-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(MIN_ELEMENTS_PER_TASK)
+            .zip(x.par_chunks(MIN_ELEMENTS_PER_TASK))
+            .for_each(|(out, x)| dispatch_simd!(gelu_erf_slice(out, x)));
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// `softmax(x · scale)` over the last axis, max-subtracted, as HF's eager attention computes
+/// `softmax(q·kᵀ · scaling)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaledSoftmaxOp {
+    pub scale: f32,
+}
+
+impl CustomOp1 for ScaledSoftmaxOp {
+    fn name(&self) -> &'static str {
+        "mae-scaled-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let width = last_dim(layout);
+        let mut out = vec![0f32; x.len()];
+        let chunk = rows_per_task(width) * width;
+        let scale = self.scale;
+        out.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk))
+            .for_each(|(out_rows, rows)| dispatch_simd!(scaled_softmax_rows(out_rows, rows, width, scale)));
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+#[inline(always)]
+fn gelu_erf_slice(out: &mut [f32], x: &[f32]) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// Lanes for the reductions below: independent partial results let the compiler vectorize them (a single
+/// running float sum or max has a strict order it must keep).
+const LANES: usize = 16;
+
+#[inline(always)]
+fn lane_max(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane = if *v > *lane { *v } else { *lane };
+        }
+    }
+    chunks.remainder().iter().chain(&lanes).fold(f32::NEG_INFINITY, |a, b| if *b > a { *b } else { a })
+}
+
+#[inline(always)]
+fn lane_sum(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    chunks.remainder().iter().sum::<f32>() + lanes.iter().sum::<f32>()
+}
+
+#[inline(always)]
+fn scaled_softmax_rows(out_rows: &mut [f32], rows: &[f32], width: usize, scale: f32) {
+    out_rows.copy_from_slice(rows);
+    scaled_softmax_rows_in_place(out_rows, width, scale);
+}
+
+#[inline(always)]
+fn scaled_softmax_rows_in_place(rows: &mut [f32], width: usize, scale: f32) {
+    for row in rows.chunks_exact_mut(width) {
+        for value in row.iter_mut() {
+            *value *= scale;
+        }
+        let max = lane_max(row);
+        for value in row.iter_mut() {
+            *value = exp(*value - max);
+        }
+        let inverse = 1.0 / lane_sum(row);
+        row.iter_mut().for_each(|value| *value *= inverse);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_is_accurate_to_float_rounding() {
+        for i in -8700..=8800 {
+            let x = i as f32 / 100.0;
+            let reference = (x as f64).exp();
+            let relative = ((exp(x) as f64 - reference) / reference).abs();
+            assert!(relative < 3e-7, "exp({x}): relative error {relative}");
+        }
+        assert!(exp(-200.0) < 1e-37, "underflow gives ~0");
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_match_the_definition() {
+        let row = [0.5f32, -3.0, 2.25, 0.0, 10.0];
+        let mut out = [0f32; 5];
+        dispatch_simd!(scaled_softmax_rows(&mut out, &row, 5, 0.5));
+        let total: f64 = row.iter().map(|v| (0.5 * *v as f64).exp()).sum();
+        for (o, v) in out.iter().zip(&row) {
+            let expected = (0.5 * *v as f64).exp() / total;
+            assert!((*o as f64 - expected).abs() < 1e-6 * expected.max(1e-3));
+        }
+    }
+
+    #[test]
+    fn erf_is_within_torch_accuracy() {
+        let mut worst = 0f64;
+        for i in -400..=400 {
+            let x = i as f32 / 100.0;
+            let reference = libm_erf(x as f64);
+            let error = (erf(x) as f64 - reference).abs();
+            worst = worst.max(error);
+            assert!(error < 5e-7, "erf({x}): error {error}");
+        }
+        eprintln!("worst erf error {worst:e}");
+    }
+
+    /// erf by its Taylor series / continued fraction in f64, independent of the kernel under test.
+    fn libm_erf(x: f64) -> f64 {
+        // Abramowitz & Stegun 7.1.5 series converges quickly for |x| ≤ 4 in f64.
+        let mut term = x;
+        let mut sum = x;
+        let mut n = 0.0;
+        while term.abs() > 1e-17 * sum.abs().max(1e-300) {
+            n += 1.0;
+            term *= -x * x / n;
+            sum += term / (2.0 * n + 1.0);
+            if n > 400.0 {
+                break;
+            }
+        }
+        2.0 / std::f64::consts::PI.sqrt() * sum
+    }
+}
