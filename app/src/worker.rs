@@ -27,7 +27,7 @@ use mae_model::{
 use crate::render::Colormap;
 use crate::render::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
 use crate::render::ensemble::seed_ensemble;
-use crate::render::grid::{Column, GridRow, GridSpec, column_caption, compose_grid, render_tile};
+use crate::render::grid::{Column, GAP, GridSpec, MAX_GRID_PIXELS, column_caption, compose_grid, grid_row, grid_title};
 use crate::render::panels::{MaskedStyle, PanelOptions, render_panels};
 
 /// An image the window has opened, shared with the worker without copying. `id` changes whenever the picture does.
@@ -631,8 +631,18 @@ impl WorkerState {
         if export.columns.is_empty() || export.ratios.is_empty() || export.seeds.is_empty() {
             anyhow::bail!("choose at least one column, one ratio and one seed");
         }
-        // Fail on a bad file name before computing anything.
+        // Fail on a bad file name or an impossible size before computing anything.
         let format = crate::export::output_format(&export.path)?;
+        let pitch = u64::from(export.tile_size + GAP);
+        let (rows, columns) = ((export.ratios.len() * export.seeds.len()) as u64, export.columns.len() as u64);
+        if (columns * pitch).saturating_mul(rows * pitch) > MAX_GRID_PIXELS {
+            anyhow::bail!(
+                "the grid would be over {}×{} pixels (at most {MAX_GRID_PIXELS}): use fewer ratios or seeds, \
+                 or a smaller tile size",
+                columns * pitch,
+                rows * pitch
+            );
+        }
         let pixel_values = self.pixel_values(&export.image)?;
         let loaded = self.loaded()?;
         let attentions = export.columns.iter().any(|column| matches!(column, Column::Attention(_)));
@@ -642,36 +652,25 @@ impl WorkerState {
         let mut uses_target_statistics = false;
         for &ratio in &export.ratios {
             for &seed in &export.seeds {
-                let output = loaded.model.forward(
-                    &pixel_values,
-                    &MaskSpec::Seed { seed, ratio },
-                    ForwardOptions { attentions },
-                )?;
+                let spec = MaskSpec::Seed { seed, ratio };
+                let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions })?;
                 self.stats.forwards.fetch_add(1, Ordering::Relaxed);
                 let panels = render_panels(&output, &loaded.preprocessor, &panel_options)?;
                 uses_target_statistics |= panels.uses_target_statistics;
-                let tiles = export
-                    .columns
-                    .iter()
-                    .map(|column| render_tile(column, &output, &panels, export.colormap))
-                    .collect::<Result<Vec<_>>>()?;
-                let loss = output.loss.map_or("none".to_string(), |loss| format!("{loss:.4}"));
-                let caption = vec![
-                    export.image.name.clone(),
-                    format!("ratio {ratio} ({}/{} masked)", output.masking.num_masked(), output.num_patches()),
-                    format!("seed {seed}"),
-                    format!("loss {loss}"),
-                ];
-                rows.push(GridRow { caption, tiles });
+                let name = &export.image.name;
+                rows.push(grid_row(name, ratio, seed, &output, &panels, &export.columns, export.colormap)?);
                 send(Response::ExportProgress { id, done: rows.len(), total });
             }
         }
-        let (height, width) = loaded.preprocessor.config.target_size();
-        let mut title =
-            format!("MAE Explorer · {} · {width}×{height} px, patch {}", loaded.name, loaded.model.config().patch_size);
-        if uses_target_statistics {
-            title.push_str(" · * de-normalized with the target patches' own statistics");
-        }
+        let config = loaded.model.config();
+        let title = grid_title(
+            &loaded.name,
+            loaded.preprocessor.config.target_size(),
+            config.patch_size,
+            &export.columns,
+            export.colormap,
+            uses_target_statistics,
+        );
         let column_captions =
             export.columns.iter().map(|column| column_caption(column, uses_target_statistics)).collect();
         let picture = compose_grid(&GridSpec { title, column_captions, tile_size: export.tile_size }, &rows)?;

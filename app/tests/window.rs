@@ -331,6 +331,17 @@ fn the_export_dialog_writes_a_grid_and_reports_bad_input() {
     assert_eq!(harness.state().export_dialog.error, None);
     let grid = image::open(&path).unwrap();
     assert!(grid.width() > 4 * 64 && grid.height() > 4 * 64, "{}×{}", grid.width(), grid.height());
+    // A grid too big to compose is refused before any forward pass.
+    let forwards = harness.state().worker_stats().forwards();
+    let app = harness.state_mut();
+    app.export_dialog.seeds = (0..100).map(|seed| seed.to_string()).collect::<Vec<_>>().join(",");
+    app.export_dialog.tile_size = 1024;
+    app.export_grid_to(folder.path().join("huge.png"));
+    step_until(&mut harness, "the refused export", |app| app.export_dialog.running.is_none());
+    assert!(harness.state().export_dialog.error.as_ref().unwrap().contains("grid would be"));
+    assert_eq!(harness.state().worker_stats().forwards(), forwards);
+    assert!(!folder.path().join("huge.png").exists());
+    harness.state_mut().export_dialog.seeds = "0".into();
     // An unwritable destination is an error in the window, and no file appears.
     let bad = folder.path().join("no-such-folder").join("grid.png");
     harness.state_mut().export_grid_to(bad.clone());
