@@ -14,6 +14,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    mae_model::masking::check_ratio(args.mask_ratio)?;
     if let Some(threads) = args.threads {
         if threads == 0 {
             bail!("--threads must be at least 1");

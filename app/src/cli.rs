@@ -74,7 +74,7 @@ pub struct DumpArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Fraction of patches to mask (default: the config's mask_ratio).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub mask_ratio: Option<f64>,
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
@@ -99,7 +99,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Fraction of patches to mask.
-    #[arg(long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, allow_negative_numbers = true)]
     pub mask_ratio: f64,
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
