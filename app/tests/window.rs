@@ -464,3 +464,24 @@ fn pasted_and_dropped_images_replace_the_picture() {
         app.image.as_ref().unwrap().rgb.dimensions() == (12, 34) && app.is_up_to_date()
     });
 }
+
+#[test]
+fn loading_another_model_from_the_model_field_switches_grid_and_results() {
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    // 24×24 input in 4-px patches, predicting per-patch-normalized pixels.
+    let other = PathBuf::from(fixture_model()).with_file_name("tiny-p4-normpix").display().to_string();
+    harness.state_mut().model_field = other.clone();
+    harness.get_by_label("Load").click();
+    step_until(&mut harness, "the second model's result", |app| {
+        app.model_info().is_some_and(|info| info.name == "tiny-p4-normpix") && app.is_up_to_date()
+    });
+    let app = harness.state();
+    let (rows, cols) = app.grid().unwrap();
+    assert_eq!(app.shown.as_ref().unwrap().grid, (rows, cols));
+    assert_eq!((rows, cols), (6, 6));
+    assert_eq!(app.settings.model.as_deref(), Some(other.as_str()));
+    // Its reconstruction borrows the hidden patches' statistics, and the window says so.
+    assert!(app.shown.as_ref().unwrap().uses_target_statistics);
+    harness.step();
+    harness.get_by_label_contains("which the model never saw");
+}

@@ -106,6 +106,8 @@ pub struct MaeApp {
     pub model: ModelState,
     /// The model argument being loaded or last loaded, and the device.
     pub model_arg: String,
+    /// The model field of the control panel as typed.
+    pub model_field: String,
     pub device_arg: String,
     /// Bumped when a new model is in use, so requests for the old one are not mistaken for current ones.
     pub model_generation: u64,
@@ -173,6 +175,7 @@ impl MaeApp {
             repaint_target,
             model: ModelState::Failed(String::new()),
             model_arg: options.model.clone(),
+            model_field: options.model.clone(),
             device_arg: options.device.clone(),
             model_generation: 0,
             image: None,
@@ -230,6 +233,7 @@ impl MaeApp {
         };
         self.loading_model = Some((id, format!("loading {model}…"), Instant::now()));
         self.model_arg = model.clone();
+        self.model_field = model.clone();
         self.device_arg = device.clone();
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
         self.cancel_load = Some(cancel.clone());
@@ -359,7 +363,10 @@ impl MaeApp {
         let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
         let _ = self.repaint_target.set(ctx.clone());
-        ctx.set_theme(if self.settings.dark_theme { egui::Theme::Dark } else { egui::Theme::Light });
+        let theme = if self.settings.dark_theme { egui::Theme::Dark } else { egui::Theme::Light };
+        if ctx.theme() != theme {
+            ctx.set_theme(theme);
+        }
         if let Some(path) = self.pending_initial_image.take() {
             self.files.open_path(path, &ctx);
         }

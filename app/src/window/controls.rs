@@ -16,6 +16,8 @@ pub fn control_panel(app: &mut MaeApp, ui: &mut egui::Ui) {
         egui::ScrollArea::vertical().show(ui, |ui| {
             // Room for the value box and the label beside the slider, so the panel never has to grow.
             ui.spacing_mut().slider_width = (ui.available_width() - 150.0).clamp(80.0, 240.0);
+            model_section(app, ui);
+            ui.separator();
             ui.heading("Masking");
             mask_mode(app, ui);
             ui.add_space(4.0);
@@ -37,6 +39,49 @@ pub fn control_panel(app: &mut MaeApp, ui: &mut egui::Ui) {
                 .on_hover_text("Mean and spread of the reconstructions over several random masks");
         });
     });
+}
+
+/// Devices offered in the model section.
+const DEVICES: [&str; 4] = ["auto", "cpu", "cuda", "metal"];
+
+fn model_section(app: &mut MaeApp, ui: &mut egui::Ui) {
+    ui.heading("Model");
+    let mut typed = app.model_field.clone();
+    let field =
+        ui.add(egui::TextEdit::singleline(&mut typed).hint_text("owner/name, folder or weights file")).on_hover_text(
+            "A Hugging Face model id (facebook/vit-mae-base), a model folder, or a .safetensors/.bin/.pth file",
+        );
+    let mut device = app.device_arg.clone();
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_id_salt("device")
+            .selected_text(device.clone())
+            .show_ui(ui, |ui| {
+                for choice in DEVICES {
+                    ui.selectable_value(&mut device, choice.to_string(), choice);
+                }
+            })
+            .response
+            .on_hover_text("Where the model runs: auto picks a GPU this build supports, else the CPU");
+        let submit = field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
+        let loading = app.loading_model.is_some();
+        if (ui
+            .add_enabled(!loading, egui::Button::new("Load"))
+            .on_hover_text("Load this model on this device")
+            .clicked()
+            || submit)
+            && !typed.trim().is_empty()
+        {
+            app.load_model(typed.trim().to_string(), device.clone());
+        }
+    });
+    if device != app.device_arg {
+        // Changing the device reloads the current model there.
+        let model = app.model_arg.clone();
+        app.load_model(model, device);
+    }
+    if app.loading_model.is_none() {
+        app.model_field = typed;
+    }
 }
 
 fn mask_mode(app: &mut MaeApp, ui: &mut egui::Ui) {
