@@ -213,9 +213,11 @@ pub struct ForwardResult {
 
 #[derive(Debug)]
 pub enum Response {
+    /// What the load is doing; `fraction` is the download's progress when its size is known.
     ModelLoading {
         id: u64,
         message: String,
+        fraction: Option<f32>,
     },
     ModelLoaded {
         id: u64,
@@ -530,7 +532,7 @@ impl WorkerState {
         cancel: Arc<AtomicBool>,
         send: &mut dyn FnMut(Response),
     ) {
-        send(Response::ModelLoading { id, message: format!("loading {model} on {device}…") });
+        send(Response::ModelLoading { id, message: format!("loading {model} on {device}…"), fraction: None });
         let start = Instant::now();
         // Download progress arrives on this thread but through a `Sync` callback: send it straight to the window,
         // a few times a second at most.
@@ -544,7 +546,12 @@ impl WorkerState {
                 return;
             }
             *last = Some(Instant::now());
-            let _ = progress_sender.send(Response::ModelLoading { id, message: download_message(&progress) });
+            let fraction = progress
+                .total
+                .filter(|&total| total > 0)
+                .map(|total| (progress.downloaded as f64 / total as f64).clamp(0.0, 1.0) as f32);
+            let message = download_message(&progress);
+            let _ = progress_sender.send(Response::ModelLoading { id, message, fraction });
             notify();
         };
         let loaded = (|| -> Result<LoadedModel> {
@@ -975,6 +982,15 @@ mod tests {
             }
         }
         assert_eq!(progress, vec![(1, 4), (2, 4), (3, 4), (4, 4)]);
+    }
+
+    #[test]
+    fn download_progress_reads_as_a_sentence() {
+        let progress =
+            DownloadProgress { file: "model.safetensors".into(), downloaded: 120_000_000, total: Some(447_670_680) };
+        assert_eq!(download_message(&progress), "downloading model.safetensors: 120 of 448 MB (27 %)");
+        let unknown = DownloadProgress { total: None, ..progress };
+        assert_eq!(download_message(&unknown), "downloading model.safetensors: 120 MB");
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct MaeApp {
     pub(super) worker: Worker,
     /// The model request in flight: (request id, what it is doing, when it started).
     pub loading_model: Option<(u64, String, Instant)>,
+    /// How far the model download has come, when a download with a known size is running.
+    pub download_fraction: Option<f32>,
     /// Set to abandon the download of the model being loaded.
     pub(super) cancel_load: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Models the Hugging Face cache holds (listed when no model could be loaded).
@@ -170,6 +172,7 @@ impl MaeApp {
             worker,
             loading_model: None,
             cancel_load: None,
+            download_fraction: None,
             cached_models: None,
             pending_initial_image: None,
             repaint_target,
@@ -232,6 +235,7 @@ impl MaeApp {
             _ => ModelState::Loading { what: format!("loading {model}…"), since: Instant::now() },
         };
         self.loading_model = Some((id, format!("loading {model}…"), Instant::now()));
+        self.download_fraction = None;
         self.model_arg = model.clone();
         self.model_field = model.clone();
         self.device_arg = device.clone();
@@ -484,11 +488,12 @@ impl MaeApp {
     fn receive_worker_responses(&mut self, ctx: &egui::Context) {
         while let Some(response) = self.worker.try_recv() {
             match response {
-                Response::ModelLoading { id, message } => {
+                Response::ModelLoading { id, message, fraction } => {
                     if let Some((loading, what, _)) = self.loading_model.as_mut()
                         && *loading == id
                     {
                         *what = message.clone();
+                        self.download_fraction = fraction;
                         if let ModelState::Loading { what, .. } = &mut self.model {
                             *what = message;
                         }

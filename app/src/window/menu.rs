@@ -132,6 +132,9 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                 ui.separator();
                 ui.spinner();
                 ui.label(format!("{what} ({:.0} s)", since.elapsed().as_secs_f64()));
+                if let Some(fraction) = app.download_fraction {
+                    ui.add(egui::ProgressBar::new(fraction).desired_width(120.0));
+                }
             }
             ui.separator();
             match app.shown.as_ref() {
@@ -236,6 +239,9 @@ pub fn model_banner(app: &mut MaeApp, ui: &mut egui::Ui) {
                     app.cancel_model_load();
                 }
             });
+            if let Some(fraction) = app.download_fraction {
+                ui.add(egui::ProgressBar::new(fraction).show_percentage().desired_width(400.0));
+            }
             ui.add_space(6.0);
         }
         _ => {}
