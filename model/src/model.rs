@@ -10,7 +10,7 @@ use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
 use crate::outputs::MaeOutput;
-use crate::patches;
+use crate::patches::{self, PatchGrid};
 use crate::weights::WeightStore;
 
 /// `y = x·Wᵀ + b` with W kept as HF stores it (`[out, in]`), multiplied through a transposed view.
@@ -348,9 +348,15 @@ impl MaeModel {
 
         // Encoder input: embed only the visible patches (the conv is a matmul over each patch's (c, i, j) values),
         // in HF's shuffled order, then prepend CLS. Masked patches cost nothing.
+        let pixel_host: Vec<f32> = pixel_values.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let geometry = PatchGrid { channels: config.num_channels, rows: grid.0, cols: grid.1, patch: p };
+        let kept_patches = Tensor::from_vec(
+            geometry.conv_rows(&pixel_host, &masking.ids_keep),
+            (masking.len_keep(), geometry.patch_dim()),
+            &self.device,
+        )?
+        .to_dtype(self.dtype)?;
         let ids_keep = index_tensor(&masking.ids_keep, &self.device)?;
-        let conv_patches = patches::to_conv_patches(&pixel_values, p)?;
-        let kept_patches = conv_patches.index_select(&ids_keep, 0)?;
         let patch_positions = position_embeddings.narrow(0, 1, num_patches)?;
         let visible = self.patch_embed.forward(&kept_patches)?.add(&patch_positions.index_select(&ids_keep, 0)?)?;
         let cls = self.cls_token.add(&position_embeddings.narrow(0, 0, 1)?)?;
@@ -382,12 +388,13 @@ impl MaeModel {
         }
         let predictions = self.decoder_pred.forward(&self.decoder_norm.forward(&hidden)?)?;
         let logits = predictions.narrow(0, 1, num_patches)?.to_dtype(DType::F32)?;
-        let pixel_values = pixel_values.to_dtype(DType::F32)?;
+        let logits_host: Vec<f32> = logits.flatten_all()?.to_vec1()?;
 
-        let loss_target = patches::patchify(&pixel_values, p)?;
-        let loss_target =
-            if config.norm_pix_loss { patches::normalize_per_patch(&loss_target)?.0 } else { loss_target };
-        let patch_loss: Vec<f32> = (&logits - &loss_target)?.sqr()?.mean(D::Minus1)?.to_vec1()?;
+        let mut loss_target = geometry.patchify(&pixel_host);
+        if config.norm_pix_loss {
+            patches::normalize_rows(&mut loss_target, geometry.patch_dim());
+        }
+        let patch_loss = patches::patch_mse(&logits_host, &loss_target, geometry.patch_dim());
         let batched = |t: Tensor| -> Result<Tensor> { Ok(t.to_dtype(DType::F32)?.unsqueeze(0)?) };
         Ok(MaeOutput {
             grid,
@@ -396,9 +403,9 @@ impl MaeModel {
             loss: masked_mean(&patch_loss, &masking.mask),
             patch_loss,
             masking,
-            reconstruction: patches::unpatchify(&logits, grid, p)?.unsqueeze(0)?,
+            reconstruction: patches::image_tensor(geometry.unpatchify(&logits_host), &geometry, &self.device)?,
             logits: logits.unsqueeze(0)?,
-            pixel_values,
+            pixel_values: pixel_values.to_dtype(DType::F32)?,
             last_hidden_state: batched(last_hidden_state)?,
             encoder_attentions: encoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,
             decoder_attentions: decoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,

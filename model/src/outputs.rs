@@ -4,7 +4,7 @@ use candle_core::{D, Tensor};
 
 use crate::error::Result;
 use crate::masking::Masking;
-use crate::patches;
+use crate::patches::{self, PatchGrid};
 
 /// The result of `MaeModel::forward` for one image. Tensors are f32 and carry a leading batch axis of 1, as
 /// HF returns them.
@@ -61,11 +61,14 @@ impl MaeOutput {
         if !self.norm_pix_loss {
             return Ok(self.reconstruction.clone());
         }
-        let logits = self.logits.squeeze(0)?;
-        let target = patches::patchify(&self.pixel_values, self.patch_size)?;
-        let (_, mean, std) = patches::normalize_per_patch(&target)?;
-        let restored = logits.broadcast_mul(&std)?.broadcast_add(&mean)?;
-        Ok(patches::unpatchify(&restored, self.grid, self.patch_size)?.unsqueeze(0)?)
+        let geometry = PatchGrid::of(&self.pixel_values, self.patch_size)?;
+        let pixels: Vec<f32> = self.pixel_values.flatten_all()?.to_vec1()?;
+        let mut predictions: Vec<f32> = self.logits.flatten_all()?.to_vec1()?;
+        let statistics = patches::patch_statistics(&geometry.patchify(&pixels), geometry.patch_dim());
+        for (row, (mean, std)) in predictions.chunks_exact_mut(geometry.patch_dim()).zip(statistics) {
+            row.iter_mut().for_each(|v| *v = *v * std + mean);
+        }
+        patches::image_tensor(geometry.unpatchify(&predictions), &geometry, self.pixel_values.device())
     }
 
     /// A `[1, 3, H, W]` tensor as a host vector in CHW order.
