@@ -432,6 +432,18 @@ fn the_screenshot_option_writes_the_window_or_fails_with_the_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no screenshot") && stderr.contains("no-model-here"), "{stderr}");
     assert!(!failed_png.exists());
+    // An image named on the command line that cannot be read fails the run too (the sample is no substitute).
+    let output = std::process::Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1600x1000x24", env!("CARGO_BIN_EXE_mae-explorer"), "--model"])
+        .arg(fixture_model())
+        .arg(folder.path().join("missing.jpg"))
+        .arg("--screenshot")
+        .arg(&failed_png)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.jpg"));
+    assert!(!failed_png.exists());
 }
 
 #[derive(Debug)]

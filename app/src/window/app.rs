@@ -103,6 +103,8 @@ pub struct MaeApp {
     pub cached_models: Option<Vec<mae_model::CachedModel>>,
     /// An image named on the command line, read on the first frame.
     pending_initial_image: Option<PathBuf>,
+    /// Why the image named on the command line could not be opened.
+    pub startup_image_error: Option<String>,
     /// Set on the first frame; the worker's wake-up call reads it.
     repaint_target: Arc<OnceLock<egui::Context>>,
     pub model: ModelState,
@@ -175,6 +177,7 @@ impl MaeApp {
             download_fraction: None,
             cached_models: None,
             pending_initial_image: None,
+            startup_image_error: None,
             repaint_target,
             model: ModelState::Failed(String::new()),
             model_arg: options.model.clone(),
@@ -657,8 +660,11 @@ impl MaeApp {
                 }
                 Err(problem) => {
                     // The picture on screen stays; only the message changes.
-                    self.show_error(format!("could not open {}: {problem}", loaded.origin.display_name()));
+                    let message = format!("could not open {}: {problem}", loaded.origin.display_name());
+                    self.show_error(message.clone());
                     if self.image.is_none() {
+                        // The picture asked for on the command line: a screenshot run must not pass without it.
+                        self.startup_image_error = Some(message);
                         let (rgb, preview) = decode_sample();
                         self.set_image(ImageOrigin::Sample, rgb, preview);
                     }

@@ -51,7 +51,10 @@ impl ScreenshotState {
 pub fn advance(app: &mut MaeApp, ctx: &egui::Context) {
     let failure = match &app.model {
         ModelState::Failed(error) if !error.is_empty() => Some(format!("the model could not be loaded: {error}")),
-        _ => app.last_forward_error.as_ref().map(|error| format!("the model could not run: {error}")),
+        _ => app
+            .startup_image_error
+            .clone()
+            .or_else(|| app.last_forward_error.as_ref().map(|error| format!("the model could not run: {error}"))),
     };
     let ready = app.is_up_to_date()
         && app.textures.get(super::textures::RECONSTRUCTION).is_some()
