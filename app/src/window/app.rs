@@ -132,7 +132,10 @@ pub struct MaeApp {
     pub(super) files: FileTasks,
     pub loss_curve: LossCurveState,
     pub ensemble: EnsembleState,
+    /// Time of `show` (the window's own code) per frame.
     pub frame_timer: FrameTimer,
+    /// Time of whole frames as eframe measures them (UI, tessellation, rendering); empty under tests.
+    pub whole_frame_timer: FrameTimer,
     pub(super) screenshot: Option<screenshot::ScreenshotState>,
     /// Value of the paint stroke in progress (true = masking), so a drag paints instead of flickering.
     pub(super) paint_stroke: Option<bool>,
@@ -198,6 +201,7 @@ impl MaeApp {
             loss_curve: LossCurveState::default(),
             ensemble: EnsembleState::default(),
             frame_timer: FrameTimer::default(),
+            whole_frame_timer: FrameTimer::default(),
             screenshot: options.screenshot.map(screenshot::ScreenshotState::new),
             paint_stroke: None,
             export_dialog: export::ExportDialog::default(),
@@ -817,7 +821,11 @@ impl MaeApp {
 }
 
 impl eframe::App for MaeApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // eframe measures the whole previous frame: our UI code plus tessellation and rendering.
+        if let Some(seconds) = frame.info().cpu_usage {
+            self.whole_frame_timer.record(Duration::from_secs_f32(seconds));
+        }
         self.show(ui);
     }
 

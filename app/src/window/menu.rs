@@ -160,7 +160,13 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
             if let (Some(mean), Some(max)) = (app.frame_timer.mean_ms(), app.frame_timer.max_ms()) {
                 ui.separator();
                 ui.label(format!("UI frame {mean:.1} ms (max {max:.1})"))
-                    .on_hover_text("Time the window thread spends per frame, over the last frames");
+                    .on_hover_text("Time the window's own code takes per frame, over the last frames");
+            }
+            if let (Some(mean), Some(max)) = (app.whole_frame_timer.mean_ms(), app.whole_frame_timer.max_ms()) {
+                ui.label(format!("whole frame {mean:.1} ms (max {max:.1})")).on_hover_text(
+                    "Whole frames as eframe measures them: the window's code, tessellation and rendering \
+                     (without waiting for the display)",
+                );
             }
             if let Some(image) = &app.image {
                 ui.separator();
