@@ -268,6 +268,11 @@ fn keyboard_shortcuts_nudge_the_ratio_and_draw_a_new_seed() {
     harness.key_press(egui::Key::R);
     harness.step();
     assert_ne!(harness.state().settings.seed, seed);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::E);
+    harness.step();
+    assert!(harness.state().export_dialog.open);
+    harness.step();
+    harness.get_by_label("Export grid…");
 }
 
 /// UI frame time while the worker runs a real-size model. Set `MAE_EXPLORER_FRAME_MODEL` to a vit-mae-base-shaped
