@@ -16,6 +16,7 @@ pub mod masking;
 pub mod model;
 pub mod outputs;
 pub mod patches;
+pub mod pil_resize;
 pub mod preprocess;
 pub mod source;
 pub mod weights;

@@ -2,18 +2,19 @@
 //!
 //! Steps: decode (any format the `image` crate reads), apply the EXIF orientation (HF's `load_image` calls
 //! `ImageOps.exif_transpose`), convert to 8-bit RGB exactly as PIL's `convert("RGB")` does, resize straight to
-//! the configured size with Pillow's convolution filters (fast_image_resize reproduces them), rescale, normalize.
+//! the configured size with Pillow's own convolution arithmetic (`pil_resize.rs`), rescale, normalize.
 
 use std::io::Cursor;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use fast_image_resize::images::Image as ResizeImage;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::config::{PreprocessorConfig, Resample};
 use crate::error::{MaeError, Result};
+use crate::pil_resize::{PilFilter, resize_rgb};
 
 /// Decodes an image file into PIL-equivalent RGB with its EXIF orientation applied.
 pub fn load_rgb_image(path: &Path) -> Result<RgbImage> {
@@ -105,6 +106,18 @@ pub fn to_rgb_like_pil(image: DynamicImage) -> RgbImage {
     }
 }
 
+/// Nearest-neighbour resize (resample 0), which no ViTMAE checkpoint uses; fast_image_resize's matches Pillow's.
+fn resize_nearest(image: &RgbImage, (width, height): (u32, u32)) -> Result<RgbImage> {
+    let source = ResizeImage::from_vec_u8(image.width(), image.height(), image.as_raw().clone(), PixelType::U8x3)
+        .map_err(|e| MaeError::InvalidInput(format!("cannot resize the image: {e}")))?;
+    let mut target = ResizeImage::new(width, height, PixelType::U8x3);
+    Resizer::new()
+        .resize(&source, &mut target, &ResizeOptions::new().resize_alg(ResizeAlg::Nearest))
+        .map_err(|e| MaeError::InvalidInput(format!("cannot resize the image: {e}")))?;
+    RgbImage::from_raw(width, height, target.into_vec())
+        .ok_or_else(|| MaeError::InvalidInput("resize produced a buffer of the wrong size".into()))
+}
+
 /// Resizes and normalizes images the way the model's `preprocessor_config.json` says.
 #[derive(Debug, Clone)]
 pub struct Preprocessor {
@@ -132,19 +145,14 @@ impl Preprocessor {
             return Ok(image.clone());
         }
         let filter = match self.config.resample_filter().map_err(MaeError::InvalidInput)? {
-            Resample::Nearest => ResizeAlg::Nearest,
-            Resample::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
-            // PIL's BICUBIC is the a = -0.5 (Catmull-Rom) kernel.
-            Resample::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
-            Resample::Lanczos => ResizeAlg::Convolution(FilterType::Lanczos3),
+            Resample::Bilinear => PilFilter::Bilinear,
+            Resample::Bicubic => PilFilter::Bicubic,
+            Resample::Lanczos => PilFilter::Lanczos,
+            Resample::Nearest => return resize_nearest(image, (width as u32, height as u32)),
         };
-        let source = ResizeImage::from_vec_u8(image.width(), image.height(), image.as_raw().clone(), PixelType::U8x3)
-            .map_err(|e| MaeError::InvalidInput(format!("cannot resize the image: {e}")))?;
-        let mut target = ResizeImage::new(width as u32, height as u32, PixelType::U8x3);
-        Resizer::new()
-            .resize(&source, &mut target, &ResizeOptions::new().resize_alg(filter))
-            .map_err(|e| MaeError::InvalidInput(format!("cannot resize the image: {e}")))?;
-        RgbImage::from_raw(width as u32, height as u32, target.into_vec())
+        let pixels =
+            resize_rgb(image.as_raw(), (image.width() as usize, image.height() as usize), (width, height), filter);
+        RgbImage::from_raw(width as u32, height as u32, pixels)
             .ok_or_else(|| MaeError::InvalidInput("resize produced a buffer of the wrong size".into()))
     }
 

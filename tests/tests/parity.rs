@@ -61,6 +61,53 @@ fn dump_matches_transformers_on_every_fixture_case() {
     assert!(failures.is_empty(), "{} problems in {checked} cases:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// Cases made from a photo, run from the photo itself: our decoding and resizing must equal PIL's so exactly
+/// that the whole forward pass still meets 1e-4.
+#[test]
+fn image_cases_match_when_dump_reads_the_image_itself() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for model in ["tiny-p8", "tiny-p4-normpix", "tiny-p16"] {
+        let dir = fixtures().join("cases").join(model);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let case = read_tensor_file(&path);
+            let Some(image) = case.metadata.get("image") else { continue };
+            let image = mae_integration_tests::repo_root().join("assets").join(image);
+            let scratch = tempfile::tempdir().unwrap();
+            let noise = scratch.path().join("noise.npy");
+            case.tensors["noise"].write_npy(&noise).unwrap();
+            let out = scratch.path().join("out.safetensors");
+            let args = DumpArgs {
+                model: fixtures().join("models").join(model).to_string_lossy().into_owned(),
+                image: Some(image),
+                pixel_values: None,
+                noise: Some(noise),
+                seed: None,
+                mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+                device: "cpu".into(),
+                out: out.clone(),
+            };
+            mae_explorer::dump::run(&args).unwrap();
+            let mut ours = read_tensor_file(&out).tensors;
+            // pixel_values are floats computed from equal bytes: compare them with the tolerance, not exactly.
+            let error = mae_integration_tests::relative_l2(&ours["pixel_values"], &case.tensors["pixel_values"]);
+            if error > 1e-6 {
+                failures.push(format!("{}: pixel_values relative L2 {error:.2e}", path.display()));
+            }
+            ours.remove("pixel_values");
+            let mut expected = case.tensors.clone();
+            expected.remove("pixel_values");
+            failures.extend(
+                compare_outputs(&ours, &expected, TOLERANCE).into_iter().map(|p| format!("{}: {p}", path.display())),
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} image cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A seed-drawn case must need no noise file: `--seed N` reproduces HF's mask on its own.
 #[test]
 fn seed_cases_reproduce_without_the_noise_file() {

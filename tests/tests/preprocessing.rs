@@ -1,11 +1,13 @@
-//! Preprocessing against PIL (via HF's ViTImageProcessor): every resized pixel within 2 grey levels.
+//! Preprocessing against PIL (via HF's ViTImageProcessor): every resized pixel equal to PIL's.
 
 use candle_core::{DType, Device};
 use mae_integration_tests::{fixtures, read_tensor_file, repo_root, to_f64};
 use mae_model::preprocess::load_rgb_image;
 use mae_model::{Preprocessor, PreprocessorConfig};
 
-const MAX_GREY_LEVELS: f64 = 2.0;
+// The issue asks for 2 grey levels; decoding (libjpeg-turbo) and resizing (Pillow's own arithmetic) are bit-exact,
+// so the test demands equality.
+const MAX_GREY_LEVELS: f64 = 0.0;
 
 fn max_difference(ours: &image::RgbImage, expected: &candle_core::Tensor) -> f64 {
     let want = to_f64(expected);
@@ -20,6 +22,7 @@ fn resize_matches_pil_on_awkward_formats_and_photos() {
     let preprocessor = Preprocessor::new(PreprocessorConfig::default());
     let mut report = Vec::new();
     let mut checked = 0;
+    let mut worst = 0f64;
     for (name, want) in &expected.tensors {
         let source = if dir.join(name).is_file() {
             dir.join(name)
@@ -35,10 +38,12 @@ fn resize_matches_pil_on_awkward_formats_and_photos() {
         if difference > MAX_GREY_LEVELS {
             report.push(format!("{name}: max difference {difference} grey levels"));
         }
+        worst = worst.max(difference);
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} images checked");
     assert!(report.is_empty(), "{}", report.join("\n"));
+    eprintln!("{checked} images, largest difference from PIL: {worst} grey levels");
 }
 
 #[test]
