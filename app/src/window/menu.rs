@@ -168,6 +168,11 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                      (without waiting for the display)",
                 );
             }
+            if app.files.decoding > 0 {
+                ui.separator();
+                ui.spinner();
+                ui.label("opening an image…");
+            }
             if let Some(image) = &app.image {
                 ui.separator();
                 ui.label(format!("{} ({}×{})", image.name, image.rgb.width(), image.rgb.height()));
