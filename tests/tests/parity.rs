@@ -2,12 +2,46 @@
 //!
 //! Tolerance: 1e-4 relative L2 for every float output; mask, ids_restore and noise exact.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mae_explorer::cli::DumpArgs;
-use mae_integration_tests::{compare_outputs, fixtures, read_tensor_file};
+use mae_integration_tests::{TensorFile, compare_outputs, fixtures, read_tensor_file};
 
 const TOLERANCE: f64 = 1e-4;
+
+/// Where `dump` takes its input from.
+enum Input<'a> {
+    PixelValues(&'a Path),
+    Image(PathBuf),
+}
+
+/// Runs `dump` on `model` (a fixture model name or folder) and reads what it wrote.
+fn run_dump(
+    model: &Path,
+    input: Input,
+    noise: Option<&Path>,
+    seed: Option<u64>,
+    ratio: f64,
+) -> anyhow::Result<TensorFile> {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("out.safetensors");
+    let (image, pixel_values) = match input {
+        Input::PixelValues(path) => (None, Some(path.to_owned())),
+        Input::Image(path) => (Some(path), None),
+    };
+    let args = DumpArgs {
+        model: model.to_string_lossy().into_owned(),
+        image,
+        pixel_values,
+        noise: noise.map(Path::to_owned),
+        seed,
+        mask_ratio: Some(ratio),
+        device: "cpu".into(),
+        out: out.clone(),
+    };
+    mae_explorer::dump::run(&args)?;
+    Ok(read_tensor_file(&out))
+}
 
 /// Runs `dump` on a fixture case's own pixel values and noise, and compares every output.
 fn check_case(model_dir: &Path, case_path: &Path) -> Vec<String> {
@@ -17,22 +51,11 @@ fn check_case(model_dir: &Path, case_path: &Path) -> Vec<String> {
     let noise = scratch.path().join("noise.npy");
     case.tensors["pixel_values"].write_npy(&pixel_values).unwrap();
     case.tensors["noise"].write_npy(&noise).unwrap();
-    let out = scratch.path().join("out.safetensors");
     let ratio: f64 = case.metadata["mask_ratio"].parse().unwrap();
-    let args = DumpArgs {
-        model: model_dir.to_string_lossy().into_owned(),
-        image: None,
-        pixel_values: Some(pixel_values),
-        noise: Some(noise),
-        seed: None,
-        mask_ratio: Some(ratio),
-        device: "cpu".into(),
-        out: out.clone(),
+    let ours = match run_dump(model_dir, Input::PixelValues(&pixel_values), Some(&noise), None, ratio) {
+        Ok(ours) => ours,
+        Err(error) => return vec![format!("dump failed: {error:#}")],
     };
-    if let Err(error) = mae_explorer::dump::run(&args) {
-        return vec![format!("dump failed: {error:#}")];
-    }
-    let ours = read_tensor_file(&out);
     compare_outputs(&ours.tensors, &case.tensors, TOLERANCE)
 }
 
@@ -77,19 +100,9 @@ fn image_cases_match_when_dump_reads_the_image_itself() {
             let scratch = tempfile::tempdir().unwrap();
             let noise = scratch.path().join("noise.npy");
             case.tensors["noise"].write_npy(&noise).unwrap();
-            let out = scratch.path().join("out.safetensors");
-            let args = DumpArgs {
-                model: fixtures().join("models").join(model).to_string_lossy().into_owned(),
-                image: Some(image),
-                pixel_values: None,
-                noise: Some(noise),
-                seed: None,
-                mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
-                device: "cpu".into(),
-                out: out.clone(),
-            };
-            mae_explorer::dump::run(&args).unwrap();
-            let mut ours = read_tensor_file(&out).tensors;
+            let ratio = case.metadata["mask_ratio"].parse().unwrap();
+            let ours = run_dump(&fixtures().join("models").join(model), Input::Image(image), Some(&noise), None, ratio);
+            let mut ours = ours.unwrap().tensors;
             // pixel_values are floats computed from equal bytes: compare them with the tolerance, not exactly.
             let error = mae_integration_tests::relative_l2(&ours["pixel_values"], &case.tensors["pixel_values"]);
             if error > 1e-6 {
@@ -121,19 +134,11 @@ fn seed_cases_reproduce_without_the_noise_file() {
             let scratch = tempfile::tempdir().unwrap();
             let pixel_values = scratch.path().join("pixel_values.npy");
             case.tensors["pixel_values"].write_npy(&pixel_values).unwrap();
-            let out = scratch.path().join("out.safetensors");
-            let args = DumpArgs {
-                model: fixtures().join("models").join(model).to_string_lossy().into_owned(),
-                image: None,
-                pixel_values: Some(pixel_values),
-                noise: None,
-                seed: Some(seed.parse().unwrap()),
-                mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
-                device: "cpu".into(),
-                out: out.clone(),
-            };
-            mae_explorer::dump::run(&args).unwrap();
-            let ours = read_tensor_file(&out);
+            let ratio = case.metadata["mask_ratio"].parse().unwrap();
+            let model_dir = fixtures().join("models").join(model);
+            let ours =
+                run_dump(&model_dir, Input::PixelValues(&pixel_values), None, Some(seed.parse().unwrap()), ratio)
+                    .unwrap();
             for name in ["noise", "mask", "ids_restore"] {
                 assert_eq!(
                     ours.tensors[name]
