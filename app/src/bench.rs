@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use mae_model::{ForwardOptions, MaskSpec, TorchGenerator};
 
 use crate::cli::BenchArgs;
-use crate::model_arg::load_model;
+use crate::model_arg::{load_model_as, parse_dtype};
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {
@@ -22,7 +22,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         set_thread_count(threads);
     }
     let load_start = Instant::now();
-    let loaded = load_model(&args.model, &args.device)?;
+    let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let config = loaded.model.config();
     let side = config.image_size;

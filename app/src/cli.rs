@@ -79,6 +79,9 @@ pub struct DumpArgs {
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Compute dtype: f32, or f16/bf16 on a GPU.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     /// Output .safetensors file.
     #[arg(long)]
     pub out: PathBuf,
@@ -104,6 +107,9 @@ pub struct BenchArgs {
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Compute dtype: f32, or f16/bf16 on a GPU.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
 
 #[derive(Debug, Args)]

@@ -12,13 +12,13 @@ use mae_model::{ForwardOptions, MaeOutput, MaskSpec};
 
 use crate::atomic_file::write_atomically;
 use crate::cli::DumpArgs;
-use crate::model_arg::load_model;
+use crate::model_arg::{load_model_as, parse_dtype};
 
 pub fn run(args: &DumpArgs) -> Result<()> {
     if let Some(ratio) = args.mask_ratio {
         check_ratio(ratio)?;
     }
-    let loaded = load_model(&args.model, &args.device)?;
+    let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
     let pixel_values = match (&args.image, &args.pixel_values) {
         (Some(image), _) => loaded.preprocessor.pixel_values(&load_rgb_image(image)?, &Device::Cpu)?,
         (None, Some(npy)) => read_pixel_values(npy)?,

@@ -3,15 +3,21 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 use mae_model::{DeviceChoice, DownloadProgress, LoadOptions, LoadedModel, ModelLocation, select_device};
 
 /// Loads the model `--model` names (hub id `owner/name[@revision]`, folder or weights file) on the device
 /// `--device` names. Downloads show a progress bar on stderr (hidden when stderr is not a terminal).
 pub fn load_model(model: &str, device: &str) -> Result<LoadedModel> {
+    load_model_as(model, device, DType::F32)
+}
+
+/// `load_model` computing in `dtype` (`--dtype`: f16/bf16 are for GPUs; the CPU refuses them).
+pub fn load_model_as(model: &str, device: &str, dtype: DType) -> Result<LoadedModel> {
     let choice: DeviceChoice = device.parse()?;
-    let selected = select_device(choice)?;
+    let selected = select_device(choice)?.with_dtype(dtype)?;
     let location: ModelLocation = model.parse()?;
     let bar = DownloadBar::default();
     let report = |progress: DownloadProgress| bar.update(&progress);
@@ -61,5 +67,15 @@ impl DownloadBar {
         {
             bar.finish();
         }
+    }
+}
+
+/// Parses `--dtype`.
+pub fn parse_dtype(text: &str) -> Result<DType> {
+    match text.to_ascii_lowercase().as_str() {
+        "f32" | "float32" => Ok(DType::F32),
+        "f16" | "float16" | "half" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        other => bail!("unknown dtype \"{other}\" (use f32, f16 or bf16)"),
     }
 }

@@ -120,6 +120,14 @@ fn bad_inputs_are_named_with_their_problem() {
         );
     }
 
+    // Half precision is for GPUs; on the CPU it is refused before any work.
+    dump_fails(
+        &model,
+        &["--image", image.to_str().unwrap(), "--dtype", "bf16"],
+        scratch.path(),
+        &["not supported on the CPU"],
+    );
+
     // .npy inputs of the wrong shape.
     let pixels = scratch.path().join("pixels.npy");
     candle_core::Tensor::zeros((1, 3, 32), candle_core::DType::F32, &candle_core::Device::Cpu)

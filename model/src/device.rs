@@ -27,11 +27,13 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
-/// A device that was picked, with a human sentence saying what and why.
+/// A device that was picked, with a human sentence saying what and why, and the dtype to compute in.
 #[derive(Debug, Clone)]
 pub struct SelectedDevice {
     pub device: Device,
     pub description: String,
+    /// f32 unless `with_dtype` chose f16/bf16 (GPUs only).
+    pub compute_dtype: DType,
 }
 
 impl SelectedDevice {
@@ -50,10 +52,23 @@ impl SelectedDevice {
         }
         Ok(requested)
     }
+
+    /// The same device computing in `dtype` (f32, f16 or bf16; only f32 on the CPU).
+    pub fn with_dtype(mut self, dtype: DType) -> Result<Self> {
+        if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(MaeError::Device(format!("{dtype:?} is not a compute dtype (use f32, f16 or bf16)")));
+        }
+        self.compute_dtype = self.dtype(dtype)?;
+        Ok(self)
+    }
 }
 
 pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
-    let cpu = |why: &str| SelectedDevice { device: Device::Cpu, description: format!("cpu ({why})") };
+    let cpu = |why: &str| SelectedDevice {
+        device: Device::Cpu,
+        description: format!("cpu ({why})"),
+        compute_dtype: DType::F32,
+    };
     match choice {
         DeviceChoice::Cpu => Ok(cpu("requested")),
         DeviceChoice::Cuda => cuda().map_err(MaeError::Device),
@@ -72,7 +87,7 @@ fn cuda() -> std::result::Result<SelectedDevice, String> {
         return Err("this build has no CUDA support (build with --features cuda)".into());
     }
     Device::new_cuda(0)
-        .map(|device| SelectedDevice { device, description: "cuda:0".into() })
+        .map(|device| SelectedDevice { device, description: "cuda:0".into(), compute_dtype: DType::F32 })
         .map_err(|e| format!("CUDA device 0 could not be opened: {e}"))
 }
 
@@ -81,7 +96,7 @@ fn metal() -> std::result::Result<SelectedDevice, String> {
         return Err("this build has no Metal support (build with --features metal on macOS)".into());
     }
     Device::new_metal(0)
-        .map(|device| SelectedDevice { device, description: "metal:0".into() })
+        .map(|device| SelectedDevice { device, description: "metal:0".into(), compute_dtype: DType::F32 })
         .map_err(|e| format!("Metal device 0 could not be opened: {e}"))
 }
 
@@ -97,5 +112,10 @@ mod tests {
         }
         assert!("tpu".parse::<DeviceChoice>().is_err());
         assert_eq!("CPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
+        let cpu = select_device(DeviceChoice::Cpu).unwrap();
+        assert_eq!(cpu.compute_dtype, DType::F32);
+        let err = cpu.clone().with_dtype(DType::BF16).unwrap_err();
+        assert!(err.to_string().contains("not supported on the CPU"), "{err}");
+        assert!(cpu.with_dtype(DType::U8).is_err());
     }
 }

@@ -12,8 +12,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use candle_core::DType;
-
 use crate::checkpoint::{self, KeyLayout};
 use crate::config::MaeConfig;
 use crate::device::SelectedDevice;
@@ -111,7 +109,7 @@ pub fn load_model_with_settings(
             }
             let (config, store) = open_weights(file, &file.with_file_name(hub::CONFIG_FILE))?;
             let folder = file.parent().unwrap_or(Path::new("."));
-            LoadedModel::from_parts(config, &store, folder, file_name(file), device, DType::F32)
+            LoadedModel::from_parts(config, &store, folder, file_name(file), device, device.compute_dtype)
         }
         ModelLocation::Hub { repo, revision } => {
             let control = DownloadControl { progress: options.progress, cancel: options.cancel.clone() };
@@ -119,7 +117,7 @@ pub fn load_model_with_settings(
             let name = location.to_string();
             open_weights(&files.weights, &files.config)
                 .and_then(|(config, store)| {
-                    LoadedModel::from_parts(config, &store, &files.snapshot, name, device, DType::F32)
+                    LoadedModel::from_parts(config, &store, &files.snapshot, name, device, device.compute_dtype)
                 })
                 .map_err(|error| damaged_cache_hint(error, &files.weights))
         }
@@ -138,7 +136,7 @@ fn load_folder(dir: &Path, device: &SelectedDevice) -> Result<LoadedModel> {
             MaeError::weights(dir, format!("the folder has neither {}", hub::WEIGHT_FILES.join(" nor ")))
         })?;
     let (config, store) = open_weights(&weights, &dir.join(hub::CONFIG_FILE))?;
-    LoadedModel::from_parts(config, &store, dir, file_name(dir), device, DType::F32)
+    LoadedModel::from_parts(config, &store, dir, file_name(dir), device, device.compute_dtype)
 }
 
 /// Opens a weights file and the config that goes with it, renaming original-MAE tensors to hub names.

@@ -28,6 +28,7 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
         seed: None,
         mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
         device: "cpu".into(),
+        dtype: "f32".into(),
         out: out.clone(),
     };
     mae_explorer::dump::run(&args).map_err(|e| format!("{e:#}"))?;

@@ -37,6 +37,7 @@ fn run_dump(
         seed,
         mask_ratio: Some(ratio),
         device: "cpu".into(),
+        dtype: "f32".into(),
         out: out.clone(),
     };
     mae_explorer::dump::run(&args)?;
