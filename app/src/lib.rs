@@ -1,6 +1,7 @@
 //! MAE Explorer: the window, the worker thread, rendering of model outputs into pictures, export and the CLI.
 //! The binary (`main.rs`) only parses arguments and dispatches here, so tests drive the same code.
 
+pub mod allocator;
 pub mod atomic_file;
 pub mod bench;
 pub mod cli;

@@ -4,6 +4,7 @@ use clap::Parser;
 use mae_explorer::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    mae_explorer::allocator::keep_freed_memory_for_reuse();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Dump(args)) => mae_explorer::dump::run(&args),
