@@ -54,6 +54,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Write a comparison grid (images × mask ratios × seeds by chosen columns) as a PNG, JPEG or WebP.
     Export(ExportArgs),
+    /// Mean masked loss of one image at a range of mask ratios (same seed), written as CSV.
+    LossCurve(LossCurveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -147,5 +149,30 @@ pub struct ExportArgs {
     pub force: bool,
     /// Output picture; the extension picks the format (.png, .jpg/.jpeg, .webp).
     #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LossCurveArgs {
+    /// Model folder, weights file or Hugging Face hub id.
+    #[arg(long, value_name = "DIR|HUB_ID")]
+    pub model: String,
+    /// The image.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Seed of the masks (torch.manual_seed value); every ratio masks a prefix of the same noise order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Comma-separated mask ratios in [0, 1] [default: 0.05, 0.10, ..., 0.95].
+    #[arg(long, value_name = "R,R,...", allow_hyphen_values = true)]
+    pub mask_ratios: Option<String>,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Output .csv file (columns mask_ratio, masked_loss).
+    #[arg(long)]
     pub out: PathBuf,
 }

@@ -75,7 +75,7 @@ pub fn plan(args: &ExportArgs) -> Result<ExportPlan> {
     Ok(ExportPlan { columns, colormap, masked_style, ratios, seeds, format })
 }
 
-fn parse_list<T>(list: &str, option: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
+pub(crate) fn parse_list<T>(list: &str, option: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
     let values: Vec<T> = list
         .split(',')
         .map(str::trim)
@@ -115,7 +115,7 @@ pub fn output_format(out: &Path) -> Result<ImageFormat> {
 }
 
 /// Fails early when the output folder is missing or not writable, rather than after every forward pass.
-fn check_output_folder(out: &Path) -> Result<()> {
+pub(crate) fn check_output_folder(out: &Path) -> Result<()> {
     let folder = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),

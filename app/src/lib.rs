@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod dump;
 pub mod export;
+pub mod loss_curve;
 pub mod model_arg;
 pub mod render;
 pub mod window;

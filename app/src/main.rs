@@ -10,6 +10,7 @@ fn main() -> ExitCode {
         Some(Command::Dump(args)) => mae_explorer::dump::run(&args),
         Some(Command::Bench(args)) => mae_explorer::bench::run(&args),
         Some(Command::Export(args)) => mae_explorer::export::run(&args),
+        Some(Command::LossCurve(args)) => mae_explorer::loss_curve::run(&args),
         None => mae_explorer::window::run(&cli.window),
     };
     match result {

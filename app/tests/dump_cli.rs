@@ -214,3 +214,54 @@ fn a_good_dump_writes_every_promised_tensor() {
     let noise: Vec<f32> = tensors["noise"].flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(noise, mae_model::TorchGenerator::rand(2, 16));
 }
+
+/// `loss-curve` writes the loss-vs-ratio data as CSV, equal to running `dump` at each ratio, and keeps the
+/// output contract of the other commands.
+#[test]
+fn loss_curve_writes_the_masked_loss_at_each_ratio() {
+    let scratch = tempfile::tempdir().unwrap();
+    let image = repo().join("assets/chelsea.png");
+    let out = scratch.path().join("curve.csv");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mae-explorer"))
+            .args(["loss-curve", "--model"])
+            .arg(fixture_model())
+            .args(["--image", image.to_str().unwrap(), "--seed", "3", "--device", "cpu", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["--mask-ratios", "0,0.5,0.75"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "mask_ratio,masked_loss");
+    assert_eq!(lines[1], "0,", "nothing masked: no loss");
+    for (line, ratio) in lines[2..].iter().zip(["0.5", "0.75"]) {
+        let (csv_ratio, loss) = line.split_once(',').unwrap();
+        assert_eq!(csv_ratio, ratio);
+        let dumped = scratch.path().join(format!("dump-{ratio}.safetensors"));
+        let status = Command::new(env!("CARGO_BIN_EXE_mae-explorer"))
+            .args(["dump", "--model"])
+            .arg(fixture_model())
+            .args(["--image", image.to_str().unwrap(), "--seed", "3", "--mask-ratio", ratio, "--out"])
+            .arg(&dumped)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let tensors = candle_core::safetensors::load(&dumped, &candle_core::Device::Cpu).unwrap();
+        let expected: f32 = tensors["loss"].to_scalar().unwrap();
+        assert_eq!(loss.parse::<f32>().unwrap(), expected, "ratio {ratio}");
+    }
+    let before = std::fs::read(&out).unwrap();
+    let again = run(&[]);
+    assert_eq!(again.status.code(), Some(2), "an existing file is not replaced without --force");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    let bad = run(&["--force", "--mask-ratios", "0.5,2"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("outside [0, 1]"));
+    assert!(run(&["--force"]).status.success(), "default ratios 0.05..0.95");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 20);
+}
