@@ -18,9 +18,8 @@ pub fn temporary_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-/// Calls `write` on a temporary path beside `target`, then renames it into place; on any error the
-/// temporary file is removed and `target` is untouched.
-pub fn write_atomically(target: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// The folder `target` will be written into, or why it cannot be.
+fn existing_output_folder(target: &Path) -> Result<PathBuf> {
     let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
@@ -28,6 +27,26 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&Path) -> Result<()>) 
     if !folder.is_dir() {
         bail!("{}: the output folder does not exist", folder.display());
     }
+    Ok(folder)
+}
+
+/// Fails early when the output folder is missing or not writable, rather than after every forward pass.
+pub fn check_output_folder(target: &Path) -> Result<()> {
+    let folder = existing_output_folder(target)?;
+    let probe = temporary_path(target);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write to the output folder ({e})", folder.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Calls `write` on a temporary path beside `target`, then renames it into place; on any error the
+/// temporary file is removed and `target` is untouched.
+pub fn write_atomically(target: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    existing_output_folder(target)?;
     let temporary = temporary_path(target);
     let result = write(&temporary).and_then(|()| {
         std::fs::rename(&temporary, target)

@@ -15,7 +15,7 @@ use mae_model::masking::check_ratio;
 use mae_model::preprocess::load_rgb_image;
 use mae_model::{ForwardOptions, LoadedModel, MaskSpec};
 
-use crate::atomic_file::{check_overwrite, temporary_path, write_atomically};
+use crate::atomic_file::{check_output_folder, check_overwrite, write_atomically};
 use crate::cli::ExportArgs;
 use crate::model_arg::load_model;
 use crate::render::Colormap;
@@ -112,25 +112,6 @@ pub fn output_format(out: &Path) -> Result<ImageFormat> {
         "webp" => Ok(ImageFormat::WebP),
         _ => bail!("{}: unsupported output format (use a .png, .jpg or .webp file name)", out.display()),
     }
-}
-
-/// Fails early when the output folder is missing or not writable, rather than after every forward pass.
-pub(crate) fn check_output_folder(out: &Path) -> Result<()> {
-    let folder = match out.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    if !folder.is_dir() {
-        bail!("{}: the output folder does not exist", folder.display());
-    }
-    let probe = temporary_path(out);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .map_err(|e| anyhow!("{}: cannot write to the output folder ({e})", folder.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
 }
 
 /// One input picture: where it came from and whether it was named directly (then any problem is an error) or

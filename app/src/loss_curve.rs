@@ -6,9 +6,9 @@ use candle_core::Device;
 use mae_model::masking::check_ratio;
 use mae_model::preprocess::load_rgb_image;
 
-use crate::atomic_file::{check_overwrite, write_atomically};
+use crate::atomic_file::{check_output_folder, check_overwrite, write_atomically};
 use crate::cli::LossCurveArgs;
-use crate::export::{check_output_folder, parse_list};
+use crate::export::parse_list;
 use crate::model_arg::load_model;
 use crate::render::curves::{default_ratios, loss_vs_ratio, write_csv};
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use mae_explorer::cli::DumpArgs;
-use mae_integration_tests::{TensorFile, compare_outputs, fixtures, read_tensor_file};
+use mae_integration_tests::{TensorFile, compare_outputs, fixtures, read_tensor_file, to_f64};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -141,24 +141,7 @@ fn seed_cases_reproduce_without_the_noise_file() {
                 run_dump(&model_dir, Input::PixelValues(&pixel_values), None, Some(seed.parse().unwrap()), ratio)
                     .unwrap();
             for name in ["noise", "mask", "ids_restore"] {
-                assert_eq!(
-                    ours.tensors[name]
-                        .flatten_all()
-                        .unwrap()
-                        .to_dtype(candle_core::DType::F64)
-                        .unwrap()
-                        .to_vec1::<f64>()
-                        .unwrap(),
-                    case.tensors[name]
-                        .flatten_all()
-                        .unwrap()
-                        .to_dtype(candle_core::DType::F64)
-                        .unwrap()
-                        .to_vec1::<f64>()
-                        .unwrap(),
-                    "{}: {name}",
-                    path.display()
-                );
+                assert_eq!(to_f64(&ours.tensors[name]), to_f64(&case.tensors[name]), "{}: {name}", path.display());
             }
             checked += 1;
         }
