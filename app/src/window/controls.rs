@@ -31,12 +31,7 @@ pub fn control_panel(app: &mut MaeApp, ui: &mut egui::Ui) {
             display(app, ui);
             ui.separator();
             ui.heading("Panels");
-            ui.checkbox(&mut app.settings.show_attention, "Attention")
-                .on_hover_text("Attention maps: encoder or decoder, layer, head, rollout, query patch");
-            ui.checkbox(&mut app.settings.show_loss, "Loss")
-                .on_hover_text("Per-patch loss heatmap, its distribution and the loss-vs-ratio curve");
-            ui.checkbox(&mut app.settings.show_ensemble, "Seed ensemble")
-                .on_hover_text("Mean and spread of the reconstructions over several random masks");
+            panel_toggles(app, ui);
         });
     });
 }
@@ -175,4 +170,14 @@ fn display(app: &mut MaeApp, ui: &mut egui::Ui) {
         app.reupload_textures(ui.ctx());
     }
     ui.checkbox(&mut app.settings.dark_theme, "Dark theme").on_hover_text("Switch dark/light colours");
+}
+
+/// The switches of the analysis sections, shown both here and in the View menu.
+pub fn panel_toggles(app: &mut MaeApp, ui: &mut egui::Ui) {
+    ui.checkbox(&mut app.settings.show_attention, "Attention")
+        .on_hover_text("Attention maps: encoder or decoder, layer, head, rollout, query patch");
+    ui.checkbox(&mut app.settings.show_loss, "Loss")
+        .on_hover_text("Per-patch loss heatmap, its distribution and the loss-vs-ratio curve");
+    ui.checkbox(&mut app.settings.show_ensemble, "Seed ensemble")
+        .on_hover_text("Mean and spread of the reconstructions over several random masks");
 }

@@ -77,12 +77,7 @@ pub fn menu_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
             });
             ui.menu_button("View", |ui| {
                 ui.checkbox(&mut app.settings.dark_theme, "Dark theme").on_hover_text("Switch dark/light colours");
-                ui.checkbox(&mut app.settings.show_attention, "Attention panel")
-                    .on_hover_text("Show attention maps of the encoder and decoder");
-                ui.checkbox(&mut app.settings.show_loss, "Loss panel")
-                    .on_hover_text("Show the per-patch reconstruction loss");
-                ui.checkbox(&mut app.settings.show_ensemble, "Seed ensemble panel")
-                    .on_hover_text("Mean and spread of the reconstructions over several seeds");
+                super::controls::panel_toggles(app, ui);
             });
             ui.menu_button("Help", |ui| {
                 ui.label("Shortcuts: Ctrl+O open · Ctrl+V paste · Ctrl+S save panels · Ctrl+E export");
