@@ -14,6 +14,7 @@ pub mod interpolate;
 pub mod loader;
 pub mod masking;
 pub mod model;
+mod ops;
 pub mod outputs;
 pub mod patches;
 pub mod pil_resize;
@@ -22,7 +23,7 @@ pub mod source;
 pub mod weights;
 
 pub use config::{MaeConfig, PreprocessorConfig};
-pub use device::{DeviceChoice, SelectedDevice, select_device};
+pub use device::{DeviceChoice, SelectedDevice, dtype_name, parse_dtype, select_device};
 pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
 pub use masking::{MaskSpec, Masking, TorchGenerator};
