@@ -29,13 +29,26 @@ pub struct WindowArgs {
     /// auto, cpu, cuda or metal [default: the last one used, else auto]
     #[arg(long)]
     pub device: Option<String>,
+    /// Compute dtype: f32, or f16/bf16 on a GPU [default: the last one used, else f32]
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Mask ratio to start with [default: the last one used, else 0.75]
+    #[arg(long, allow_negative_numbers = true)]
+    pub mask_ratio: Option<f64>,
+    /// Seed of the mask to start with (torch.manual_seed value) [default: the last one used, else 2]
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Image to open [default: the built-in sample photo]
     #[arg(value_name = "IMAGE")]
     pub image: Option<PathBuf>,
-    /// Save a picture of the whole window once the first reconstruction is on screen, then exit.
+    /// Save a picture of the whole window once the first reconstruction is on screen, print the time of its
+    /// forward pass as `forward_ms=<x>`, then exit.
     #[arg(long, value_name = "PNG")]
     pub screenshot: Option<PathBuf>,
-    /// Open an analysis panel at start (repeatable).
+    /// Window size in pixels, e.g. 1920x1080 [default: 1280x800, or the size it had last time]
+    #[arg(long, value_name = "WxH", value_parser = parse_window_size)]
+    pub window_size: Option<(u32, u32)>,
+    /// Bring a panel to the front at start (repeatable).
     #[arg(long, value_enum)]
     pub panel: Vec<WindowPanel>,
 }
@@ -44,6 +57,15 @@ pub struct WindowArgs {
 pub enum WindowPanel {
     Attention,
     Loss,
+    Ensemble,
+}
+
+/// "1920x1080" → (1920, 1080), each side 320..=8192.
+fn parse_window_size(text: &str) -> Result<(u32, u32), String> {
+    let invalid = || format!("\"{text}\" is not a window size like 1280x800");
+    let (width, height) = text.split_once(['x', 'X', '×']).ok_or_else(invalid)?;
+    let side = |value: &str| value.trim().parse::<u32>().ok().filter(|side| (320..=8192).contains(side));
+    Ok((side(width).ok_or_else(invalid)?, side(height).ok_or_else(invalid)?))
 }
 
 #[derive(Debug, Subcommand)]

@@ -31,7 +31,7 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
         dtype: "f32".into(),
         out: out.clone(),
     };
-    mae_explorer::dump::run(&args).map_err(|e| format!("{e:#}"))?;
+    mae_explorer::commands::dump::run(&args).map_err(|e| format!("{e:#}"))?;
     Ok(read_tensor_file(&out).tensors)
 }
 
@@ -62,7 +62,7 @@ fn beside_tiny_config(checkpoint: &Path, scratch: &Path) -> PathBuf {
 }
 
 fn load_error(model: &Path) -> String {
-    match mae_explorer::model_arg::load_model(&model.to_string_lossy(), "cpu") {
+    match mae_explorer::commands::model_arg::load_model(&model.to_string_lossy(), "cpu") {
         Ok(_) => panic!("{} loaded, but must be refused", model.display()),
         Err(error) => format!("{error:#}"),
     }

@@ -40,7 +40,7 @@ fn run_dump(
         dtype: "f32".into(),
         out: out.clone(),
     };
-    mae_explorer::dump::run(&args)?;
+    mae_explorer::commands::dump::run(&args)?;
     Ok(read_tensor_file(&out))
 }
 

@@ -7,8 +7,9 @@ use anyhow::{Result, bail};
 use candle_core::{Device, Tensor};
 use mae_model::{ForwardOptions, MaskSpec, TorchGenerator};
 
+use super::model_arg::load_model_as;
 use crate::cli::BenchArgs;
-use crate::model_arg::{load_model_as, parse_dtype};
+use mae_model::parse_dtype;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {

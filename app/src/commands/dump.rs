@@ -10,9 +10,10 @@ use mae_model::masking::check_ratio;
 use mae_model::preprocess::load_rgb_image;
 use mae_model::{ForwardOptions, MaeOutput, MaskSpec};
 
+use super::model_arg::load_model_as;
 use crate::atomic_file::write_atomically;
 use crate::cli::DumpArgs;
-use crate::model_arg::{load_model_as, parse_dtype};
+use mae_model::parse_dtype;
 
 pub fn run(args: &DumpArgs) -> Result<()> {
     if let Some(ratio) = args.mask_ratio {

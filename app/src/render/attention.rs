@@ -330,12 +330,6 @@ pub fn overlay(
     })
 }
 
-/// The scores alone (for side-by-side display): the colormap at full strength on a `width`×`height` picture.
-pub fn heatmap(scores: &[Option<f32>], grid: (usize, usize), width: u32, height: u32, colormap: Colormap) -> RgbaImage {
-    let black = RgbaImage::from_pixel(width, height, image::Rgba([0, 0, 0, 255]));
-    overlay(&black, scores, grid, 1, colormap, 1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

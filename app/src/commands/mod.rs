@@ -1,0 +1,8 @@
+//! The headless subcommands: each turns its arguments into model loads, forward passes and jobs, and writes
+//! files atomically. Shared work (grids, curves) lives in `crate::jobs`, shared drawing in `crate::render`.
+
+pub mod bench;
+pub mod dump;
+pub mod export;
+pub mod loss_curve;
+pub mod model_arg;
