@@ -78,13 +78,13 @@ pub enum Command {
     Export(ExportArgs),
     /// Mean masked loss of one image at a range of mask ratios (same seed), written as CSV.
     LossCurve(LossCurveArgs),
+    /// Per-head attention statistics (mean attention distance, entropy, CLS share) as CSV, and the head gallery.
+    Heads(HeadsArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct DumpArgs {
-    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
-    #[arg(long)]
-    pub model: String,
+/// The input of one forward pass, as `dump` and `heads` take it.
+#[derive(Debug, Clone, Args)]
+pub struct ForwardInputArgs {
     /// Image to preprocess as the model's preprocessor_config.json says.
     #[arg(long, conflicts_with = "pixel_values", required_unless_present = "pixel_values")]
     pub image: Option<PathBuf>,
@@ -100,6 +100,15 @@ pub struct DumpArgs {
     /// Fraction of patches to mask (default: the config's mask_ratio).
     #[arg(long, allow_negative_numbers = true)]
     pub mask_ratio: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub input: ForwardInputArgs,
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -109,6 +118,52 @@ pub struct DumpArgs {
     /// Output .safetensors file.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct HeadsArgs {
+    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub input: ForwardInputArgs,
+    /// Output .csv file (stack,layer,head,mean_distance_px,entropy,cls_share; one row per head).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the head gallery (every head's attention over the image) as a PNG, JPEG or WebP.
+    #[arg(long, value_name = "FILE")]
+    pub gallery: Option<PathBuf>,
+    /// Which stacks: encoder, decoder or both.
+    #[arg(long, value_enum, default_value = "both")]
+    pub stack: StackChoice,
+    /// The gallery's query: cls, or a spatial patch index (row-major from 0).
+    #[arg(long, default_value = "cls")]
+    pub query: String,
+    /// The gallery's colours: one scale for all heads (shared) or one per head (per-head).
+    #[arg(long, value_enum, default_value = "shared")]
+    pub scale: ScaleChoice,
+    /// Colormap of the gallery: viridis, inferno, magma, turbo or cividis.
+    #[arg(long, default_value = "inferno")]
+    pub colormap: String,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace output files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackChoice {
+    Encoder,
+    Decoder,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleChoice {
+    Shared,
+    PerHead,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +189,10 @@ pub struct BenchArgs {
     /// Compute dtype: f32, or f16/bf16 on a GPU.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Also time the Heads panel's work on each output: every head's statistics (both stacks) and the head
+    /// gallery of each stack, printed as heads_ms.
+    #[arg(long)]
+    pub heads: bool,
 }
 
 #[derive(Debug, Args)]

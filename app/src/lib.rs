@@ -6,6 +6,7 @@ pub mod allocator;
 pub mod atomic_file;
 pub mod cli;
 pub mod commands;
+pub mod head_stats;
 pub mod jobs;
 pub mod render;
 pub mod window;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => commands::bench::run(&args),
         Some(Command::Export(args)) => commands::export::run(&args),
         Some(Command::LossCurve(args)) => commands::loss_curve::run(&args),
+        Some(Command::Heads(args)) => commands::heads::run(&args),
         None => mae_explorer::window::run(&cli.window),
     };
     match result {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use eframe::egui::{self, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use mae_explorer::render::attention::{HeadFusion, Stack};
 use mae_explorer::window::controls::RATIO_LABEL;
 use mae_explorer::window::panels::PanelId;
 use mae_explorer::window::session::{MaskMode, ModelState};
@@ -696,4 +697,61 @@ fn a_grid_exported_from_the_window_equals_the_one_the_command_writes() {
         window_bytes.len(),
         command_bytes.len()
     );
+}
+
+/// Clicks at a screen position (press and release, as a mouse does).
+fn click_at(harness: &mut Harness<'static, MaeApp>, position: egui::Pos2) {
+    harness.hover_at(position);
+    harness.step();
+    harness.drag_at(position);
+    harness.step();
+    harness.drop_at(position);
+    harness.step();
+    harness.step();
+}
+
+fn attention_shows(app: &MaeApp) -> (Stack, usize, HeadFusion) {
+    let selection = &app.panels.attention.view.selection;
+    (selection.stack, selection.layer, selection.heads)
+}
+
+#[test]
+fn clicking_a_gallery_thumbnail_or_a_plot_point_focuses_that_head_in_the_attention_panel() {
+    let mut harness = harness_with(AppOptions::new(fixture_model()), Remembered::default(), Vec2::new(1920.0, 1080.0));
+    harness.state_mut().layout.bring_to_front(PanelId::Heads);
+    step_until(&mut harness, "the head gallery", |app| {
+        app.session.is_up_to_date() && app.session.result.as_ref().is_some_and(|result| result.heads.is_some())
+    });
+    harness.step();
+    // tiny-p16's encoder has 2 layers of 5 heads: click the thumbnail of layer 1, head 3.
+    let app = harness.state();
+    let rect = app.panels.heads.gallery_rect.expect("the gallery was drawn");
+    let geometry = app.session.result.as_ref().unwrap().heads.as_ref().unwrap().gallery.geometry.clone();
+    let (x, y) = geometry.centre_of(Stack::Encoder, 1, 3).unwrap();
+    let scale = rect.width() / geometry.width as f32;
+    assert_ne!(attention_shows(app), (Stack::Encoder, 1, HeadFusion::Head(3)));
+    click_at(&mut harness, rect.min + egui::vec2(x * scale, y * scale));
+    assert_eq!(attention_shows(harness.state()), (Stack::Encoder, 1, HeadFusion::Head(3)));
+    assert!(harness.state().layout.is_open(PanelId::Attention));
+    let tree = &harness.state().layout.tree;
+    assert!(tree.active_tiles().contains(&tree.tiles.find_pane(&PanelId::Attention).unwrap()), "Attention in front");
+
+    // Back to the Heads tab; click the plotted point of a decoder head that no other point crowds.
+    harness.state_mut().layout.bring_to_front(PanelId::Heads);
+    harness.step();
+    harness.step();
+    let plotted = harness.state().panels.heads.plotted.clone();
+    let loneliest = |&(position, head): &(egui::Pos2, (Stack, usize, usize))| {
+        let nearest = plotted.iter().filter(|(_, other)| *other != head).map(|(p, _)| p.distance(position));
+        (nearest.fold(f32::INFINITY, f32::min), head, position)
+    };
+    let (spacing, (stack, layer, head), position) = plotted
+        .iter()
+        .filter(|(_, (stack, _, _))| *stack == Stack::Decoder)
+        .map(loneliest)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .expect("decoder heads are plotted");
+    assert!(spacing > 8.0, "every decoder point is crowded ({spacing:.1} px)");
+    click_at(&mut harness, position);
+    assert_eq!(attention_shows(harness.state()), (stack, layer, HeadFusion::Head(head)));
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mae_explorer::cli::DumpArgs;
+use mae_explorer::cli::{DumpArgs, ForwardInputArgs};
 use mae_integration_tests::{compare_outputs, fixtures, read_tensor_file};
 
 const TOLERANCE: f64 = 1e-5;
@@ -22,11 +22,13 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
     let out = scratch.join(format!("{}.safetensors", model.file_name().unwrap().to_string_lossy()));
     let args = DumpArgs {
         model: model.to_string_lossy().into_owned(),
-        image: None,
-        pixel_values: Some(pixel_values),
-        noise: Some(noise),
-        seed: None,
-        mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+        input: ForwardInputArgs {
+            image: None,
+            pixel_values: Some(pixel_values),
+            noise: Some(noise),
+            seed: None,
+            mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+        },
         device: "cpu".into(),
         dtype: "f32".into(),
         out: out.clone(),

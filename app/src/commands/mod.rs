@@ -4,5 +4,7 @@
 pub mod bench;
 pub mod dump;
 pub mod export;
+pub mod forward_input;
+pub mod heads;
 pub mod loss_curve;
 pub mod model_arg;

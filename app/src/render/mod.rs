@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod colormap;
 pub mod ensemble;
+pub mod gallery;
 pub mod grid;
 pub mod loss;
 pub mod panels;

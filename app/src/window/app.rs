@@ -155,7 +155,7 @@ impl MaeApp {
     fn view_options(&self) -> ViewOptions {
         let mut view = ViewOptions { masked_style: self.session.settings.masked_style, ..ViewOptions::default() };
         for panel in self.layout.open_panels() {
-            self.panels.get(panel).add_view(&mut view);
+            self.panels.get(panel).add_view(&mut view, &self.session);
         }
         view
     }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files::{FileTasks, ImageOrigin};
 use super::panels::{PanelCommand, PanelId};
+use crate::render::attention::Query;
 use crate::render::panels::MaskedStyle;
 use crate::worker::{
     ForwardRequest, ForwardResult, ImageInput, LoadProgress, LoadRequest, ModelInfo, Request, Response, ViewOptions,
@@ -40,6 +41,8 @@ pub struct SessionSettings {
     pub mask_ratio: f64,
     pub seed: u64,
     pub mask_mode: MaskMode,
+    /// The token whose attention the Attention and Heads panels show: CLS or a clicked patch.
+    pub query: Query,
     pub masked_style: MaskedStyle,
     /// Draw patches with nearest-neighbour filtering (crisp edges) rather than smoothed.
     pub nearest_filtering: bool,
@@ -59,6 +62,7 @@ impl Default for SessionSettings {
             mask_ratio: 0.75,
             seed: 2,
             mask_mode: MaskMode::Random,
+            query: Query::Cls,
             masked_style: MaskedStyle::MeanGrey,
             nearest_filtering: true,
             dark_theme: true,
@@ -485,6 +489,7 @@ impl Session {
                 self.cached_models = None;
                 if grid_changed {
                     self.painted_mask.clear();
+                    self.settings.query = Query::Cls;
                     if self.settings.mask_mode == MaskMode::Painted {
                         self.ensure_painted_mask();
                     }

@@ -21,8 +21,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 pub use protocol::{
-    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, ImageInput, LoadProgress, LoadRequest, LossView,
-    ModelInfo, Request, Response, ResultPictures, ViewOptions,
+    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
+    LoadRequest, LossView, ModelInfo, Request, Response, ResultPictures, ViewOptions,
 };
 use state::WorkerState;
 

@@ -9,9 +9,11 @@ use candle_core::DType;
 use image::{RgbImage, RgbaImage};
 use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, ModelLocation};
 
+use crate::head_stats::HeadStats;
 use crate::jobs::grid::GridJob;
 use crate::render::Colormap;
-use crate::render::attention::AttentionSelection;
+use crate::render::attention::{AttentionSelection, Query, Stack};
+use crate::render::gallery::{Gallery, GalleryScale};
 use crate::render::panels::MaskedStyle;
 
 /// An image the window has opened, shared with the worker without copying. `id` changes whenever the picture does.
@@ -53,6 +55,15 @@ impl Default for LossView {
     }
 }
 
+/// The head gallery to draw (statistics of every head come with it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadsView {
+    pub stack: Stack,
+    pub query: Query,
+    pub scale: GalleryScale,
+    pub colormap: Colormap,
+}
+
 /// How a result is drawn (not what is computed): changing only these re-draws the cached forward pass instead of
 /// running the model again. Each panel that is open adds what it shows.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,6 +73,15 @@ pub struct ViewOptions {
     pub attention: Option<AttentionView>,
     /// `None` while no open panel shows the loss overlay.
     pub loss: Option<LossView>,
+    /// `None` while no open panel shows the head gallery.
+    pub heads: Option<HeadsView>,
+}
+
+impl ViewOptions {
+    /// Whether the forward pass must keep its attention probabilities.
+    pub fn needs_attentions(&self) -> bool {
+        self.attention.is_some() || self.heads.is_some()
+    }
 }
 
 /// One forward pass to run and draw.
@@ -210,8 +230,17 @@ pub struct ForwardResult {
     pub forward_ms: Option<f64>,
     pub render_ms: f64,
     pub pictures: ResultPictures,
+    /// The head gallery and every head's statistics, when a panel asked for them.
+    pub heads: Option<HeadsResult>,
     /// Drawing an overlay failed (the rest of the result is fine).
     pub overlay_error: Option<String>,
+}
+
+/// Every head's statistics (encoder then decoder) and the gallery of one stack.
+#[derive(Clone, Debug)]
+pub struct HeadsResult {
+    pub stats: Arc<Vec<HeadStats>>,
+    pub gallery: Gallery,
 }
 
 #[derive(Clone, Debug)]

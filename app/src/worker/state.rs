@@ -10,15 +10,17 @@ use image::RgbaImage;
 use mae_model::{DownloadProgress, ForwardOptions, LoadOptions, LoadedModel, MaeOutput, MaskSpec, select_device};
 
 use super::protocol::{
-    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, ImageInput, LoadProgress, LoadRequest, ModelInfo,
-    Request, Response, ResultPictures, ViewOptions,
+    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
+    LoadRequest, ModelInfo, Request, Response, ResultPictures, ViewOptions,
 };
 use super::{Responder, WorkerConfig, WorkerStats};
 use crate::atomic_file::write_picture;
+use crate::head_stats::{HeadStats, head_stats};
 use crate::jobs::ensemble::SeedEnsemble;
 use crate::jobs::grid::GridProgress;
 use crate::jobs::loss_curve::LossCurve;
-use crate::render::attention;
+use crate::render::attention::{self, Stack};
+use crate::render::gallery::{GallerySpec, THUMBNAIL_WIDTH, render_gallery};
 use crate::render::loss::loss_overlay;
 use crate::render::panels::{PanelOptions, render_panels};
 
@@ -53,6 +55,8 @@ pub(super) struct WorkerState {
     input: Option<((u64, u64), Tensor)>,
     /// The last forward pass: (model generation, image id, mask) → output.
     output: Option<((u64, u64, MaskSpec), MaeOutput)>,
+    /// Every head's statistics of that output, once a panel asked for them.
+    output_head_stats: Option<Arc<Vec<HeadStats>>>,
     /// In the order they were asked for; a new job replaces an older one of its kind (the window only wants the
     /// newest curve and the newest ensemble).
     background: Vec<BackgroundJob>,
@@ -60,7 +64,16 @@ pub(super) struct WorkerState {
 
 impl WorkerState {
     pub(super) fn new(config: WorkerConfig, stats: Arc<WorkerStats>) -> Self {
-        Self { config, stats, model: None, model_generation: 0, input: None, output: None, background: Vec::new() }
+        Self {
+            config,
+            stats,
+            model: None,
+            model_generation: 0,
+            input: None,
+            output: None,
+            output_head_stats: None,
+            background: Vec::new(),
+        }
     }
 
     pub(super) fn has_background_work(&self) -> bool {
@@ -71,6 +84,7 @@ impl WorkerState {
     pub(super) fn forget_work(&mut self) {
         self.input = None;
         self.output = None;
+        self.output_head_stats = None;
         self.background.clear();
     }
 
@@ -223,7 +237,7 @@ impl WorkerState {
     fn forward(&mut self, request: ForwardRequest) -> Result<ForwardResult> {
         let key = (self.model_generation, request.image.id, request.mask.clone());
         // Attention maps are kept only while a panel shows them: they cost memory and some time.
-        let attentions = request.view.attention.is_some();
+        let attentions = request.view.needs_attentions();
         let mut forward_ms = None;
         let cached = self.output.as_ref().is_some_and(|(cached_key, output)| {
             *cached_key == key && (!attentions || !output.encoder_attentions.is_empty())
@@ -239,11 +253,16 @@ impl WorkerState {
             forward_ms = Some(start.elapsed().as_secs_f64() * 1e3);
             self.stats.forwards.fetch_add(1, Ordering::Relaxed);
             self.output = Some((key, output));
+            self.output_head_stats = None;
+        }
+        let render_start = Instant::now();
+        if request.view.heads.is_some() && self.output_head_stats.is_none() {
+            let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
+            self.output_head_stats = Some(Arc::new(head_stats(output, &[Stack::Encoder, Stack::Decoder])?));
         }
         let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
         let loaded = self.loaded()?;
-        let render_start = Instant::now();
-        let (pictures, overlay_error) = draw(output, loaded, &request.view)?;
+        let (pictures, heads, overlay_error) = draw(output, loaded, &request.view, self.output_head_stats.as_ref())?;
         Ok(ForwardResult {
             id: request.id,
             image_id: request.image.id,
@@ -258,6 +277,7 @@ impl WorkerState {
             forward_ms,
             render_ms: render_start.elapsed().as_secs_f64() * 1e3,
             pictures,
+            heads,
             overlay_error,
         })
     }
@@ -284,7 +304,12 @@ fn model_info(loaded: &LoadedModel, load_ms: f64) -> ModelInfo {
 }
 
 /// Draws the pictures and any overlays the view asks for. An overlay that cannot be drawn is reported, not fatal.
-fn draw(output: &MaeOutput, loaded: &LoadedModel, view: &ViewOptions) -> Result<(ResultPictures, Option<String>)> {
+fn draw(
+    output: &MaeOutput,
+    loaded: &LoadedModel,
+    view: &ViewOptions,
+    stats: Option<&Arc<Vec<HeadStats>>>,
+) -> Result<(ResultPictures, Option<HeadsResult>, Option<String>)> {
     let panels = render_panels(output, &loaded.preprocessor, &PanelOptions { masked_style: view.masked_style })?;
     let mut overlay_error = None;
     let attention = view.attention.as_ref().and_then(|attention_view| {
@@ -293,6 +318,13 @@ fn draw(output: &MaeOutput, loaded: &LoadedModel, view: &ViewOptions) -> Result<
             .ok()
     });
     let loss = view.loss.as_ref().map(|loss| loss_overlay(&panels.original, output, loss.colormap, loss.alpha));
+    let heads = match (&view.heads, stats) {
+        (Some(heads_view), Some(stats)) => gallery(output, &panels.original, heads_view)
+            .map(|gallery| HeadsResult { stats: stats.clone(), gallery })
+            .map_err(|error| overlay_error = Some(format!("head gallery: {error:#}")))
+            .ok(),
+        _ => None,
+    };
     let pictures = ResultPictures {
         original: panels.original,
         mask: panels.mask,
@@ -302,7 +334,18 @@ fn draw(output: &MaeOutput, loaded: &LoadedModel, view: &ViewOptions) -> Result<
         attention,
         loss,
     };
-    Ok((pictures, overlay_error))
+    Ok((pictures, heads, overlay_error))
+}
+
+fn gallery(output: &MaeOutput, base: &RgbaImage, view: &HeadsView) -> Result<crate::render::gallery::Gallery> {
+    let spec = GallerySpec {
+        stacks: vec![view.stack],
+        query: view.query,
+        scale: view.scale,
+        colormap: view.colormap,
+        thumbnail: THUMBNAIL_WIDTH,
+    };
+    render_gallery(output, base, &spec)
 }
 
 fn attention_overlay(output: &MaeOutput, base: &RgbaImage, view: &AttentionView) -> Result<RgbaImage> {

@@ -39,20 +39,20 @@ impl AttentionPanel {
         let (rect, response) = fit_picture(ui, texture.as_ref(), session, Sense::click(), "attention overlay");
         let response = response.on_hover_text("Click a patch to see where it looks; right-click for CLS");
         let Some(grid) = session.grid() else { return };
-        if let Query::Patch(patch) = self.view.selection.query {
+        if let Query::Patch(patch) = session.settings.query {
             let outline = Stroke::new(2.0, Color32::from_rgb(80, 220, 255));
             ui.painter_at(rect).rect_stroke(patch_rect(rect, grid, patch), 0.0, outline, egui::StrokeKind::Inside);
         }
         if response.clicked()
             && let Some(pointer) = response.interact_pointer_pos()
         {
-            self.view.selection.query = Query::Patch(patch_under(pointer, rect, grid));
+            session.settings.query = Query::Patch(patch_under(pointer, rect, grid));
         } else if response.secondary_clicked() {
-            self.view.selection.query = Query::Cls;
+            session.settings.query = Query::Cls;
         }
     }
 
-    fn controls(&mut self, ui: &mut egui::Ui, info: &ModelInfo) {
+    fn controls(&mut self, ui: &mut egui::Ui, session: &mut Session, info: &ModelInfo) {
         let (layers, heads) = self.stack_size(info);
         let selection = &mut self.view.selection;
         ui.horizontal(|ui| {
@@ -87,9 +87,9 @@ impl AttentionPanel {
         ui.add_enabled(selection.rollout, egui::Slider::new(&mut selection.discard_ratio, 0.0..=0.99).text("Discard"))
             .on_hover_text("Rollout drops this fraction of the weakest attention weights per layer");
         ui.horizontal(|ui| {
-            ui.label(format!("Query: {}", selection.query));
+            ui.label(format!("Query: {}", session.settings.query));
             if ui.small_button("Use CLS").on_hover_text("Show the CLS token's attention (or right-click)").clicked() {
-                selection.query = Query::Cls;
+                session.settings.query = Query::Cls;
             }
         });
         ui.add(egui::Slider::new(&mut self.view.alpha, 0.0..=1.0).text("Opacity"))
@@ -115,12 +115,14 @@ impl Panel for AttentionPanel {
         };
         picture_and_controls(ui, |ui, part| match part {
             Part::Picture => self.picture(ui, session),
-            Part::Controls => self.controls(ui, &info),
+            Part::Controls => self.controls(ui, session, &info),
         });
     }
 
-    fn add_view(&self, view: &mut ViewOptions) {
-        view.attention = Some(self.view.clone());
+    fn add_view(&self, view: &mut ViewOptions, session: &Session) {
+        let mut attention = self.view.clone();
+        attention.selection.query = session.settings.query;
+        view.attention = Some(attention);
     }
 
     fn on_model_loaded(&mut self, info: &ModelInfo) {
@@ -129,9 +131,6 @@ impl Panel for AttentionPanel {
         selection.layer = selection.layer.min(layers.saturating_sub(1));
         if matches!(selection.heads, HeadFusion::Head(head) if head >= heads) {
             selection.heads = HeadFusion::Mean;
-        }
-        if matches!(selection.query, Query::Patch(patch) if patch >= info.grid.0 * info.grid.1) {
-            selection.query = Query::Cls;
         }
     }
 

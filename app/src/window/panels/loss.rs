@@ -207,7 +207,7 @@ impl Panel for LossPanel {
         });
     }
 
-    fn add_view(&self, view: &mut ViewOptions) {
+    fn add_view(&self, view: &mut ViewOptions, _session: &Session) {
         view.loss = Some(self.view.clone());
     }
 

@@ -8,6 +8,7 @@
 
 mod attention;
 mod ensemble;
+mod heads;
 mod loss;
 mod picture;
 mod widgets;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use attention::AttentionPanel;
 pub use ensemble::EnsemblePanel;
+pub use heads::HeadsPanel;
 pub use loss::LossPanel;
 pub use picture::{Picture, PicturePanel, fit_picture, patch_rect, patch_under};
 
@@ -36,7 +38,7 @@ pub trait Panel {
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session);
 
     /// Adds what the worker should draw with every forward pass while this panel is open.
-    fn add_view(&self, _view: &mut ViewOptions) {}
+    fn add_view(&self, _view: &mut ViewOptions, _session: &Session) {}
 
     /// A worker response the session did not consume (background jobs, exports, restarts).
     fn on_response(&mut self, _response: &Response, _session: &mut Session) {}
@@ -107,6 +109,7 @@ panel_list! {
     Attention, attention: AttentionPanel = AttentionPanel::default(),
     Loss, loss: LossPanel = LossPanel::default(),
     Ensemble, ensemble: EnsemblePanel = EnsemblePanel::default(),
+    Heads, heads: HeadsPanel = HeadsPanel::default(),
 }
 
 impl std::fmt::Debug for Panels {
