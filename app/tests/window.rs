@@ -250,25 +250,30 @@ fn saving_to_an_unwritable_place_says_so_and_writes_nothing() {
 }
 
 #[test]
-fn attention_and_loss_sections_draw_their_overlays() {
+fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
+    // The Attention tab is in front by default: its overlay comes with the result, the hidden Loss tab's does not.
     let mut harness = ready_harness(AppOptions::new(fixture_model()));
-    // The Attention tab is in front by default; bring the Loss tab forward so its curve is asked for.
-    harness.state_mut().layout.bring_to_front(PanelId::Loss);
-    step_until(&mut harness, "the loss curve", |app| {
-        app.panels.loss.curve.request_id.is_none() && !app.panels.loss.curve.points.is_empty()
-    });
-    let app = harness.state();
-    let shown = app.session.result.as_ref().unwrap();
-    assert!(shown.pictures.attention.is_some() && shown.pictures.loss.is_some());
-    assert_eq!(app.panels.loss.curve.points.len(), 19);
-    assert!(app.panels.loss.curve.points.iter().filter(|(ratio, _)| *ratio > 0.0).all(|(_, loss)| loss.is_some()));
+    let shown = harness.state().session.result.as_ref().unwrap();
+    assert!(shown.pictures.attention.is_some() && shown.pictures.loss.is_none());
     // Choosing another layer re-draws from the cached forward pass: no new forward.
-    let forwards = app.session.worker_stats().forwards();
+    let forwards = harness.state().session.worker_stats().forwards();
     harness.state_mut().panels.attention.view.selection.layer = 1;
     step_until(&mut harness, "the re-drawn attention", |app| app.session.is_up_to_date());
     let app = harness.state();
     assert_eq!(app.session.worker_stats().forwards(), forwards);
     assert_eq!(app.session.result.as_ref().unwrap().forward_ms, None);
+    // Bring the Loss tab forward: its overlay is drawn (again from the cache) and its curve is asked for.
+    harness.state_mut().layout.bring_to_front(PanelId::Loss);
+    step_until(&mut harness, "the loss curve", |app| {
+        app.panels.loss.curve.request_id.is_none()
+            && !app.panels.loss.curve.points.is_empty()
+            && app.session.is_up_to_date()
+    });
+    let app = harness.state();
+    assert!(app.session.result.as_ref().unwrap().pictures.loss.is_some());
+    assert_eq!(app.panels.loss.curve.points.len(), 19);
+    assert!(app.panels.loss.curve.points.iter().all(|(_, loss)| loss.is_some()));
+    assert_eq!(app.session.worker_stats().forwards(), forwards + 19, "one forward per curve point, none for the view");
 }
 
 #[test]
@@ -738,7 +743,9 @@ fn clicking_a_gallery_thumbnail_or_a_plot_point_focuses_that_head_in_the_attenti
 
     // Back to the Heads tab; click the plotted point of a decoder head that no other point crowds.
     harness.state_mut().layout.bring_to_front(PanelId::Heads);
-    harness.step();
+    step_until(&mut harness, "the gallery again", |app| {
+        app.session.is_up_to_date() && app.session.result.as_ref().is_some_and(|result| result.heads.is_some())
+    });
     harness.step();
     let plotted = harness.state().panels.heads.plotted.clone();
     let loneliest = |&(position, head): &(egui::Pos2, (Stack, usize, usize))| {

@@ -151,10 +151,11 @@ impl MaeApp {
         self.frame_timer.record(frame_start.elapsed());
     }
 
-    /// What the open panels want drawn with every forward pass.
+    /// What the panels on screen want drawn with every forward pass (a panel behind another tab costs nothing;
+    /// bringing it forward re-draws the cached forward pass).
     fn view_options(&self) -> ViewOptions {
         let mut view = ViewOptions { masked_style: self.session.settings.masked_style, ..ViewOptions::default() };
-        for panel in self.layout.open_panels() {
+        for panel in self.layout.visible_panels() {
             self.panels.get(panel).add_view(&mut view, &self.session);
         }
         view

@@ -32,7 +32,7 @@ pub struct Layout {
 
 impl std::fmt::Debug for Layout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Layout").field("open", &self.open_panels()).finish()
+        f.debug_struct("Layout").field("visible", &self.visible_panels()).finish()
     }
 }
 
@@ -85,9 +85,10 @@ impl Layout {
         self.pane(panel).is_some_and(|tile| self.tree.tiles.is_visible(tile))
     }
 
-    /// The panels whose tiles are open (visible or behind another tab).
-    pub fn open_panels(&self) -> Vec<PanelId> {
-        PanelId::ALL.iter().copied().filter(|&panel| self.is_open(panel)).collect()
+    /// The panels on screen now (open, and the active tab where tabbed): the ones whose pictures are worth
+    /// drawing.
+    pub fn visible_panels(&self) -> Vec<PanelId> {
+        self.tree.active_tiles().into_iter().filter_map(|tile| self.tree.tiles.get_pane(&tile).copied()).collect()
     }
 
     /// Opens (where it was closed) or closes a panel's tile.

@@ -82,6 +82,7 @@ impl HeadsPanel {
     }
 
     fn gallery(&mut self, ui: &mut egui::Ui, session: &mut Session, height: f32) {
+        self.gallery_rect = None;
         let Some(result) = session.result.as_ref() else {
             ui.label("The head gallery appears with the first reconstruction.");
             return;
@@ -118,6 +119,7 @@ impl HeadsPanel {
     }
 
     fn distance_plot(&mut self, ui: &mut egui::Ui, session: &mut Session) {
+        self.plotted.clear();
         let Some(stats) = session.result.as_ref().and_then(|result| result.heads.as_ref()).map(|h| h.stats.clone())
         else {
             return;
