@@ -14,7 +14,7 @@ use std::io::Write;
 use anyhow::{Result, bail};
 use mae_model::MaeOutput;
 
-use crate::render::attention::{Stack, token_patches};
+use crate::render::attention::{Stack, stack_layers, token_patches};
 
 /// The statistics of one head of one layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,13 +31,7 @@ pub struct HeadStats {
 pub fn head_stats(output: &MaeOutput, stacks: &[Stack]) -> Result<Vec<HeadStats>> {
     let mut all = Vec::new();
     for &stack in stacks {
-        let layers = match stack {
-            Stack::Encoder => &output.encoder_attentions,
-            Stack::Decoder => &output.decoder_attentions,
-        };
-        if layers.is_empty() {
-            bail!("this forward pass kept no {stack} attentions (run it with attentions on)");
-        }
+        let layers = stack_layers(output, stack)?;
         let distances = token_distances(output, stack);
         for (layer, attention) in layers.iter().enumerate() {
             let (heads, tokens, values) = MaeOutput::attention_host(attention)?;

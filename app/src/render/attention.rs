@@ -252,13 +252,7 @@ fn matmul(left: &[f64], right: &[f64], n: usize) -> Vec<f64> {
 /// in the encoder). The CLS column is left out.
 pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Result<Vec<Option<f32>>> {
     let stack = selection.stack;
-    let layers = match stack {
-        Stack::Encoder => &output.encoder_attentions,
-        Stack::Decoder => &output.decoder_attentions,
-    };
-    if layers.is_empty() {
-        bail!("this forward pass kept no {stack} attentions (run it with attentions on)");
-    }
+    let layers = stack_layers(output, stack)?;
     if selection.layer >= layers.len() {
         bail!("{stack} layer {} does not exist (the model has {} {stack} layers)", selection.layer, layers.len());
     }
@@ -287,6 +281,18 @@ pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Resul
         scores[patch] = Some(row[token + 1]);
     }
     Ok(scores)
+}
+
+/// The attention probabilities a forward pass kept for every layer of `stack`, or why there are none.
+pub fn stack_layers(output: &MaeOutput, stack: Stack) -> Result<&[Tensor]> {
+    let layers = match stack {
+        Stack::Encoder => &output.encoder_attentions,
+        Stack::Decoder => &output.decoder_attentions,
+    };
+    if layers.is_empty() {
+        bail!("this forward pass kept no {stack} attentions (run it with attentions on)");
+    }
+    Ok(layers)
 }
 
 /// The spatial patch of each token after CLS: the encoder's tokens are the visible patches in HF's shuffled order

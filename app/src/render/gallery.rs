@@ -7,7 +7,7 @@ use image::{Rgba, RgbaImage, imageops};
 use mae_model::MaeOutput;
 use serde::{Deserialize, Serialize};
 
-use super::attention::{Query, Stack, overlay_in_range, query_token, score_range, token_patches};
+use super::attention::{Query, Stack, overlay_in_range, query_token, score_range, stack_layers, token_patches};
 use super::colormap::Colormap;
 use super::loss::format_value;
 use super::text::{draw_text, line_height, text_width, wrap_text};
@@ -106,13 +106,7 @@ pub fn render_gallery(output: &MaeOutput, base: &RgbaImage, spec: &GallerySpec) 
     let mut rows: Vec<(Stack, usize, Vec<HeadScores>)> = Vec::new();
     let mut notes = Vec::new();
     for &stack in &spec.stacks {
-        let layers = match stack {
-            Stack::Encoder => &output.encoder_attentions,
-            Stack::Decoder => &output.decoder_attentions,
-        };
-        if layers.is_empty() {
-            bail!("this forward pass kept no {stack} attentions (run it with attentions on)");
-        }
+        let layers = stack_layers(output, stack)?;
         let patches = token_patches(output, stack);
         let query = match query_token(output, stack, spec.query) {
             Ok(token) => Some(token),
