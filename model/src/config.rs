@@ -149,14 +149,6 @@ impl MaeConfig {
     pub fn patch_dim(&self) -> usize {
         self.patch_size * self.patch_size * self.num_channels
     }
-
-    pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
-    }
-
-    pub fn decoder_head_dim(&self) -> usize {
-        self.decoder_hidden_size / self.decoder_num_attention_heads
-    }
 }
 
 /// How HF's image processor resamples (`resample` in preprocessor_config.json, PIL's numbering).

@@ -124,11 +124,6 @@ impl Masking {
         self.num_patches() - self.len_keep()
     }
 
-    /// Masked fraction actually applied (differs from the requested ratio by Python's truncation).
-    pub fn effective_ratio(&self) -> f64 {
-        self.num_masked() as f64 / self.num_patches().max(1) as f64
-    }
-
     pub fn is_masked(&self, patch: usize) -> bool {
         self.mask[patch] != 0.0
     }
