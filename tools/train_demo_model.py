@@ -23,8 +23,8 @@ on the same kind of CPU give the same weights.
 The bar (issue 10): on photos the model never saw, the masked loss at ratio 0.75 (the app's "seed N"
 masks, ``torch.manual_seed(N); torch.rand(1, L)``) must be at most 0.75x that of a trivial in-painter
 that fills every masked patch with the mean colour of the visible patches, in the same normalized pixel
-space the loss uses. The script prints both, per image and averaged, and writes them to
-``<out>/../demo-model-report.json`` only when asked (``--report``).
+space the loss uses. The script prints both, per image and averaged, and with ``--report FILE`` writes them
+and the training log as JSON (the committed run: tools/demo_model_training.json).
 """
 
 from __future__ import annotations
