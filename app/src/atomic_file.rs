@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use image::{DynamicImage, ImageFormat, RgbaImage};
 
 /// Refuses to replace an existing file unless `force`.
 pub fn check_overwrite(path: &Path, force: bool) -> Result<()> {
@@ -56,6 +57,31 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&Path) -> Result<()>) 
         let _ = std::fs::remove_file(&temporary);
     }
     result
+}
+
+/// The picture format an output's extension names (.png, .jpg/.jpeg, .webp).
+pub fn picture_format(out: &Path) -> Result<ImageFormat> {
+    let extension = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    match extension.as_str() {
+        "png" => Ok(ImageFormat::Png),
+        "jpg" | "jpeg" => Ok(ImageFormat::Jpeg),
+        "webp" => Ok(ImageFormat::WebP),
+        _ => bail!("{}: unsupported output format (use a .png, .jpg or .webp file name)", out.display()),
+    }
+}
+
+/// Encodes `picture` in the format its extension names (opaque: alpha is dropped, so JPEG works too) and writes
+/// it atomically.
+pub fn write_picture(picture: &RgbaImage, out: &Path) -> Result<()> {
+    let format = picture_format(out)?;
+    let mut bytes = Vec::new();
+    DynamicImage::ImageRgba8(picture.clone())
+        .to_rgb8()
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .with_context(|| format!("{}: cannot encode the picture", out.display()))?;
+    write_atomically(out, |temporary| {
+        std::fs::write(temporary, &bytes).with_context(|| format!("{}: cannot write the file", out.display()))
+    })
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ fn dump_runs_the_built_in_model_offline_with_an_empty_cache() {
 }
 
 #[test]
-fn export_bench_and_loss_curve_accept_demo_offline() {
+fn export_loss_curve_heads_and_bench_accept_demo_offline() {
     let home = OfflineHome::new();
     let image = chelsea();
 
@@ -104,6 +104,10 @@ fn export_bench_and_loss_curve_accept_demo_offline() {
     ]);
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 3, "header + two ratios:\n{text}");
+
+    let heads = home.path("heads.csv");
+    home.run(&["heads", "--model", "demo", "--image", &image, "--out", heads.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&heads).unwrap().lines().count() > 1, "no head rows");
 
     let bench = home.run(&["bench", "--model", "demo", "--runs", "2", "--warmup", "1", "--threads", "1"]);
     let printed = String::from_utf8_lossy(&bench.stdout);

@@ -16,6 +16,7 @@ pub mod interpolate;
 pub mod loader;
 pub mod masking;
 pub mod model;
+mod ops;
 pub mod outputs;
 pub mod patches;
 pub mod pil_resize;
@@ -25,7 +26,7 @@ pub mod weights;
 
 pub use config::{MaeConfig, PreprocessorConfig};
 pub use demo::{DEMO_MODEL_ARG, DEMO_MODEL_NAME};
-pub use device::{DeviceChoice, SelectedDevice, select_device};
+pub use device::{DeviceChoice, SelectedDevice, dtype_name, parse_dtype, select_device};
 pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
 pub use masking::{MaskSpec, Masking, TorchGenerator};

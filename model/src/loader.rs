@@ -1,4 +1,5 @@
-//! A model ready for use: network, preprocessing and a name to show, loaded from a model folder or built from parts.
+//! A model ready for use: network, preprocessing and a name to show (`source.rs` decides where it comes from;
+//! `from_configs` builds the embedded demo model, which has no folder).
 
 use std::path::{Path, PathBuf};
 
@@ -6,7 +7,7 @@ use candle_core::DType;
 
 use crate::config::{MaeConfig, PreprocessorConfig};
 use crate::device::SelectedDevice;
-use crate::error::{MaeError, Result};
+use crate::error::Result;
 use crate::model::MaeModel;
 use crate::preprocess::Preprocessor;
 use crate::weights::WeightStore;
@@ -23,16 +24,6 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads a model folder: `config.json`, `model.safetensors`, optional `preprocessor_config.json`.
-    pub fn from_dir(dir: &Path, device: &SelectedDevice, dtype: DType) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(MaeError::config(dir, "model folder not found"));
-        }
-        let config = MaeConfig::from_file(&dir.join("config.json"))?;
-        let store = WeightStore::open_safetensors(&dir.join("model.safetensors"))?;
-        Self::from_parts(config, &store, dir, dir_name(dir), device, dtype)
-    }
-
     /// Builds from an already-opened weight store; `preprocessor_config.json` is looked for in `folder`.
     pub fn from_parts(
         config: MaeConfig,
@@ -58,11 +49,4 @@ impl LoadedModel {
         let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?)?;
         Ok(Self { model, preprocessor: Preprocessor::new(preprocessor), name, source: store.path().to_owned() })
     }
-}
-
-fn dir_name(dir: &Path) -> String {
-    dir.canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| dir.display().to_string())
 }

@@ -21,7 +21,8 @@ const SEEDS: std::ops::Range<u64> = 0..8;
 /// Masked loss of the in-painter that predicts, for every masked patch, the mean colour of the visible patches.
 fn mean_colour_loss(output: &MaeOutput) -> f64 {
     let grid = PatchGrid::of(&output.pixel_values, output.patch_size).unwrap();
-    let rows = grid.patchify(&MaeOutput::to_host(&output.pixel_values).unwrap());
+    let pixels: Vec<f32> = output.pixel_values.flatten_all().unwrap().to_vec1().unwrap();
+    let rows = grid.patchify(&pixels);
     let patch_dim = grid.patch_dim();
     let mask = &output.masking.mask;
     let mut colour = [0.0f64; 3];

@@ -2,35 +2,19 @@
 //! The parity checks call this interface; keep names and shapes stable.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use mae_model::masking::check_ratio;
-use mae_model::preprocess::load_rgb_image;
-use mae_model::{ForwardOptions, MaeOutput, MaskSpec};
+use mae_model::{ForwardOptions, MaeOutput, parse_dtype};
 
+use super::model_arg::load_model_as;
 use crate::atomic_file::write_atomically;
 use crate::cli::DumpArgs;
-use crate::model_arg::{load_model_as, parse_dtype};
 
 pub fn run(args: &DumpArgs) -> Result<()> {
-    if let Some(ratio) = args.mask_ratio {
-        check_ratio(ratio)?;
-    }
+    args.input.check()?;
     let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
-    let pixel_values = match (&args.image, &args.pixel_values) {
-        (Some(image), _) => loaded.preprocessor.pixel_values(&load_rgb_image(image)?, &Device::Cpu)?,
-        (None, Some(npy)) => read_pixel_values(npy)?,
-        (None, None) => bail!("give an input with --image or --pixel-values"),
-    };
-    let (_, _, height, width) = pixel_values.dims4()?;
-    let (rows, cols) = loaded.model.grid_for(height, width)?;
-    let ratio = args.mask_ratio.unwrap_or(loaded.model.config().mask_ratio);
-    let spec = match &args.noise {
-        Some(npy) => MaskSpec::Noise { noise: read_noise(npy, rows * cols)?, ratio },
-        None => MaskSpec::Seed { seed: args.seed.unwrap_or(0), ratio },
-    };
+    let (pixel_values, spec) = args.input.resolve(&loaded)?;
     let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions: true })?;
     let tensors = output_tensors(&output)?;
     write_atomically(&args.out, |temporary| {
@@ -63,30 +47,4 @@ pub fn output_tensors(output: &MaeOutput) -> Result<HashMap<String, Tensor>> {
         tensors.insert(format!("decoder_attentions.{j}"), cpu(attention)?);
     }
     Ok(tensors)
-}
-
-fn read_npy(path: &Path) -> Result<Tensor> {
-    if !path.is_file() {
-        bail!("{}: file not found", path.display());
-    }
-    let tensor = Tensor::read_npy(path).map_err(|e| anyhow!("{}: not a readable .npy array ({e})", path.display()))?;
-    tensor.to_dtype(DType::F32).map_err(|e| anyhow!("{}: cannot convert to float32 ({e})", path.display()))
-}
-
-/// Reads `[1, 3, H, W]` pixel values.
-pub fn read_pixel_values(path: &Path) -> Result<Tensor> {
-    let tensor = read_npy(path)?;
-    match tensor.dims() {
-        [1, 3, h, w] if *h > 0 && *w > 0 => Ok(tensor),
-        dims => bail!("{}: pixel values must have shape [1, 3, H, W], got {dims:?}", path.display()),
-    }
-}
-
-/// Reads noise of shape `[1, L]` (or `[L]`) for an input with `patches` patches.
-pub fn read_noise(path: &Path, patches: usize) -> Result<Vec<f32>> {
-    let tensor = read_npy(path)?;
-    match tensor.dims() {
-        [1, n] | [n] if *n == patches => Ok(tensor.flatten_all()?.to_vec1()?),
-        dims => bail!("{}: noise must have shape [1, {patches}] for this input, got {dims:?}", path.display()),
-    }
 }
