@@ -9,6 +9,7 @@ What it writes (see tools/README.md for the details and the surprises found on t
   models/tiny-p8-bin/{config.json, preprocessor_config.json, pytorch_model.bin}
   models/tiny-p8-pth/{config.json, preprocessor_config.json, mae_tiny.pth}  facebookresearch/mae layout
   cases/<model>/<case>.safetensors    HF eager outputs for one input (+ captured decoder attentions)
+  demo/chelsea.safetensors            HF outputs of the embedded demo model (assets/demo-model) on chelsea.png
   seeds.safetensors                   torch.manual_seed(N); torch.rand(1, L) streams
   preprocess/*.{png,jpg} + preprocess/expected.safetensors   image decoding + PIL resize reference
   bad/*.pth                           checkpoints a loader must reject (incl. a pickle code-exec attempt)
@@ -365,6 +366,46 @@ def write_cases(out: Path, models: dict, images_dir: Path) -> dict:
             )
         model.config.mask_ratio = default_ratio
     return summary
+
+
+# ============================================================================ the embedded demo model
+
+# What the demo case keeps of run_case's outputs. All of them would be ~3.5 MB at 224 px (decoder attentions alone
+# 197x197 per head and layer); these test the trained weights end to end, and the attention / reconstruction code
+# paths are already covered by the tiny models' cases.
+DEMO_CASE_TENSORS = ("noise", "mask", "ids_restore", "loss", "patch_loss", "logits", "last_hidden_state")
+
+
+def write_demo_case(out: Path, images_dir: Path) -> None:
+    """demo/chelsea.safetensors: transformers' outputs for assets/demo-model (``--model demo``) on chelsea.png."""
+    from safetensors import safe_open
+    from transformers import ViTMAEForPreTraining
+    from transformers.image_utils import load_image
+
+    mdir = REPO / "assets" / "demo-model"
+    model, info = ViTMAEForPreTraining.from_pretrained(str(mdir), attn_implementation="eager", output_loading_info=True)
+    assert not any(info.get(k) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    model.eval()
+    cfg = model.config
+    L = (cfg.image_size // cfg.patch_size) ** 2
+    proc = vit_image_processor().from_pretrained(str(mdir))
+    pv = torch.from_numpy(np.asarray(proc(images=load_image(str(images_dir / "chelsea.png")), return_tensors="np")["pixel_values"])).float()
+    assert pv.shape == (1, 3, cfg.image_size, cfg.image_size)
+    demo_dir = out / "demo"
+    if demo_dir.exists():
+        shutil.rmtree(demo_dir)
+    full = demo_dir / "full.safetensors"
+    meta = {"seed": "2", "image": "chelsea.png", "model": "demo", "case": "chelsea"}
+    stats = run_case(model, pv, seeded_noise(2, L), 0.75, False, meta, full)
+    with safe_open(str(full), "pt") as f:
+        metadata = f.metadata()
+        tensors = OrderedDict(
+            (k, f.get_tensor(k))
+            for k in list(DEMO_CASE_TENSORS) + sorted(k for k in f.keys() if k.startswith("encoder_attentions."))
+        )
+    full.unlink()
+    H.save_safetensors(tensors, demo_dir / "chelsea.safetensors", metadata=metadata)
+    log(f"  demo/chelsea: L={stats['L']} keep={stats['len_keep']} loss={stats['loss']:.5f}")
 
 
 # ============================================================================ seeds
@@ -726,6 +767,7 @@ def main() -> None:
     write_cases(out, models, images)
     write_seeds(out)
     write_preprocess(out, images)
+    write_demo_case(out, images)
     write_other_formats(out, models)
 
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -23,8 +23,9 @@ pub struct Cli {
 /// Options of the window (no subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct WindowArgs {
-    /// Model folder or Hugging Face hub id [default: the last model used, else facebook/vit-mae-base]
-    #[arg(long, value_name = "DIR|HUB_ID")]
+    /// Model folder, Hugging Face hub id, or `demo` (the small model built in; a folder named demo is `./demo`)
+    /// [default: the last model used, else facebook/vit-mae-base]
+    #[arg(long, value_name = "DIR|HUB_ID|demo")]
     pub model: Option<String>,
     /// auto, cpu, cuda or metal [default: the last one used, else auto]
     #[arg(long)]
@@ -104,8 +105,9 @@ pub struct ForwardInputArgs {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
-    #[arg(long)]
+    /// Hub id (owner/name[@revision]), model folder, weights file (.safetensors/.bin/.pth), or `demo` (the small
+    /// model built in; a folder named demo is `./demo`).
+    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
     pub model: String,
     #[command(flatten)]
     pub input: ForwardInputArgs,
@@ -122,8 +124,9 @@ pub struct DumpArgs {
 
 #[derive(Debug, Args)]
 pub struct HeadsArgs {
-    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
-    #[arg(long)]
+    /// Hub id (owner/name[@revision]), model folder, weights file (.safetensors/.bin/.pth), or `demo` (the small
+    /// model built in; a folder named demo is `./demo`).
+    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
     pub model: String,
     #[command(flatten)]
     pub input: ForwardInputArgs,
@@ -168,8 +171,9 @@ pub enum ScaleChoice {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
-    #[arg(long)]
+    /// Hub id (owner/name[@revision]), model folder, weights file (.safetensors/.bin/.pth), or `demo` (the small
+    /// model built in; a folder named demo is `./demo`).
+    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
     pub model: String,
     /// Timed runs after warm-up.
     #[arg(long, default_value_t = 20)]
@@ -197,8 +201,9 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Model folder or Hugging Face hub id.
-    #[arg(long, value_name = "DIR|HUB_ID")]
+    /// Model folder, weights file, Hugging Face hub id, or `demo` (the small model built in; a folder named demo
+    /// is `./demo`).
+    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
     pub model: String,
     /// Images, or folders whose images all become rows (repeatable).
     #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
@@ -235,8 +240,9 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct LossCurveArgs {
-    /// Model folder, weights file or Hugging Face hub id.
-    #[arg(long, value_name = "DIR|HUB_ID")]
+    /// Model folder, weights file, Hugging Face hub id, or `demo` (the small model built in; a folder named demo
+    /// is `./demo`).
+    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
     pub model: String,
     /// The image.
     #[arg(long)]

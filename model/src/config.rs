@@ -211,9 +211,13 @@ impl PreprocessorConfig {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| MaeError::config(path, format!("cannot read the preprocessor config: {e}")))?;
-        let config: Self =
-            serde_json::from_str(&text).map_err(|e| MaeError::config(path, format!("malformed JSON: {e}")))?;
-        config.validate().map_err(|problem| MaeError::config(path, problem))?;
+        Self::from_json(&text).map_err(|problem| MaeError::config(path, problem))
+    }
+
+    /// Parses and validates preprocessor config JSON; the error is a sentence without the file name.
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let config: Self = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+        config.validate()?;
         Ok(config)
     }
 

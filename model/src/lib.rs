@@ -2,11 +2,13 @@
 //!
 //! The flow: [`preprocess`] turns an image into `pixel_values`; [`masking`] decides which patches the encoder
 //! sees; [`MaeModel::forward`] runs encoder and decoder and returns a [`MaeOutput`] with logits, mask, loss,
-//! reconstruction and (optionally) every attention map. No GUI code lives here.
+//! reconstruction and (optionally) every attention map. [`demo`] is a small trained model compiled into the crate.
+//! No GUI code lives here.
 
 pub mod checkpoint;
 pub mod config;
 mod cpu_kernels;
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod hub;
@@ -23,6 +25,7 @@ pub mod source;
 pub mod weights;
 
 pub use config::{MaeConfig, PreprocessorConfig};
+pub use demo::{DEMO_MODEL_ARG, DEMO_MODEL_NAME};
 pub use device::{DeviceChoice, SelectedDevice, dtype_name, parse_dtype, select_device};
 pub use error::{MaeError, Result};
 pub use loader::LoadedModel;

@@ -1,4 +1,5 @@
-//! A model ready for use: network, preprocessing and a name to show (`source.rs` decides where it comes from).
+//! A model ready for use: network, preprocessing and a name to show (`source.rs` decides where it comes from;
+//! `from_configs` builds the embedded demo model, which has no folder).
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +17,9 @@ use crate::weights::WeightStore;
 pub struct LoadedModel {
     pub model: MaeModel,
     pub preprocessor: Preprocessor,
-    /// What to call it in titles and status lines (folder name or hub id).
+    /// What to call it in titles and status lines (folder name, hub id, or "demo (built in)").
     pub name: String,
-    /// The folder or file it came from.
+    /// The folder or file it came from (for the embedded demo model: the asset it was compiled from).
     pub source: PathBuf,
 }
 
@@ -32,11 +33,20 @@ impl LoadedModel {
         device: &SelectedDevice,
         dtype: DType,
     ) -> Result<Self> {
-        let preprocessor = Preprocessor::new(PreprocessorConfig::from_file_or_default(
-            &folder.join("preprocessor_config.json"),
-            &config,
-        )?);
+        let preprocessor = PreprocessorConfig::from_file_or_default(&folder.join("preprocessor_config.json"), &config)?;
+        Self::from_configs(config, preprocessor, store, name, device, dtype)
+    }
+
+    /// Builds from configs already read (the embedded demo model has no folder to look in).
+    pub fn from_configs(
+        config: MaeConfig,
+        preprocessor: PreprocessorConfig,
+        store: &WeightStore,
+        name: String,
+        device: &SelectedDevice,
+        dtype: DType,
+    ) -> Result<Self> {
         let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?)?;
-        Ok(Self { model, preprocessor, name, source: store.path().to_owned() })
+        Ok(Self { model, preprocessor: Preprocessor::new(preprocessor), name, source: store.path().to_owned() })
     }
 }

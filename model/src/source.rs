@@ -1,4 +1,5 @@
-//! Where a model comes from — a hub id, a folder, or one weights file — and loading it from there.
+//! Where a model comes from — a hub id, a folder, one weights file, or the demo model built into the binary — and
+//! loading it from there.
 //!
 //! Every source ends in the same place: a [`MaeConfig`] and a [`WeightStore`] under hub key names, handed to
 //! [`LoadedModel::from_parts`]. PyTorch checkpoints go through [`crate::checkpoint`] (no code from the file runs);
@@ -14,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::checkpoint::{self, KeyLayout};
 use crate::config::MaeConfig;
+use crate::demo::{self, DEMO_MODEL_ARG};
 use crate::device::SelectedDevice;
 use crate::error::{MaeError, Result};
 use crate::hub::{self, DownloadControl, HubSettings};
@@ -32,6 +34,8 @@ pub enum ModelLocation {
     /// One weights file (`.safetensors`, `.bin`, `.pth`), with `config.json` beside it unless it is an original
     /// MAE checkpoint.
     File(PathBuf),
+    /// The small demo model compiled into the binary (`demo`); see [`crate::demo`].
+    Demo,
 }
 
 const WEIGHT_EXTENSIONS: [&str; 4] = ["safetensors", "bin", "pth", "pt"];
@@ -39,11 +43,18 @@ const WEIGHT_EXTENSIONS: [&str; 4] = ["safetensors", "bin", "pth", "pt"];
 impl FromStr for ModelLocation {
     type Err = MaeError;
 
-    /// An existing path wins; otherwise `owner/name[@revision]` is a hub id; anything else is taken as a path
-    /// (and fails later with "not found").
+    /// `demo` is the built-in demo model, even where a folder of that name exists (that one is `./demo`); then an
+    /// existing path wins; otherwise `owner/name[@revision]` is a hub id; anything else is taken as a path (and fails
+    /// later with "not found").
     fn from_str(text: &str) -> Result<Self> {
         if text.trim().is_empty() {
-            return Err(MaeError::InvalidInput("the model is empty; give a hub id like facebook/vit-mae-base".into()));
+            return Err(MaeError::InvalidInput(
+                "the model is empty; give a hub id like facebook/vit-mae-base, a folder, or demo (the built-in model)"
+                    .into(),
+            ));
+        }
+        if text == DEMO_MODEL_ARG {
+            return Ok(Self::Demo);
         }
         let path = Path::new(text);
         let has_weight_extension =
@@ -75,6 +86,7 @@ impl fmt::Display for ModelLocation {
             Self::Hub { repo, revision: Some(revision) } => write!(f, "{repo}@{revision}"),
             Self::Hub { repo, revision: None } => write!(f, "{repo}"),
             Self::Folder(path) | Self::File(path) => write!(f, "{}", path.display()),
+            Self::Demo => f.write_str(DEMO_MODEL_ARG),
         }
     }
 }
@@ -102,6 +114,7 @@ pub fn load_model_with_settings(
     settings: &HubSettings,
 ) -> Result<LoadedModel> {
     match location {
+        ModelLocation::Demo => demo::load_demo(device),
         ModelLocation::Folder(dir) => load_folder(dir, device),
         ModelLocation::File(file) => {
             if !file.is_file() {
@@ -128,7 +141,8 @@ fn load_folder(dir: &Path, device: &SelectedDevice) -> Result<LoadedModel> {
     if !dir.is_dir() {
         return Err(MaeError::config(
             dir,
-            "not found: neither a model folder, a weights file, nor a Hugging Face model id (owner/name)",
+            "not found: neither a model folder, a weights file, a Hugging Face model id (owner/name), nor demo (the \
+             built-in model)",
         ));
     }
     let weights =
@@ -221,5 +235,14 @@ mod tests {
         assert!("facebook/vit-mae-base@../x".parse::<ModelLocation>().is_err());
         assert!("".parse::<ModelLocation>().is_err());
         assert_eq!(ModelLocation::Hub { repo: "a/b".into(), revision: Some("v1".into()) }.to_string(), "a/b@v1");
+    }
+
+    #[test]
+    fn demo_names_the_built_in_model_and_a_folder_called_demo_stays_reachable() {
+        assert_eq!("demo".parse::<ModelLocation>().unwrap(), ModelLocation::Demo);
+        assert_eq!(ModelLocation::Demo.to_string(), "demo", "the name must parse back to the same model");
+        assert_eq!("./demo".parse::<ModelLocation>().unwrap(), ModelLocation::Folder("./demo".into()));
+        assert_ne!("Demo".parse::<ModelLocation>().unwrap(), ModelLocation::Demo, "only the exact word");
+        assert_ne!("demo/model".parse::<ModelLocation>().unwrap(), ModelLocation::Demo);
     }
 }

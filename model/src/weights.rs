@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::safetensors::MmapedSafetensors;
+use candle_core::safetensors::{MmapedSafetensors, SliceSafetensors};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{MaeError, Result};
@@ -12,6 +12,9 @@ use crate::error::{MaeError, Result};
 enum Source {
     /// A memory-mapped `.safetensors` file: tensors are copied out only when asked for.
     Safetensors(MmapedSafetensors),
+    /// A `.safetensors` file compiled into the binary (the demo model): like the memory map, each tensor is
+    /// copied out of the bytes only when asked for.
+    StaticBytes(SliceSafetensors<'static>),
     /// Tensors already read into memory (PyTorch checkpoints), keyed by hub names.
     InMemory(HashMap<String, Tensor>),
 }
@@ -45,6 +48,14 @@ impl WeightStore {
         Ok(Self { path: path.to_owned(), source: Source::Safetensors(mapped), file_name_of: None })
     }
 
+    /// Reads safetensors bytes that live as long as the program (`include_bytes!`), validating the header;
+    /// `path` is only what errors name.
+    pub fn from_static_safetensors(path: &Path, bytes: &'static [u8]) -> Result<Self> {
+        let slice = SliceSafetensors::new(bytes)
+            .map_err(|e| MaeError::weights(path, format!("not a valid safetensors file ({})", root_cause(&e))))?;
+        Ok(Self { path: path.to_owned(), source: Source::StaticBytes(slice), file_name_of: None })
+    }
+
     /// Wraps tensors that were read some other way (already renamed to hub keys).
     pub fn from_tensors(path: &Path, tensors: HashMap<String, Tensor>) -> Self {
         Self { path: path.to_owned(), source: Source::InMemory(tensors), file_name_of: None }
@@ -72,13 +83,12 @@ impl WeightStore {
     pub fn get(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         let tensor = match &self.source {
             Source::Safetensors(st) => {
-                let view = st.get(key).map_err(|_| self.missing(key))?;
-                if view.shape() != shape {
-                    return Err(self.wrong_shape(key, view.shape(), shape));
-                }
-                st.load(key, &Device::Cpu).map_err(|e| {
-                    MaeError::weights(&self.path, format!("tensor `{key}` cannot be read ({})", root_cause(&e)))
-                })?
+                let actual = st.get(key).map(|view| view.shape().to_vec());
+                self.read_checked(key, actual, shape, || st.load(key, &Device::Cpu))?
+            }
+            Source::StaticBytes(st) => {
+                let actual = st.get(key).map(|view| view.shape().to_vec());
+                self.read_checked(key, actual, shape, || st.load(key, &Device::Cpu))?
             }
             Source::InMemory(map) => {
                 let tensor = map.get(key).ok_or_else(|| self.missing(key))?;
@@ -89,6 +99,21 @@ impl WeightStore {
             }
         };
         Ok(tensor.to_dtype(dtype)?.to_device(device)?)
+    }
+
+    /// Reads a safetensors tensor whose shape (`actual`, an error when the key is absent) must be `expected`.
+    fn read_checked(
+        &self,
+        key: &str,
+        actual: candle_core::Result<Vec<usize>>,
+        expected: &[usize],
+        read: impl FnOnce() -> candle_core::Result<Tensor>,
+    ) -> Result<Tensor> {
+        let actual = actual.map_err(|_| self.missing(key))?;
+        if actual != expected {
+            return Err(self.wrong_shape(key, &actual, expected));
+        }
+        read().map_err(|e| MaeError::weights(&self.path, format!("tensor `{key}` cannot be read ({})", root_cause(&e))))
     }
 
     fn missing(&self, key: &str) -> MaeError {
@@ -114,5 +139,19 @@ pub(crate) fn root_cause(error: &candle_core::Error) -> String {
         }
         candle_core::Error::Context { inner, .. } => root_cause(inner),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_bytes_that_are_not_safetensors_are_refused_with_their_name() {
+        let error =
+            WeightStore::from_static_safetensors(Path::new("assets/x.safetensors"), b"\x08\0\0\0\0\0\0\0{broken")
+                .unwrap_err()
+                .to_string();
+        assert!(error.starts_with("assets/x.safetensors: not a valid safetensors file"), "{error}");
     }
 }

@@ -124,6 +124,27 @@ fn image_cases_match_when_dump_reads_the_image_itself() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The embedded demo model (`--model demo`: trained weights, 224 px) run from the photo itself, against
+/// transformers' outputs for the same files (`tests/fixtures/demo/`, a slim case without decoder attentions).
+#[test]
+fn demo_model_matches_transformers_on_a_photo() {
+    let path = fixtures().join("demo/chelsea.safetensors");
+    let case = read_tensor_file(&path);
+    let scratch = tempfile::tempdir().unwrap();
+    let noise = scratch.path().join("noise.npy");
+    case.tensors["noise"].write_npy(&noise).unwrap();
+    let ratio = case.metadata["mask_ratio"].parse().unwrap();
+    let image = mae_integration_tests::repo_root().join("assets").join(&case.metadata["image"]);
+    let mut ours = run_dump(Path::new("demo"), Input::Image(image), Some(&noise), None, ratio).unwrap().tensors;
+    assert!(case.tensors.contains_key("logits") && case.tensors.contains_key("encoder_attentions.0"));
+    // what the slim fixture leaves out by design (see tests/fixtures/README.md); anything else must match
+    ours.retain(|name, _| {
+        !matches!(name.as_str(), "pixel_values" | "reconstruction") && !name.starts_with("decoder_attentions.")
+    });
+    let problems = compare_outputs(&ours, &case.tensors, TOLERANCE);
+    assert!(problems.is_empty(), "{}:\n{}", path.display(), problems.join("\n"));
+}
+
 /// A seed-drawn case must need no noise file: `--seed N` reproduces HF's mask on its own.
 #[test]
 fn seed_cases_reproduce_without_the_noise_file() {

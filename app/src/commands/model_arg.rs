@@ -8,7 +8,7 @@ use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 use mae_model::{DeviceChoice, DownloadProgress, LoadOptions, LoadedModel, ModelLocation, select_device};
 
-/// Loads the model `--model` names (hub id `owner/name[@revision]`, folder or weights file) on the device
+/// Loads the model `--model` names (hub id `owner/name[@revision]`, folder, weights file or `demo`) on the device
 /// `--device` names. Downloads show a progress bar on stderr (hidden when stderr is not a terminal).
 pub fn load_model(model: &str, device: &str) -> Result<LoadedModel> {
     load_model_as(model, device, DType::F32)
