@@ -8,11 +8,13 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use mae_explorer::render::attention::{HeadFusion, Stack};
 use mae_explorer::window::controls::RATIO_LABEL;
+use mae_explorer::window::first_run::StartModel;
 use mae_explorer::window::panels::PanelId;
 use mae_explorer::window::session::{MaskMode, ModelState};
 use mae_explorer::window::settings::Remembered;
 use mae_explorer::window::{AppOptions, MaeApp};
 use mae_model::MaskSpec;
+use mae_model::hub::HubSettings;
 use mae_model::masking::len_keep;
 
 /// Generous: the worker is fast, but CI machines are shared.
@@ -761,4 +763,25 @@ fn clicking_a_gallery_thumbnail_or_a_plot_point_focuses_that_head_in_the_attenti
     assert!(spacing > 8.0, "every decoder point is crowded ({spacing:.1} px)");
     click_at(&mut harness, position);
     assert_eq!(attention_shows(harness.state()), (stack, layer, HeadFusion::Head(head)));
+}
+
+#[test]
+fn offline_with_an_empty_cache_the_demo_model_shows_at_once_and_says_how_to_get_the_real_one() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut options = AppOptions::new("unused");
+    options.model = StartModel::Default { hub_id: "facebook/vit-mae-base".into() };
+    options.hub = HubSettings { cache_dir: cache.path().to_owned(), token: None, offline: true, endpoint: None };
+    let mut harness = ready_harness(options);
+    harness.step();
+    let app = harness.state();
+    assert_eq!(app.session.model_info().unwrap().name, mae_model::DEMO_MODEL_NAME);
+    assert_eq!(app.session.result.as_ref().unwrap().grid, (14, 14));
+    let notice = app.session.notice.as_ref().expect("a line about the real model");
+    assert!(
+        !notice.is_error && notice.text.contains("facebook/vit-mae-base") && notice.text.contains("HF_HUB_OFFLINE")
+    );
+    assert!(app.session.fetch.is_none(), "nothing is downloaded offline");
+    assert_eq!(app.session.settings.model, None, "the stand-in is not remembered as the user's choice");
+    harness.get_by_label_contains("model demo (built in)");
+    assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "the cache stays empty");
 }

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
+use mae_model::hub::HubSettings;
 
 use super::export::ExportDialog;
 use super::files::{DialogAnswer, ImageOrigin, decode_sample};
+use super::first_run::{self, FirstLoad, StartModel};
 use super::frame_timer::FrameTimer;
 use super::layout::Layout;
 use super::panels::Panels;
@@ -26,8 +28,10 @@ pub const RATIO_NUDGE: f64 = 0.01;
 /// How the window was started.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
-    /// Model folder, file or hub id.
-    pub model: String,
+    pub model: StartModel,
+    /// Where the Hugging Face cache is and whether the network may be used (from the environment, as Python
+    /// resolves it; tests give their own).
+    pub hub: HubSettings,
     pub device: mae_model::DeviceChoice,
     pub dtype: candle_core::DType,
     /// Image to open instead of the sample.
@@ -41,7 +45,8 @@ impl AppOptions {
     /// Options for tests and embedding: the given model on the CPU in f32, the sample image.
     pub fn new(model: impl Into<String>) -> Self {
         Self {
-            model: model.into(),
+            model: StartModel::Chosen(model.into()),
+            hub: HubSettings::from_env(),
             device: mae_model::DeviceChoice::Cpu,
             dtype: candle_core::DType::F32,
             image: None,
@@ -85,7 +90,18 @@ impl MaeApp {
             screenshot: options.screenshot.map(screenshot::ScreenshotState::new),
             pending_image: None,
         };
-        app.session.load_model(options.model, options.device, options.dtype);
+        let (device, dtype) = (options.device, options.dtype);
+        app.session.device = device;
+        app.session.dtype = dtype;
+        match options.model.first_load(&options.hub) {
+            FirstLoad::Model(model) => app.session.load_model(model, device, dtype),
+            FirstLoad::DemoWhileFetching { hub_id, offline: true } => {
+                app.session.start_with_demo(first_run::offline_message(&hub_id));
+            }
+            FirstLoad::DemoWhileFetching { hub_id, offline: false } => {
+                app.session.start_with_demo_while_fetching(hub_id, options.hub.clone());
+            }
+        }
         match options.image {
             // Read on a thread like any other file; the sample is shown meanwhile only if that fails.
             Some(path) => app.pending_image = Some(path),
@@ -128,6 +144,7 @@ impl MaeApp {
             self.session.files.open_path(path, &ctx);
         }
         self.receive_worker_responses();
+        self.session.poll_fetch();
         self.receive_files(&ctx);
         self.export.receive_saves(&mut self.session);
         self.handle_input(&ctx);

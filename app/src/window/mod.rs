@@ -7,6 +7,7 @@ pub mod busy;
 pub mod controls;
 pub mod export;
 pub mod files;
+pub mod first_run;
 pub mod frame_timer;
 pub mod layout;
 pub mod menu;
@@ -29,6 +30,7 @@ use candle_core::DType;
 use mae_model::DeviceChoice;
 
 use crate::cli::{DEFAULT_MODEL, WindowArgs, WindowPanel};
+use first_run::StartModel;
 use panels::PanelId;
 
 /// `--screenshot` gives up after this long without a reconstruction on screen.
@@ -118,10 +120,14 @@ pub fn start_options(
     if let Some(seed) = args.seed {
         session.seed = seed;
     }
-    let model = args.model.clone().or_else(|| session.model.clone()).unwrap_or_else(|| DEFAULT_MODEL.into());
+    let model = match args.model.clone().or_else(|| session.model.clone()) {
+        Some(model) => StartModel::Chosen(model),
+        None => StartModel::Default { hub_id: DEFAULT_MODEL.into() },
+    };
     let device = args.device.as_deref().unwrap_or(&session.device).parse().unwrap_or_default();
     let dtype = mae_model::parse_dtype(args.dtype.as_deref().unwrap_or(&session.dtype)).unwrap_or(DType::F32);
-    AppOptions { model, device, dtype, image: args.image.clone(), worker: Default::default(), screenshot }
+    let hub = mae_model::hub::HubSettings::from_env();
+    AppOptions { model, hub, device, dtype, image: args.image.clone(), worker: Default::default(), screenshot }
 }
 
 #[cfg(test)]
@@ -141,11 +147,17 @@ mod tests {
             Cli::try_parse_from(["mae-explorer", "--mask-ratio", "0.55", "--seed", "7", "--dtype", "bf16"]).unwrap();
         let options = start_options(&cli.window, &mut remembered, None);
         assert_eq!((remembered.session.mask_ratio, remembered.session.seed), (0.55, 7));
-        assert_eq!(options.model, "remembered/model");
+        assert_eq!(options.model, StartModel::Chosen("remembered/model".into()));
         assert_eq!(options.dtype, DType::BF16);
         let cli = Cli::try_parse_from(["mae-explorer", "--model", "other/model", "--device", "cpu"]).unwrap();
         let options = start_options(&cli.window, &mut remembered, None);
-        assert_eq!((options.model.as_str(), options.device), ("other/model", DeviceChoice::Cpu));
+        assert_eq!((options.model, options.device), (StartModel::Chosen("other/model".into()), DeviceChoice::Cpu));
+        let options = start_options(
+            &Cli::try_parse_from(["mae-explorer"]).unwrap().window,
+            &mut settings::Remembered::default(),
+            None,
+        );
+        assert_eq!(options.model, StartModel::Default { hub_id: DEFAULT_MODEL.into() }, "nothing named: the default");
         assert_eq!(remembered.session.seed, 7, "not given: kept");
         assert!(Cli::try_parse_from(["mae-explorer", "--window-size", "10x10"]).is_err());
         assert_eq!(

@@ -13,6 +13,7 @@ use mae_model::{DeviceChoice, MaskSpec, Masking, ModelLocation};
 use serde::{Deserialize, Serialize};
 
 use super::files::{FileTasks, ImageOrigin};
+use super::first_run::{Fetch, FetchEvent};
 use super::panels::{PanelCommand, PanelId};
 use crate::render::attention::Query;
 use crate::render::panels::MaskedStyle;
@@ -115,6 +116,8 @@ pub struct Loading {
     pub id: u64,
     /// What is being loaded, as the user named it.
     pub model: String,
+    /// Whether the next run starts with it: not for the demo standing in for a model still downloading.
+    remember: bool,
     pub progress: LoadProgress,
     pub since: Instant,
     cancel: Arc<AtomicBool>,
@@ -175,6 +178,8 @@ pub struct Session {
     commands: Vec<PanelCommand>,
     /// Panels to bring to the front after the frame.
     shows: Vec<PanelId>,
+    /// The default model downloading in the background while the demo stands in for it (first run).
+    pub fetch: Option<Fetch>,
     /// Set on the first frame; the worker's wake-up call reads it.
     repaint_target: Arc<OnceLock<egui::Context>>,
 }
@@ -243,6 +248,7 @@ impl Session {
             texture_creations: std::cell::Cell::new(0),
             commands: Vec::new(),
             shows: Vec::new(),
+            fetch: None,
             repaint_target,
         }
     }
@@ -292,9 +298,37 @@ impl Session {
         (std::mem::take(&mut self.commands), std::mem::take(&mut self.shows))
     }
 
-    /// Asks the worker to load a model; the current one stays in use until the new one is ready. A model that
-    /// cannot even be named (`ModelLocation` refuses it) is an error at once.
+    /// Loads the model the user chose; the current one stays in use until the new one is ready. A model that
+    /// cannot even be named (`ModelLocation` refuses it) is an error at once. A first-run download in the
+    /// background is abandoned: the user's choice is never replaced.
     pub fn load_model(&mut self, model: String, device: DeviceChoice, dtype: DType) {
+        if let Some(fetch) = self.fetch.take() {
+            fetch.cancel();
+        }
+        self.request_load(model, device, dtype, true);
+    }
+
+    /// Starts with the built-in demo while `hub_id` downloads in the background (first run, online), and switches
+    /// to it once it is in the cache.
+    pub fn start_with_demo_while_fetching(&mut self, hub_id: String, hub: mae_model::hub::HubSettings) {
+        let (device, dtype) = (self.device, self.dtype);
+        self.request_load(super::first_run::demo(), device, dtype, false);
+        let target = self.repaint_target.clone();
+        self.fetch = Some(Fetch::start(hub_id, hub, move || {
+            if let Some(ctx) = target.get() {
+                ctx.request_repaint();
+            }
+        }));
+    }
+
+    /// Starts with the built-in demo because `why` (first run, offline).
+    pub fn start_with_demo(&mut self, why: String) {
+        let (device, dtype) = (self.device, self.dtype);
+        self.request_load(super::first_run::demo(), device, dtype, false);
+        self.show_info(why);
+    }
+
+    fn request_load(&mut self, model: String, device: DeviceChoice, dtype: DType, remember: bool) {
         let location: ModelLocation = match model.parse() {
             Ok(location) => location,
             Err(error) => {
@@ -309,8 +343,8 @@ impl Session {
         let cancel = Arc::new(AtomicBool::new(false));
         let load = LoadRequest { location, device, dtype, cancel: cancel.clone() };
         let id = self.request(|id| Request::LoadModel { id, load });
-        self.loading =
-            Some(Loading { id, model: model.clone(), progress: LoadProgress::Reading, since: Instant::now(), cancel });
+        let progress = LoadProgress::Reading;
+        self.loading = Some(Loading { id, model: model.clone(), remember, progress, since: Instant::now(), cancel });
         if !matches!(self.model, ModelState::Ready(_)) {
             self.model = ModelState::Loading;
         }
@@ -320,10 +354,40 @@ impl Session {
         self.dtype = dtype;
     }
 
-    /// Abandons the model download in progress (the load then fails and says so).
+    /// Takes in what the background download reported: on success the session switches to the downloaded model
+    /// (image, ratio, seed and mask stay as they are); on failure the demo stays and a line says why.
+    pub fn poll_fetch(&mut self) {
+        let Some(fetch) = self.fetch.as_mut() else { return };
+        let mut finished = None;
+        while let Ok(event) = fetch.events.try_recv() {
+            match event {
+                FetchEvent::Progress(progress) => fetch.progress = Some(progress),
+                other => finished = Some(other),
+            }
+        }
+        let Some(event) = finished else { return };
+        let hub_id = fetch.hub_id.clone();
+        self.fetch = None;
+        match event {
+            FetchEvent::Done => {
+                let (device, dtype) = (self.device, self.dtype);
+                self.request_load(hub_id, device, dtype, true);
+            }
+            FetchEvent::Failed(error) => self.show_info(format!(
+                "Showing the small built-in demo model: {hub_id} could not be downloaded ({error}). Load it from the \
+                 model field when you are online."
+            )),
+            FetchEvent::Progress(_) => {}
+        }
+    }
+
+    /// Abandons the model download in progress (the load then fails and says so), or the background one.
     pub fn cancel_model_load(&mut self) {
         if let Some(loading) = &self.loading {
             loading.cancel.store(true, Ordering::Relaxed);
+        }
+        if let Some(fetch) = &self.fetch {
+            fetch.cancel();
         }
     }
 
@@ -479,10 +543,11 @@ impl Session {
                 Handled::Done
             }
             Response::ModelLoaded { id, info } if Some(id) == loading_id => {
-                self.loading = None;
+                if self.loading.take().is_some_and(|loading| loading.remember) {
+                    self.settings.model = Some(self.model_arg.clone());
+                }
                 let grid_changed = self.grid() != Some(info.grid);
                 self.model_generation += 1;
-                self.settings.model = Some(self.model_arg.clone());
                 self.settings.device = self.device.name().into();
                 self.settings.dtype = mae_model::dtype_name(self.dtype).into();
                 self.model = ModelState::Ready((*info).clone());

@@ -40,6 +40,26 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                 cancel = matches!(loading.progress, LoadProgress::Downloading(_))
                     && ui.small_button("Cancel").on_hover_text("Stop the download").clicked();
             }
+            if let Some(fetch) = &session.fetch {
+                ui.separator();
+                busy::indicator(ui);
+                let what = match &fetch.progress {
+                    Some(progress) => LoadProgress::Downloading(progress.clone()).to_string(),
+                    None => "downloading".to_string(),
+                };
+                ui.label(format!(
+                    "{}: {what} ({:.0} s), the demo model meanwhile",
+                    fetch.hub_id,
+                    fetch.since.elapsed().as_secs_f64()
+                ))
+                .on_hover_text("The real model downloads in the background; the window switches to it when it is in");
+                if let Some(fraction) = fetch.progress.clone().map(LoadProgress::Downloading).and_then(|p| p.fraction())
+                {
+                    ui.add(egui::ProgressBar::new(fraction).desired_width(120.0));
+                }
+                cancel |=
+                    ui.small_button("Cancel").on_hover_text("Stop the download and keep the demo model").clicked();
+            }
             if cancel {
                 session.cancel_model_load();
             }
