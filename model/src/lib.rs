@@ -4,7 +4,6 @@
 //! sees; [`MaeModel::forward`] runs encoder and decoder and returns a [`MaeOutput`] with logits, mask, loss,
 //! reconstruction and (optionally) every attention map. No GUI code lives here.
 
-pub mod checkpoint;
 pub mod config;
 mod cpu_kernels;
 pub mod device;
@@ -14,11 +13,13 @@ pub mod interpolate;
 pub mod loader;
 pub mod masking;
 pub mod model;
+pub mod original_mae;
 pub mod outputs;
 pub mod patches;
 pub mod pil_resize;
 pub mod preprocess;
 pub mod source;
+pub mod torch_checkpoint;
 pub mod weights;
 
 pub use config::{MaeConfig, PreprocessorConfig};
