@@ -7,7 +7,8 @@ use candle_core::DType;
 use crate::config::{MaeConfig, PreprocessorConfig};
 use crate::device::SelectedDevice;
 use crate::error::{MaeError, Result};
-use crate::model::MaeModel;
+use crate::hub::{CONFIG_FILE, PREPROCESSOR_FILE};
+use crate::model::{MaeModel, check_forward_fits};
 use crate::preprocess::Preprocessor;
 use crate::weights::WeightStore;
 
@@ -42,10 +43,25 @@ impl LoadedModel {
         device: &SelectedDevice,
         dtype: DType,
     ) -> Result<Self> {
-        let preprocessor = Preprocessor::new(PreprocessorConfig::from_file_or_default(
-            &folder.join("preprocessor_config.json"),
-            &config,
-        )?);
+        // Sizes the files declare are checked against memory before any weight is read: a forged grid would
+        // otherwise abort the process at its first forward pass.
+        let side = config.grid_size();
+        check_forward_fits(&config, (side, side)).map_err(|problem| {
+            let config_file = folder.join(CONFIG_FILE);
+            let declared_by = if config_file.is_file() { config_file } else { store.path().to_owned() };
+            MaeError::config(
+                declared_by,
+                format!("image_size {} with patch_size {}: {problem}", config.image_size, config.patch_size),
+            )
+        })?;
+        let preprocessor_file = folder.join(PREPROCESSOR_FILE);
+        let preprocessor = Preprocessor::new(PreprocessorConfig::from_file_or_default(&preprocessor_file, &config)?);
+        if preprocessor.config.do_resize {
+            let (height, width) = preprocessor.config.target_size();
+            let p = config.patch_size;
+            check_forward_fits(&config, (height / p, width / p))
+                .map_err(|problem| MaeError::config(&preprocessor_file, format!("size {height}×{width}: {problem}")))?;
+        }
         let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?)?;
         Ok(Self { model, preprocessor, name, source: store.path().to_owned() })
     }

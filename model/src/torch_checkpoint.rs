@@ -8,7 +8,6 @@
 //! key named. Renaming original-MAE keys is `original_mae.rs`'s job, not this file's.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -16,6 +15,8 @@ use candle_core::pickle::{Object, Stack};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{MaeError, Result};
+use crate::input_file::open_regular;
+use crate::memory;
 
 /// A pickle bigger than this is not a state dict (vit-mae-huge's is ~60 KB); refusing it bounds parse time.
 const MAX_PICKLE_BYTES: u64 = 64 << 20;
@@ -32,10 +33,7 @@ const MAX_OBJECTS: u64 = 20_000_000;
 /// scripts save). Fails — with the file named — on anything that is not a torch zip checkpoint holding tensors.
 pub fn read_pytorch_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
     let fail = |problem: String| MaeError::weights(path, problem);
-    if !path.is_file() {
-        return Err(fail("weights file not found".into()));
-    }
-    let file = File::open(path).map_err(|e| fail(format!("cannot open the checkpoint ({e})")))?;
+    let (file, _) = open_regular(path).map_err(fail)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
         fail(format!(
             "not a PyTorch zip checkpoint ({e}); save it with torch.save from torch ≥ 1.6 or convert it to \
@@ -50,11 +48,15 @@ pub fn read_pytorch_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
         .clone();
     let prefix = pickle_name.strip_suffix("data.pkl").unwrap_or_default().to_string();
 
-    if let Ok(mut entry) = archive.by_name(&format!("{prefix}byteorder")) {
+    let byteorder_name = format!("{prefix}byteorder");
+    if let Ok(entry) = archive.by_name(&byteorder_name) {
         let mut order = String::new();
-        let _ = entry.read_to_string(&mut order);
+        entry.take(16).read_to_string(&mut order).map_err(|e| fail(format!("cannot read {byteorder_name} ({e})")))?;
         if order.trim() != "little" {
-            return Err(fail(format!("tensors are stored {} endian; only little endian is supported", order.trim())));
+            return Err(fail(format!(
+                "{byteorder_name} says the tensors are stored `{}`; only little endian is supported",
+                order.trim()
+            )));
         }
     }
 
@@ -87,6 +89,10 @@ pub fn read_pytorch_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
     for (_, info) in &infos {
         *uses.entry(info.storage_key.clone()).or_default() += 1;
     }
+    // Sizes come from the pickle, so a small file can declare anything (and a deflated entry can inflate to it):
+    // what the tensors and their storages would take is checked against memory before any of it is read.
+    let declared = declared_bytes(&infos).map_err(fail)?;
+    memory::check_fits("the checkpoint's tensors", declared).map_err(fail)?;
     let mut storages = StorageCache { archive: &mut archive, prefix: &prefix, bytes: HashMap::new() };
     let mut tensors = HashMap::with_capacity(infos.len());
     for (name, info) in infos {
@@ -103,6 +109,21 @@ pub fn read_pytorch_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
         return Err(fail("the checkpoint holds no tensors".into()));
     }
     Ok(tensors)
+}
+
+/// Bytes of every tensor plus every storage they are cut from (all storages at once is the worst case).
+fn declared_bytes(infos: &[(String, TensorInfo)]) -> std::result::Result<u64, String> {
+    let overflow = || "the tensors' declared sizes overflow".to_string();
+    let mut storages: HashMap<&str, u64> = HashMap::new();
+    let mut total = 0u64;
+    for (_, info) in infos {
+        let element = info.dtype.size_in_bytes() as u64;
+        let numel = info.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).ok_or_else(overflow)?;
+        total = numel.checked_mul(element).and_then(|bytes| total.checked_add(bytes)).ok_or_else(overflow)?;
+        let storage = (info.storage_elements as u64).checked_mul(element).ok_or_else(overflow)?;
+        storages.insert(&info.storage_key, storage);
+    }
+    storages.values().try_fold(total, |acc, &bytes| acc.checked_add(bytes)).ok_or_else(overflow)
 }
 
 /// Runs candle's pickle reader: it only builds a description of the objects and never calls anything.
@@ -450,7 +471,8 @@ impl<R: Read + std::io::Seek> StorageCache<'_, R> {
             if entry.size() != expected_bytes as u64 {
                 return Err(format!("storage {name} has {} bytes, expected {expected_bytes}", entry.size()));
             }
-            // The header's size may lie; reading (bounded by `take`) grows the buffer only as data really comes.
+            // The zip header's size may lie; reading (bounded by `take` to what the pickle declared, which was checked
+            // against memory) grows the buffer only as data really comes, stored or inflated.
             let mut buffer = Vec::with_capacity(expected_bytes.min(1 << 28));
             BufReader::new(entry)
                 .take(expected_bytes as u64)
