@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
 use mae_model::masking::check_ratio;
+use mae_model::npy::NpyFile;
 use mae_model::preprocess::load_rgb_image;
-use mae_model::{ForwardOptions, MaeOutput, MaskSpec};
+use mae_model::{ForwardOptions, MaeModel, MaeOutput, MaskSpec};
 
-use crate::atomic_file::write_atomically;
+use crate::atomic_file::{check_output_folder, check_overwrite, write_bytes, write_output};
 use crate::cli::DumpArgs;
 use crate::model_arg::{load_model_as, parse_dtype};
 
@@ -18,10 +19,13 @@ pub fn run(args: &DumpArgs) -> Result<()> {
     if let Some(ratio) = args.mask_ratio {
         check_ratio(ratio)?;
     }
+    // Before the model loads: a typo in --out should not cost a load and a forward pass.
+    check_output_folder(&args.out)?;
+    check_overwrite(&args.out, args.force)?;
     let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
     let pixel_values = match (&args.image, &args.pixel_values) {
         (Some(image), _) => loaded.preprocessor.pixel_values(&load_rgb_image(image)?, &Device::Cpu)?,
-        (None, Some(npy)) => read_pixel_values(npy)?,
+        (None, Some(npy)) => read_pixel_values(npy, &loaded.model)?,
         (None, None) => bail!("give an input with --image or --pixel-values"),
     };
     let (_, _, height, width) = pixel_values.dims4()?;
@@ -32,11 +36,11 @@ pub fn run(args: &DumpArgs) -> Result<()> {
         None => MaskSpec::Seed { seed: args.seed.unwrap_or(0), ratio },
     };
     let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions: true })?;
-    let tensors = output_tensors(&output)?;
-    write_atomically(&args.out, |temporary| {
-        candle_core::safetensors::save(&tensors, temporary)
-            .with_context(|| format!("{}: cannot write the output", args.out.display()))
-    })
+    // Serialized in memory (the budget of `grid_for` counts this copy): safetensors' own file writer goes through
+    // a private 0600 temporary file, which would ignore the user's umask.
+    let bytes = safetensors::serialize(output_tensors(&output)?, None)
+        .with_context(|| format!("{}: cannot encode the outputs", args.out.display()))?;
+    write_output(&args.out, args.force, |temporary| write_bytes(temporary, &bytes, &args.out))
 }
 
 /// Every output under the names `dump` promises, on the CPU.
@@ -65,28 +69,22 @@ pub fn output_tensors(output: &MaeOutput) -> Result<HashMap<String, Tensor>> {
     Ok(tensors)
 }
 
-fn read_npy(path: &Path) -> Result<Tensor> {
-    if !path.is_file() {
-        bail!("{}: file not found", path.display());
-    }
-    let tensor = Tensor::read_npy(path).map_err(|e| anyhow!("{}: not a readable .npy array ({e})", path.display()))?;
-    tensor.to_dtype(DType::F32).map_err(|e| anyhow!("{}: cannot convert to float32 ({e})", path.display()))
-}
-
-/// Reads `[1, 3, H, W]` pixel values.
-pub fn read_pixel_values(path: &Path) -> Result<Tensor> {
-    let tensor = read_npy(path)?;
-    match tensor.dims() {
-        [1, 3, h, w] if *h > 0 && *w > 0 => Ok(tensor),
-        dims => bail!("{}: pixel values must have shape [1, 3, H, W], got {dims:?}", path.display()),
-    }
+/// Reads `[1, 3, H, W]` pixel values, checking the declared shape (and the memory a forward pass on it would
+/// need) before the data is read.
+pub fn read_pixel_values(path: &Path, model: &MaeModel) -> Result<Tensor> {
+    let npy = NpyFile::open(path)?;
+    let &[1, 3, height, width] = npy.shape() else {
+        bail!("{}: pixel values must have shape [1, 3, H, W], got {:?}", path.display(), npy.shape());
+    };
+    model.grid_for(height, width).with_context(|| path.display().to_string())?;
+    Ok(Tensor::from_vec(npy.read_f32()?, (1, 3, height, width), &Device::Cpu)?)
 }
 
 /// Reads noise of shape `[1, L]` (or `[L]`) for an input with `patches` patches.
 pub fn read_noise(path: &Path, patches: usize) -> Result<Vec<f32>> {
-    let tensor = read_npy(path)?;
-    match tensor.dims() {
-        [1, n] | [n] if *n == patches => Ok(tensor.flatten_all()?.to_vec1()?),
+    let npy = NpyFile::open(path)?;
+    match npy.shape() {
+        [1, n] | [n] if *n == patches => Ok(npy.read_f32()?),
         dims => bail!("{}: noise must have shape [1, {patches}] for this input, got {dims:?}", path.display()),
     }
 }

@@ -15,7 +15,7 @@ use mae_model::masking::check_ratio;
 use mae_model::preprocess::load_rgb_image;
 use mae_model::{ForwardOptions, LoadedModel, MaskSpec};
 
-use crate::atomic_file::{check_output_folder, check_overwrite, write_atomically};
+use crate::atomic_file::{check_output_folder, check_overwrite, write_bytes, write_output};
 use crate::cli::ExportArgs;
 use crate::model_arg::load_model;
 use crate::render::Colormap;
@@ -46,9 +46,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     check_grid_fits(images.len(), &plan, args.tile_size)?;
     let loaded = load_model(&args.model, &args.device)?;
     let picture = render_export(&loaded, &images, &plan, args.tile_size)?;
-    // Checked again: the file may have appeared while the model ran.
-    check_overwrite(&args.out, args.force)?;
-    save(&picture, &args.out, plan.format)
+    let bytes = encode(&picture, &args.out, plan.format)?;
+    write_output(&args.out, args.force, |temporary| write_bytes(temporary, &bytes, &args.out))
 }
 
 /// Checks every option that needs no model, naming the first bad one.
@@ -137,7 +136,8 @@ pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<ImageInput>> {
             }
             found.sort();
             inputs.extend(found.into_iter().map(|path| ImageInput { path, from_folder: true }));
-        } else if path.is_file() {
+        } else if path.exists() {
+            // Devices, pipes and the like are refused by the image reader, which says what they are.
             inputs.push(ImageInput { path: path.clone(), from_folder: false });
         } else {
             bail!("{}: image not found", path.display());
@@ -219,14 +219,18 @@ pub fn render_export(
     compose_grid(&GridSpec { title, column_captions, tile_size }, &rows)
 }
 
-/// Encodes `picture` (opaque: alpha is dropped so JPEG works too) and writes it atomically.
+/// Encodes `picture` (opaque: alpha is dropped so JPEG works too) and writes it atomically, replacing `out`.
 pub fn save(picture: &RgbaImage, out: &Path, format: ImageFormat) -> Result<()> {
+    let bytes = encode(picture, out, format)?;
+    write_output(out, true, |temporary| write_bytes(temporary, &bytes, out))
+}
+
+/// `picture` as the bytes of a `format` file (alpha dropped); errors name `out`.
+fn encode(picture: &RgbaImage, out: &Path, format: ImageFormat) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     DynamicImage::ImageRgba8(picture.clone())
         .to_rgb8()
         .write_to(&mut Cursor::new(&mut bytes), format)
         .with_context(|| format!("{}: cannot encode the picture", out.display()))?;
-    write_atomically(out, |temporary| {
-        std::fs::write(temporary, &bytes).with_context(|| format!("{}: cannot write the file", out.display()))
-    })
+    Ok(bytes)
 }

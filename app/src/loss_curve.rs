@@ -6,7 +6,7 @@ use candle_core::Device;
 use mae_model::masking::check_ratio;
 use mae_model::preprocess::load_rgb_image;
 
-use crate::atomic_file::{check_output_folder, check_overwrite, write_atomically};
+use crate::atomic_file::{check_output_folder, check_overwrite, write_output};
 use crate::cli::LossCurveArgs;
 use crate::export::parse_list;
 use crate::model_arg::load_model;
@@ -26,8 +26,7 @@ pub fn run(args: &LossCurveArgs) -> Result<()> {
     let loaded = load_model(&args.model, &args.device)?;
     let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
     let points = loss_vs_ratio(&loaded.model, &pixel_values, args.seed, &ratios)?;
-    check_overwrite(&args.out, args.force)?;
-    write_atomically(&args.out, |temporary| {
+    write_output(&args.out, args.force, |temporary| {
         let file = std::fs::File::create(temporary)?;
         write_csv(&points, std::io::BufWriter::new(file))
             .with_context(|| format!("{}: cannot write the CSV", args.out.display()))

@@ -38,6 +38,7 @@ fn run_dump(
         mask_ratio: Some(ratio),
         device: "cpu".into(),
         dtype: "f32".into(),
+        force: false,
         out: out.clone(),
     };
     mae_explorer::dump::run(&args)?;
