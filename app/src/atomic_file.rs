@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use image::{DynamicImage, ImageFormat, RgbaImage};
 use tempfile::NamedTempFile;
 
 /// Refuses to replace an existing file unless `force`.
@@ -80,6 +81,34 @@ pub fn write_output(target: &Path, force: bool, write: impl FnOnce(&Path) -> Res
 /// Writes `bytes` as the whole content of `temporary` (a path [`write_output`] handed out).
 pub fn write_bytes(temporary: &Path, bytes: &[u8], target: &Path) -> Result<()> {
     std::fs::write(temporary, bytes).with_context(|| format!("{}: cannot write the file", target.display()))
+}
+
+/// The picture format an output's extension names (.png, .jpg/.jpeg, .webp).
+pub fn picture_format(out: &Path) -> Result<ImageFormat> {
+    let extension = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    match extension.as_str() {
+        "png" => Ok(ImageFormat::Png),
+        "jpg" | "jpeg" => Ok(ImageFormat::Jpeg),
+        "webp" => Ok(ImageFormat::WebP),
+        _ => bail!("{}: unsupported output format (use a .png, .jpg or .webp file name)", out.display()),
+    }
+}
+
+/// Encodes `picture` in the format its extension names (opaque: alpha is dropped, so JPEG works too) and writes
+/// it atomically, replacing an existing `out` (the window asks before it gets here).
+pub fn write_picture(picture: &RgbaImage, out: &Path) -> Result<()> {
+    write_picture_output(picture, out, true)
+}
+
+/// [`write_picture`] for the CLI's `--out`: an existing `out` is replaced only with `force`.
+pub fn write_picture_output(picture: &RgbaImage, out: &Path, force: bool) -> Result<()> {
+    let format = picture_format(out)?;
+    let mut bytes = Vec::new();
+    DynamicImage::ImageRgba8(picture.clone())
+        .to_rgb8()
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .with_context(|| format!("{}: cannot encode the picture", out.display()))?;
+    write_output(out, force, |temporary| write_bytes(temporary, &bytes, out))
 }
 
 #[cfg(test)]

@@ -29,13 +29,26 @@ pub struct WindowArgs {
     /// auto, cpu, cuda or metal [default: the last one used, else auto]
     #[arg(long)]
     pub device: Option<String>,
+    /// Compute dtype: f32, or f16/bf16 on a GPU [default: the last one used, else f32]
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Mask ratio to start with [default: the last one used, else 0.75]
+    #[arg(long, allow_negative_numbers = true)]
+    pub mask_ratio: Option<f64>,
+    /// Seed of the mask to start with (torch.manual_seed value) [default: the last one used, else 2]
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Image to open [default: the built-in sample photo]
     #[arg(value_name = "IMAGE")]
     pub image: Option<PathBuf>,
-    /// Save a picture of the whole window once the first reconstruction is on screen, then exit.
+    /// Save a picture of the whole window once the first reconstruction is on screen, print the time of its
+    /// forward pass as `forward_ms=<x>`, then exit.
     #[arg(long, value_name = "PNG")]
     pub screenshot: Option<PathBuf>,
-    /// Open an analysis panel at start (repeatable).
+    /// Window size in pixels, e.g. 1920x1080 [default: 1280x800, or the size it had last time]
+    #[arg(long, value_name = "WxH", value_parser = parse_window_size)]
+    pub window_size: Option<(u32, u32)>,
+    /// Bring a panel to the front at start (repeatable).
     #[arg(long, value_enum)]
     pub panel: Vec<WindowPanel>,
 }
@@ -44,6 +57,15 @@ pub struct WindowArgs {
 pub enum WindowPanel {
     Attention,
     Loss,
+    Ensemble,
+}
+
+/// "1920x1080" → (1920, 1080), each side 320..=8192.
+fn parse_window_size(text: &str) -> Result<(u32, u32), String> {
+    let invalid = || format!("\"{text}\" is not a window size like 1280x800");
+    let (width, height) = text.split_once(['x', 'X', '×']).ok_or_else(invalid)?;
+    let side = |value: &str| value.trim().parse::<u32>().ok().filter(|side| (320..=8192).contains(side));
+    Ok((side(width).ok_or_else(invalid)?, side(height).ok_or_else(invalid)?))
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,13 +78,13 @@ pub enum Command {
     Export(ExportArgs),
     /// Mean masked loss of one image at a range of mask ratios (same seed), written as CSV.
     LossCurve(LossCurveArgs),
+    /// Per-head attention statistics (mean attention distance, entropy, CLS share) as CSV, and the head gallery.
+    Heads(HeadsArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct DumpArgs {
-    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
-    #[arg(long)]
-    pub model: String,
+/// The input of one forward pass, as `dump` and `heads` take it.
+#[derive(Debug, Clone, Args)]
+pub struct ForwardInputArgs {
     /// Image to preprocess as the model's preprocessor_config.json says.
     #[arg(long, conflicts_with = "pixel_values", required_unless_present = "pixel_values")]
     pub image: Option<PathBuf>,
@@ -78,6 +100,15 @@ pub struct DumpArgs {
     /// Fraction of patches to mask (default: the config's mask_ratio).
     #[arg(long, allow_negative_numbers = true)]
     pub mask_ratio: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub input: ForwardInputArgs,
     /// auto, cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -90,6 +121,52 @@ pub struct DumpArgs {
     /// Output .safetensors file.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct HeadsArgs {
+    /// Hub id (owner/name[@revision]), model folder, or weights file (.safetensors/.bin/.pth).
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub input: ForwardInputArgs,
+    /// Output .csv file (stack,layer,head,mean_distance_px,entropy,cls_share; one row per head).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the head gallery (every head's attention over the image) as a PNG, JPEG or WebP.
+    #[arg(long, value_name = "FILE")]
+    pub gallery: Option<PathBuf>,
+    /// Which stacks: encoder, decoder or both.
+    #[arg(long, value_enum, default_value = "both")]
+    pub stack: StackChoice,
+    /// The gallery's query: cls, or a spatial patch index (row-major from 0).
+    #[arg(long, default_value = "cls")]
+    pub query: String,
+    /// The gallery's colours: one scale for all heads (shared) or one per head (per-head).
+    #[arg(long, value_enum, default_value = "shared")]
+    pub scale: ScaleChoice,
+    /// Colormap of the gallery: viridis, inferno, magma, turbo or cividis.
+    #[arg(long, default_value = "inferno")]
+    pub colormap: String,
+    /// auto, cpu, cuda or metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace output files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackChoice {
+    Encoder,
+    Decoder,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleChoice {
+    Shared,
+    PerHead,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +192,10 @@ pub struct BenchArgs {
     /// Compute dtype: f32, or f16/bf16 on a GPU.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Also time the Heads panel's work on each output: every head's statistics (both stacks) and the head
+    /// gallery of each stack, printed as heads_ms.
+    #[arg(long)]
+    pub heads: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 //! Composed from candle's generic ops, LayerNorm is ten passes with ten allocations, and candle's GELU-erf and
 //! scaling are single-threaded scalar loops; together they cost about as much as all the matmuls of a forward
 //! pass. Each kernel here is one pass per row, parallel over rows on candle's thread pool (we run inside
-//! `Device::with_context`). GPUs keep candle's composed ops (see `model.rs`), which are already fast there.
+//! `Device::with_context`). `ops.rs` decides where they are used.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, bail};
 use rayon::prelude::*;
@@ -329,31 +329,6 @@ impl CustomOp1 for GeluErfOp {
     }
 }
 
-/// `softmax(x · scale)` over the last axis, max-subtracted, as HF's eager attention computes
-/// `softmax(q·kᵀ · scaling)`.
-#[derive(Debug, Clone, Copy)]
-pub struct ScaledSoftmaxOp {
-    pub scale: f32,
-}
-
-impl CustomOp1 for ScaledSoftmaxOp {
-    fn name(&self) -> &'static str {
-        "mae-scaled-softmax"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout, self.name())?;
-        let width = last_dim(layout);
-        let mut out = vec![0f32; x.len()];
-        let chunk = rows_per_task(width) * width;
-        let scale = self.scale;
-        out.par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk))
-            .for_each(|(out_rows, rows)| dispatch_simd!(scaled_softmax_rows(out_rows, rows, width, scale)));
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-}
-
 #[inline(always)]
 fn gelu_erf_slice(out: &mut [f32], x: &[f32]) {
     for (o, v) in out.iter_mut().zip(x) {
@@ -390,12 +365,6 @@ fn lane_sum(values: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn scaled_softmax_rows(out_rows: &mut [f32], rows: &[f32], width: usize, scale: f32) {
-    out_rows.copy_from_slice(rows);
-    scaled_softmax_rows_in_place(out_rows, width, scale);
-}
-
-#[inline(always)]
 fn scaled_softmax_rows_in_place(rows: &mut [f32], width: usize, scale: f32) {
     for row in rows.chunks_exact_mut(width) {
         for value in row.iter_mut() {
@@ -428,8 +397,8 @@ mod tests {
     #[test]
     fn softmax_rows_sum_to_one_and_match_the_definition() {
         let row = [0.5f32, -3.0, 2.25, 0.0, 10.0];
-        let mut out = [0f32; 5];
-        dispatch_simd!(scaled_softmax_rows(&mut out, &row, 5, 0.5));
+        let mut out = row;
+        softmax_in_place(&mut out, 5, 0.5);
         let total: f64 = row.iter().map(|v| (0.5 * *v as f64).exp()).sum();
         for (o, v) in out.iter().zip(&row) {
             let expected = (0.5 * *v as f64).exp() / total;

@@ -27,6 +27,52 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+impl DeviceChoice {
+    pub const ALL: [DeviceChoice; 4] = [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda, DeviceChoice::Metal];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Metal => "metal",
+        }
+    }
+
+    /// Whether this build can use the device at all (`auto` and the CPU always).
+    pub fn is_built_in(self) -> bool {
+        match self {
+            Self::Auto | Self::Cpu => true,
+            Self::Cuda => candle_core::utils::cuda_is_available(),
+            Self::Metal => candle_core::utils::metal_is_available(),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The compute dtypes a model can run in, as `--dtype` and the window name them.
+pub const COMPUTE_DTYPES: [(&str, DType); 3] = [("f32", DType::F32), ("f16", DType::F16), ("bf16", DType::BF16)];
+
+/// Parses a compute dtype name (f32, f16 or bf16; torch's spellings too).
+pub fn parse_dtype(text: &str) -> Result<DType> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "f32" | "float32" => Ok(DType::F32),
+        "f16" | "float16" | "half" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        other => Err(MaeError::Device(format!("unknown dtype \"{other}\" (use f32, f16 or bf16)"))),
+    }
+}
+
+/// The name `parse_dtype` reads back.
+pub fn dtype_name(dtype: DType) -> &'static str {
+    COMPUTE_DTYPES.iter().find(|(_, known)| *known == dtype).map_or("?", |(name, _)| name)
+}
+
 /// A device that was picked, with a human sentence saying what and why, and the dtype to compute in.
 #[derive(Debug, Clone)]
 pub struct SelectedDevice {

@@ -16,6 +16,7 @@ pub mod masking;
 pub mod memory;
 pub mod model;
 pub mod npy;
+mod ops;
 pub mod original_mae;
 pub mod outputs;
 pub mod patches;
@@ -26,7 +27,7 @@ pub mod torch_checkpoint;
 pub mod weights;
 
 pub use config::{MaeConfig, PreprocessorConfig};
-pub use device::{DeviceChoice, SelectedDevice, select_device};
+pub use device::{DeviceChoice, SelectedDevice, dtype_name, parse_dtype, select_device};
 pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
 pub use masking::{MaskSpec, Masking, TorchGenerator};

@@ -1,4 +1,4 @@
-//! A model ready for use: network, preprocessing and a name to show, loaded from a model folder.
+//! A model ready for use: network, preprocessing and a name to show (`source.rs` decides where it comes from).
 
 use std::path::{Path, PathBuf};
 
@@ -24,16 +24,6 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads a model folder: `config.json`, `model.safetensors`, optional `preprocessor_config.json`.
-    pub fn from_dir(dir: &Path, device: &SelectedDevice, dtype: DType) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(MaeError::config(dir, "model folder not found"));
-        }
-        let config = MaeConfig::from_file(&dir.join("config.json"))?;
-        let store = WeightStore::open_safetensors(&dir.join("model.safetensors"))?;
-        Self::from_parts(config, &store, dir, dir_name(dir), device, dtype)
-    }
-
     /// Builds from an already-opened weight store; `preprocessor_config.json` is looked for in `folder`.
     pub fn from_parts(
         config: MaeConfig,
@@ -65,11 +55,4 @@ impl LoadedModel {
         let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?)?;
         Ok(Self { model, preprocessor, name, source: store.path().to_owned() })
     }
-}
-
-fn dir_name(dir: &Path) -> String {
-    dir.canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| dir.display().to_string())
 }

@@ -1,17 +1,15 @@
 //! The ViTMAE forward pass (encoder on the visible patches, decoder on all of them), as HF computes it.
 
-use std::path::Path;
-
-use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Activation, MaeConfig};
-use crate::cpu_kernels::{AttentionOp, GeluErfOp, LayerNormOp, LinearOp, ScaledSoftmaxOp};
 use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
 use crate::memory;
+use crate::ops;
 use crate::outputs::MaeOutput;
-use crate::patches::{self, PatchGrid};
+use crate::patches::{self, PatchGrid, masked_mean};
 use crate::weights::WeightStore;
 
 /// `y = x·Wᵀ + b` with W kept as HF stores it (`[out, in]`), multiplied through a transposed view.
@@ -43,15 +41,11 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 2 {
-            return Ok(x.contiguous()?.apply_op3_no_bwd(&self.weight_t, &self.bias, &LinearOp)?);
-        }
-        Ok(x.matmul(&self.weight_t)?.broadcast_add(&self.bias)?)
+        ops::linear(x, &self.weight_t, &self.bias)
     }
 }
 
-/// LayerNorm over the last axis with two-pass statistics (candle's fused kernel uses E[x²]−E[x]², which loses
-/// precision on the large-mean rows a ViT residual stream has, and parity is 1e-4 relative).
+/// LayerNorm over the last axis (see `ops::layer_norm` for how it is computed).
 #[derive(Debug, Clone)]
 struct LayerNorm {
     weight: Tensor,
@@ -69,16 +63,7 @@ impl LayerNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
-            let op = LayerNormOp { eps: self.eps as f32 };
-            return Ok(x.contiguous()?.apply_op3_no_bwd(&self.weight, &self.bias, &op)?);
-        }
-        let input_dtype = x.dtype();
-        let x = x.to_dtype(DType::F32)?;
-        let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-        let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centered.broadcast_div(&(variance + self.eps)?.sqrt()?)?.to_dtype(input_dtype)?;
-        Ok(normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -131,51 +116,18 @@ impl Layer {
     /// when asked.
     fn forward(&self, hidden: &Tensor, keep_attention: bool) -> Result<(Tensor, Option<Tensor>)> {
         let qkv = self.qkv.forward(&self.norm_before.forward(hidden)?)?;
-        let (context, probabilities) = attention(&qkv, self.heads)?;
+        let (context, probabilities) = ops::attention(&qkv, self.heads, keep_attention)?;
         let hidden = (hidden + self.attention_out.forward(&context)?)?;
         let mlp_input = self.norm_after.forward(&hidden)?;
         let activated = activate(&self.fc1.forward(&mlp_input)?, self.activation)?;
         let hidden = (hidden + self.fc2.forward(&activated)?)?;
-        Ok((hidden, keep_attention.then_some(probabilities)))
+        Ok((hidden, probabilities))
     }
-}
-
-/// Multi-head attention on the fused projection `[n, 3·D]`: returns the context `[n, D]` and the probabilities
-/// `[heads, n, n]`, computed as HF's eager attention does (`softmax(q·kᵀ · head_dim^-0.5)` in f32, then `·v`).
-fn attention(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor)> {
-    let (tokens, fused) = qkv.dims2()?;
-    let width = fused / 3;
-    let head_dim = width / heads;
-    let scale = (head_dim as f64).powf(-0.5);
-    if qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
-        let both = qkv.contiguous()?.apply_op1_no_bwd(&AttentionOp { heads, scale: scale as f32 })?;
-        let probabilities_len = heads * tokens * tokens;
-        let probabilities = both.narrow(0, 0, probabilities_len)?.reshape((heads, tokens, tokens))?;
-        let context = both.narrow(0, probabilities_len, tokens * width)?.reshape((tokens, width))?;
-        return Ok((context, probabilities));
-    }
-    // [n, 3·D] → [3, heads, n, head_dim]: one copy gives contiguous q, k and v.
-    let qkv = qkv.reshape((tokens, 3, heads, head_dim))?.permute((1, 2, 0, 3))?.contiguous()?;
-    let (query, key, value) = (qkv.i(0)?, qkv.i(1)?, qkv.i(2)?);
-    let probabilities = scaled_softmax(&query.matmul(&key.t()?)?, scale)?;
-    let context = probabilities.to_dtype(value.dtype())?.matmul(&value)?;
-    Ok((context.transpose(0, 1)?.reshape((tokens, width))?, probabilities))
-}
-
-/// `softmax(scores · scale)` in f32, as HF's eager attention computes it whatever the compute dtype.
-fn scaled_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
-    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
-        return Ok(scores.contiguous()?.apply_op1_no_bwd(&ScaledSoftmaxOp { scale: scale as f32 })?);
-    }
-    Ok(candle_nn::ops::softmax_last_dim(&(scores * scale)?.to_dtype(DType::F32)?)?)
 }
 
 fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
     Ok(match activation {
-        Activation::GeluErf if x.device().is_cpu() && x.dtype() == DType::F32 => {
-            x.contiguous()?.apply_op1_no_bwd(&GeluErfOp)?
-        }
-        Activation::GeluErf => x.gelu_erf()?,
+        Activation::GeluErf => ops::gelu_erf(x)?,
         Activation::GeluTanh => x.gelu()?,
         Activation::Relu => x.relu()?,
         Activation::Silu => x.silu()?,
@@ -217,13 +169,6 @@ pub struct MaeModel {
 }
 
 impl MaeModel {
-    /// Loads `config.json` and `model.safetensors` from a model folder.
-    pub fn from_dir(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
-        let config = MaeConfig::from_file(&dir.join("config.json"))?;
-        let store = WeightStore::open_safetensors(&dir.join("model.safetensors"))?;
-        Self::from_store(config, &store, device, dtype)
-    }
-
     /// Builds the model from hub-named tensors, checking every shape against `config`.
     pub fn from_store(config: MaeConfig, store: &WeightStore, device: &Device, dtype: DType) -> Result<Self> {
         config.validate().map_err(MaeError::InvalidInput)?;
@@ -463,10 +408,4 @@ pub fn check_forward_fits(config: &MaeConfig, (rows, cols): (usize, usize)) -> s
 fn index_tensor(indices: &[usize], device: &Device) -> Result<Tensor> {
     let values: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
     Ok(Tensor::from_vec(values, indices.len(), device)?)
-}
-
-/// `sum(loss·mask) / sum(mask)`, or `None` when nothing is masked (HF returns NaN there).
-pub fn masked_mean(patch_loss: &[f32], mask: &[f32]) -> Option<f32> {
-    let masked: f32 = mask.iter().sum();
-    (masked > 0.0).then(|| patch_loss.iter().zip(mask).map(|(l, m)| l * m).sum::<f32>() / masked)
 }

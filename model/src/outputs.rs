@@ -1,6 +1,6 @@
 //! Everything one forward pass produces, in HF's shapes, plus host-side views for rendering.
 
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::masking::Masking;
@@ -50,7 +50,7 @@ impl MaeOutput {
     /// Mean loss over the visible patches (how well the model copies what it saw); `None` when all are masked.
     pub fn visible_loss(&self) -> Option<f32> {
         let visible: Vec<f32> = self.masking.mask.iter().map(|m| 1.0 - m).collect();
-        crate::model::masked_mean(&self.patch_loss, &visible)
+        patches::masked_mean(&self.patch_loss, &visible)
     }
 
     /// Predictions in normalized pixel space, ready to de-normalize for display: the logits themselves, or for
@@ -71,19 +71,9 @@ impl MaeOutput {
         patches::image_tensor(geometry.unpatchify(&predictions), &geometry, self.pixel_values.device())
     }
 
-    /// A `[1, 3, H, W]` tensor as a host vector in CHW order.
-    pub fn to_host(tensor: &Tensor) -> Result<Vec<f32>> {
-        Ok(tensor.flatten_all()?.to_vec1()?)
-    }
-
     /// Attention probabilities of one layer as host rows: `[heads][query][key]` flattened, with its sizes.
     pub fn attention_host(attention: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
         let (_, heads, tokens, _) = attention.dims4()?;
         Ok((heads, tokens, attention.flatten_all()?.to_vec1()?))
-    }
-
-    /// Sum of each attention row (should be 1); used by tests and sanity checks.
-    pub fn attention_row_sums(attention: &Tensor) -> Result<Tensor> {
-        Ok(attention.sum(D::Minus1)?)
     }
 }

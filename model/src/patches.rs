@@ -126,6 +126,12 @@ pub fn patch_mse(predictions: &[f32], targets: &[f32], patch_dim: usize) -> Vec<
         .collect()
 }
 
+/// `sum(loss·mask) / sum(mask)`, or `None` when nothing is masked (HF returns NaN there).
+pub fn masked_mean(patch_loss: &[f32], mask: &[f32]) -> Option<f32> {
+    let masked: f32 = mask.iter().sum();
+    (masked > 0.0).then(|| patch_loss.iter().zip(mask).map(|(l, m)| l * m).sum::<f32>() / masked)
+}
+
 /// A host CHW vector as a `[1, C, H, W]` tensor on `device`.
 pub fn image_tensor(chw: Vec<f32>, grid: &PatchGrid, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(chw, (1, grid.channels, grid.height(), grid.width()), device)?)

@@ -64,25 +64,8 @@ impl WeightStore {
         }
     }
 
-    /// Names and shapes of every tensor (for inferring an architecture from a checkpoint).
-    pub fn shapes(&self) -> HashMap<String, Vec<usize>> {
-        match &self.source {
-            Source::Safetensors(st) => {
-                st.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect()
-            }
-            Source::InMemory(map) => map.iter().map(|(name, t)| (name.clone(), t.dims().to_vec())).collect(),
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        match &self.source {
-            Source::Safetensors(st) => st.get(key).is_ok(),
-            Source::InMemory(map) => map.contains_key(key),
-        }
     }
 
     /// Loads `key` as `dtype` on `device`, refusing it unless its shape is exactly `shape`.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mae_explorer::cli::DumpArgs;
+use mae_explorer::cli::{DumpArgs, ForwardInputArgs};
 use mae_integration_tests::{compare_outputs, fixtures, read_tensor_file};
 
 const TOLERANCE: f64 = 1e-5;
@@ -22,17 +22,19 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
     let out = scratch.join(format!("{}.safetensors", model.file_name().unwrap().to_string_lossy()));
     let args = DumpArgs {
         model: model.to_string_lossy().into_owned(),
-        image: None,
-        pixel_values: Some(pixel_values),
-        noise: Some(noise),
-        seed: None,
-        mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+        input: ForwardInputArgs {
+            image: None,
+            pixel_values: Some(pixel_values),
+            noise: Some(noise),
+            seed: None,
+            mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+        },
         device: "cpu".into(),
         dtype: "f32".into(),
         force: false,
         out: out.clone(),
     };
-    mae_explorer::dump::run(&args).map_err(|e| format!("{e:#}"))?;
+    mae_explorer::commands::dump::run(&args).map_err(|e| format!("{e:#}"))?;
     Ok(read_tensor_file(&out).tensors)
 }
 
@@ -65,7 +67,7 @@ fn beside_tiny_config(checkpoint: &Path, scratch: &Path) -> PathBuf {
 }
 
 fn load_error(model: &Path) -> String {
-    match mae_explorer::model_arg::load_model(&model.to_string_lossy(), "cpu") {
+    match mae_explorer::commands::model_arg::load_model(&model.to_string_lossy(), "cpu") {
         Ok(_) => panic!("{} loaded, but must be refused", model.display()),
         Err(error) => format!("{error:#}"),
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use mae_explorer::dump::output_tensors;
+use mae_explorer::commands::dump::output_tensors;
 use mae_integration_tests::{compare_outputs, fixtures};
 use mae_model::hub::{DEFAULT_TIMEOUT, HubSettings, cached_models_in};
 use mae_model::source::{LoadOptions, ModelLocation, load_model_with_settings};

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mae_explorer::cli::DumpArgs;
+use mae_explorer::cli::{DumpArgs, ForwardInputArgs};
 use mae_integration_tests::{TensorFile, compare_outputs, fixtures, read_tensor_file, to_f64};
 
 const TOLERANCE: f64 = 1e-4;
@@ -31,17 +31,19 @@ fn run_dump(
     };
     let args = DumpArgs {
         model: model.to_string_lossy().into_owned(),
-        image,
-        pixel_values,
-        noise: noise.map(Path::to_owned),
-        seed,
-        mask_ratio: Some(ratio),
+        input: ForwardInputArgs {
+            image,
+            pixel_values,
+            noise: noise.map(Path::to_owned),
+            seed,
+            mask_ratio: Some(ratio),
+        },
         device: "cpu".into(),
         dtype: "f32".into(),
         force: false,
         out: out.clone(),
     };
-    mae_explorer::dump::run(&args)?;
+    mae_explorer::commands::dump::run(&args)?;
     Ok(read_tensor_file(&out))
 }
 

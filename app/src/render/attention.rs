@@ -51,6 +51,21 @@ impl fmt::Display for HeadFusion {
     }
 }
 
+impl std::str::FromStr for Query {
+    type Err = String;
+
+    /// `cls`, or a spatial patch index.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("cls") {
+            return Ok(Query::Cls);
+        }
+        text.parse::<usize>()
+            .map(Query::Patch)
+            .map_err(|_| format!("\"{text}\" is not a query (cls, or a patch index from 0)"))
+    }
+}
+
 /// Whose attention row is shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Query {
@@ -249,30 +264,14 @@ pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Resul
     }
 
     let num_patches = output.num_patches();
-    let ids_keep = &output.masking.ids_keep;
-    let expected_tokens = match stack {
-        Stack::Encoder => ids_keep.len() + 1,
-        Stack::Decoder => num_patches + 1,
-    };
+    let patches = token_patches(output, stack);
     let check_token_count = |tokens: usize| -> Result<()> {
-        if tokens != expected_tokens {
-            bail!("{stack} attention covers {tokens} tokens, expected {expected_tokens}");
+        if tokens != patches.len() + 1 {
+            bail!("{stack} attention covers {tokens} tokens, expected {}", patches.len() + 1);
         }
         Ok(())
     };
-    let query_token = match selection.query {
-        Query::Cls => 0,
-        Query::Patch(patch) if patch >= num_patches => {
-            bail!("patch {patch} does not exist (the image has {num_patches} patches)")
-        }
-        Query::Patch(patch) => match stack {
-            Stack::Encoder => match ids_keep.iter().position(|&kept| kept == patch) {
-                Some(position) => position + 1,
-                None => bail!("patch {patch} is masked, so the encoder has no token for it"),
-            },
-            Stack::Decoder => patch + 1,
-        },
-    };
+    let query_token = query_token(output, stack, selection.query)?;
     let row: Vec<f32> = if selection.rollout {
         let fused: Vec<TokenMatrix> =
             layers[..=selection.layer].iter().map(|a| fuse_heads(a, selection.heads)).collect::<Result<_>>()?;
@@ -284,19 +283,34 @@ pub fn patch_scores(output: &MaeOutput, selection: &AttentionSelection) -> Resul
         matrix.row(query_token).to_vec()
     };
     let mut scores = vec![None; num_patches];
-    match stack {
-        Stack::Encoder => {
-            for (position, &patch) in ids_keep.iter().enumerate() {
-                scores[patch] = Some(row[position + 1]);
-            }
-        }
-        Stack::Decoder => {
-            for (patch, score) in scores.iter_mut().enumerate() {
-                *score = Some(row[patch + 1]);
-            }
-        }
+    for (token, &patch) in patches.iter().enumerate() {
+        scores[patch] = Some(row[token + 1]);
     }
     Ok(scores)
+}
+
+/// The spatial patch of each token after CLS: the encoder's tokens are the visible patches in HF's shuffled order
+/// (`ids_keep`), the decoder's are all patches in spatial order.
+pub fn token_patches(output: &MaeOutput, stack: Stack) -> Vec<usize> {
+    match stack {
+        Stack::Encoder => output.masking.ids_keep.clone(),
+        Stack::Decoder => (0..output.num_patches()).collect(),
+    }
+}
+
+/// The token whose attention row a query selects, or why the stack has none.
+pub fn query_token(output: &MaeOutput, stack: Stack, query: Query) -> Result<usize> {
+    let num_patches = output.num_patches();
+    match query {
+        Query::Cls => Ok(0),
+        Query::Patch(patch) if patch >= num_patches => {
+            bail!("patch {patch} does not exist (the image has {num_patches} patches)")
+        }
+        Query::Patch(patch) => match token_patches(output, stack).iter().position(|&kept| kept == patch) {
+            Some(position) => Ok(position + 1),
+            None => bail!("patch {patch} is masked, so the encoder has no token for it"),
+        },
+    }
 }
 
 /// Smallest and largest present score, or `None` when every patch is empty.
@@ -319,8 +333,20 @@ pub fn overlay(
     alpha: f32,
 ) -> RgbaImage {
     debug_assert!(patch_size > 0, "a patch has at least one pixel");
+    let range = score_range(scores).unwrap_or((0.0, 1.0));
+    overlay_in_range(base, scores, grid, colormap, alpha, range)
+}
+
+/// `overlay` with the colour scale spanning `(low, high)` (shared by several maps, say).
+pub fn overlay_in_range(
+    base: &RgbaImage,
+    scores: &[Option<f32>],
+    grid: (usize, usize),
+    colormap: Colormap,
+    alpha: f32,
+    (low, high): (f32, f32),
+) -> RgbaImage {
     let (width, height) = base.dimensions();
-    let (low, high) = score_range(scores).unwrap_or((0.0, 1.0));
     RgbaImage::from_fn(width, height, |x, y| {
         let pixel = *base.get_pixel(x, y);
         match scores.get(patch_at(x, y, width, height, grid)).copied().flatten() {
@@ -328,12 +354,6 @@ pub fn overlay(
             None => empty_patch_pixel(pixel),
         }
     })
-}
-
-/// The scores alone (for side-by-side display): the colormap at full strength on a `width`×`height` picture.
-pub fn heatmap(scores: &[Option<f32>], grid: (usize, usize), width: u32, height: u32, colormap: Colormap) -> RgbaImage {
-    let black = RgbaImage::from_pixel(width, height, image::Rgba([0, 0, 0, 255]));
-    overlay(&black, scores, grid, 1, colormap, 1.0)
 }
 
 #[cfg(test)]

@@ -1,13 +1,10 @@
-//! Seed ensembles: the same image masked with several seeds at one ratio. Where the pasted-back pictures
-//! disagree, the model is unsure; where a patch was never masked they agree exactly.
+//! Seed ensembles drawn: the pasted-back pictures of the same image under several masks, summarized per pixel.
+//! Where they disagree the model is unsure; where a patch was never masked they agree exactly. (The forward
+//! passes themselves are `jobs::ensemble`'s.)
 
-use anyhow::{Result, bail};
-use candle_core::Tensor;
 use image::{Rgba, RgbaImage};
-use mae_model::{ForwardOptions, MaeModel, MaskSpec, Preprocessor};
 
 use super::colormap::Colormap;
-use super::panels::{PanelOptions, render_panels};
 
 #[derive(Clone, Debug)]
 pub struct Ensemble {
@@ -22,30 +19,17 @@ pub struct Ensemble {
     pub times_masked: Vec<u32>,
 }
 
-pub fn seed_ensemble(
-    model: &MaeModel,
-    preprocessor: &Preprocessor,
-    pixel_values: &Tensor,
-    ratio: f64,
-    seeds: &[u64],
-    colormap: Colormap,
-) -> Result<Ensemble> {
-    if seeds.is_empty() {
-        bail!("a seed ensemble needs at least one seed");
+impl Ensemble {
+    /// The largest per-pixel standard deviation: the top of the std picture's colour scale.
+    pub fn max_std(&self) -> f32 {
+        self.std_values.iter().copied().fold(0.0, f32::max)
     }
-    let mut pictures = Vec::with_capacity(seeds.len());
-    let mut times_masked: Vec<u32> = Vec::new();
-    for &seed in seeds {
-        let output =
-            model.forward(pixel_values, &MaskSpec::Seed { seed, ratio }, ForwardOptions { attentions: false })?;
-        times_masked.resize(output.num_patches(), 0);
-        for (count, &masked) in times_masked.iter_mut().zip(&output.masking.mask) {
-            *count += u32::from(masked != 0.0);
-        }
-        pictures.push(render_panels(&output, preprocessor, &PanelOptions::default())?.pasted);
-    }
-    let (width, height) = pictures[0].dimensions();
-    let count = pictures.len() as f32;
+}
+
+/// Mean and spread of `pictures` (all the same size, at least one).
+pub fn summarize(pictures: &[RgbaImage], times_masked: Vec<u32>, colormap: Colormap) -> Ensemble {
+    let (width, height) = pictures.first().map_or((0, 0), RgbaImage::dimensions);
+    let count = pictures.len().max(1) as f32;
     let mut mean = RgbaImage::new(width, height);
     let mut std_values = Vec::with_capacity((width * height) as usize);
     for y in 0..height {
@@ -70,5 +54,5 @@ pub fn seed_ensemble(
         let [r, g, b] = colormap.color(if highest > 0.0 { value / highest } else { 0.0 });
         Rgba([r, g, b, 255])
     });
-    Ok(Ensemble { mean, std, std_values, times_masked })
+    Ensemble { mean, std, std_values, times_masked }
 }

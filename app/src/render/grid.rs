@@ -140,7 +140,7 @@ pub fn render_tile(column: &Column, output: &MaeOutput, panels: &Panels, colorma
         Column::Masked => panels.masked.clone(),
         Column::Reconstruction => panels.reconstruction.clone(),
         Column::Pasted => panels.pasted.clone(),
-        Column::Loss => loss_overlay(&panels.original, output, colormap, OVERLAY_ALPHA, None),
+        Column::Loss => loss_overlay(&panels.original, output, colormap, OVERLAY_ALPHA),
         Column::Attention(column) => {
             let layers = match column.stack {
                 Stack::Encoder => output.encoder_attentions.len(),

@@ -1,10 +1,11 @@
-//! From model outputs to pictures. Pure functions: `MaeOutput` (and friends) in, `image::RgbaImage` out, no GUI
-//! types, so the window, the `export` command and headless tests all draw with the same code.
+//! From model outputs to pictures. Pure functions: `MaeOutput` (and friends) in, `image::RgbaImage` out — no GUI
+//! types and no forward passes (those are `crate::jobs`'), so the window, the commands and headless tests all draw
+//! with the same code.
 
 pub mod attention;
 pub mod colormap;
-pub mod curves;
 pub mod ensemble;
+pub mod gallery;
 pub mod grid;
 pub mod loss;
 pub mod panels;

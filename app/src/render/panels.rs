@@ -1,7 +1,7 @@
 //! The four panels (original, masked, reconstruction, pasted-back) plus the binary mask, at model resolution.
 
 use anyhow::{Result, bail};
-use image::{Rgba, RgbaImage, imageops::FilterType};
+use image::{Rgba, RgbaImage};
 use mae_model::{MaeOutput, Preprocessor};
 
 use super::{patch_at, tensor_to_rgba};
@@ -26,6 +26,19 @@ impl MaskedStyle {
             MaskedStyle::MeanGrey => "mean grey",
             MaskedStyle::Dimmed => "dimmed",
             MaskedStyle::Checker => "checker",
+        }
+    }
+}
+
+impl std::str::FromStr for MaskedStyle {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "mean-grey" | "mean-gray" | "grey" | "gray" => Ok(MaskedStyle::MeanGrey),
+            "dimmed" => Ok(MaskedStyle::Dimmed),
+            "checker" => Ok(MaskedStyle::Checker),
+            other => Err(format!("unknown style \"{other}\" (choose mean-grey, dimmed or checker)")),
         }
     }
 }
@@ -106,17 +119,19 @@ pub fn render_panels(output: &MaeOutput, preprocessor: &Preprocessor, options: &
     Ok(Panels { original, mask, masked, reconstruction, pasted, uses_target_statistics: output.norm_pix_loss })
 }
 
-/// The pasted-back picture at the photo's own resolution: the photo itself on visible patches, the
-/// reconstruction (bilinearly upsampled from model resolution) on masked ones. The photo was resized straight to
-/// the model's size (no crop), so patch boundaries scale with it.
-pub fn pasted_on_photo(photo: &RgbaImage, reconstruction: &RgbaImage, output: &MaeOutput) -> RgbaImage {
-    let (width, height) = photo.dimensions();
-    let upsampled = image::imageops::resize(reconstruction, width, height, FilterType::Triangle);
-    RgbaImage::from_fn(width, height, |x, y| {
-        if output.masking.is_masked(patch_at(x, y, width, height, output.grid)) {
-            *upsampled.get_pixel(x, y)
-        } else {
-            *photo.get_pixel(x, y)
-        }
-    })
+/// Gap between pictures in [`side_by_side`], in pixels.
+pub const SIDE_BY_SIDE_GAP: u32 = 8;
+
+/// Pictures in a row, top-aligned, `SIDE_BY_SIDE_GAP` apart on white (the window's "save the four panels").
+pub fn side_by_side(pictures: &[&RgbaImage]) -> RgbaImage {
+    let gaps = SIDE_BY_SIDE_GAP * pictures.len().saturating_sub(1) as u32;
+    let width = pictures.iter().map(|p| p.width()).sum::<u32>() + gaps;
+    let height = pictures.iter().map(|p| p.height()).max().unwrap_or(0);
+    let mut out = RgbaImage::from_pixel(width.max(1), height.max(1), Rgba([255, 255, 255, 255]));
+    let mut left = 0;
+    for picture in pictures {
+        image::imageops::replace(&mut out, *picture, i64::from(left), 0);
+        left += picture.width() + SIDE_BY_SIDE_GAP;
+    }
+    out
 }

@@ -1,17 +1,21 @@
-//! The MAE Explorer window (eframe/egui): four panels, controls, attention and loss sections, painted masks,
-//! export. All model work happens on the worker thread (`crate::worker`); this module only draws and asks.
+//! The MAE Explorer window (eframe/egui): tiles of panels (`panels/`, laid out by `layout.rs`), the control panel,
+//! menus and status line, over a `Session` that holds what the panels share. All model work happens on the worker
+//! thread (`crate::worker`); this module only draws, uploads pictures and asks.
 
-pub mod analysis;
 pub mod app;
+pub mod busy;
 pub mod controls;
 pub mod export;
 pub mod files;
 pub mod frame_timer;
+pub mod layout;
 pub mod menu;
 pub mod panels;
 pub mod screenshot;
+pub mod session;
 pub mod settings;
-pub mod textures;
+pub mod status;
+pub mod texture;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,21 +23,22 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use eframe::egui;
 
-pub use app::{AppOptions, MaeApp, ModelState};
-pub use settings::Settings;
+pub use app::{AppOptions, MaeApp};
+
+use candle_core::DType;
+use mae_model::DeviceChoice;
 
 use crate::cli::{DEFAULT_MODEL, WindowArgs, WindowPanel};
+use panels::PanelId;
 
 /// `--screenshot` gives up after this long without a reconstruction on screen.
 pub const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 const APP_ID: &str = "mae-explorer";
+/// The window's size at start (it remembers its size between runs) and with `--screenshot`.
+pub const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
 
-/// The settings saved by the last run (defaults when there are none or they cannot be read).
-pub fn load_settings(storage: Option<&dyn eframe::Storage>) -> Settings {
-    storage.and_then(|storage| eframe::get_value::<Settings>(storage, eframe::APP_KEY)).unwrap_or_default().sanitized()
-}
-
-/// Opens the window and runs until it is closed.
+/// Opens the window and runs until it is closed. With `--screenshot`, prints `forward_ms=<x>` (the forward pass
+/// whose result is in the picture) on success.
 pub fn run(args: &WindowArgs) -> Result<()> {
     let screenshot = args.screenshot.as_ref().map(|path| screenshot::ScreenshotPlan {
         path: path.clone(),
@@ -46,7 +51,13 @@ pub fn run(args: &WindowArgs) -> Result<()> {
     {
         bail!("{}: the folder for the screenshot does not exist", folder.display());
     }
-    let size = if screenshot.is_some() { [1600.0, 1000.0] } else { [1440.0, 900.0] };
+    if let Some(ratio) = args.mask_ratio {
+        mae_model::masking::check_ratio(ratio)?;
+    }
+    // Refused here, before a window opens; `start_options` then reads them.
+    args.device.as_deref().map(str::parse::<DeviceChoice>).transpose()?;
+    args.dtype.as_deref().map(mae_model::parse_dtype).transpose()?;
+    let size = args.window_size.map_or(WINDOW_SIZE, |(width, height)| [width as f32, height as f32]);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("MAE Explorer")
@@ -64,33 +75,82 @@ pub fn run(args: &WindowArgs) -> Result<()> {
         APP_ID,
         options,
         Box::new(move |creation| {
-            let mut settings = if screenshot.is_none() { load_settings(creation.storage) } else { Settings::default() };
+            let mut remembered =
+                if screenshot.is_none() { settings::load(creation.storage) } else { settings::Remembered::default() };
+            let options = start_options(&args, &mut remembered, screenshot);
+            let mut app = MaeApp::new(options, remembered);
             for panel in &args.panel {
-                match panel {
-                    WindowPanel::Attention => settings.show_attention = true,
-                    WindowPanel::Loss => settings.show_loss = true,
-                }
+                app.layout.bring_to_front(match panel {
+                    WindowPanel::Attention => PanelId::Attention,
+                    WindowPanel::Loss => PanelId::Loss,
+                    WindowPanel::Ensemble => PanelId::Ensemble,
+                });
             }
-            let model = args.model.clone().or_else(|| settings.model.clone()).unwrap_or_else(|| DEFAULT_MODEL.into());
-            let device = args.device.clone().or_else(|| settings.device.clone()).unwrap_or_else(|| "auto".into());
-            let app_options = AppOptions {
-                model,
-                device,
-                image: args.image.clone(),
-                settings,
-                worker: Default::default(),
-                screenshot,
-            };
-            Ok(Box::new(MaeApp::new(app_options)))
+            Ok(Box::new(app))
         }),
     )
     .map_err(|error| anyhow!("the window could not be opened: {error}"))?;
-    match outcome {
-        None => Ok(()),
-        Some(outcome) => match outcome.lock().map_err(|_| anyhow!("the screenshot state was lost"))?.take() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(error)) => bail!("no screenshot: {error}"),
-            None => bail!("no screenshot: the window was closed before a reconstruction was on screen"),
-        },
+    let Some(outcome) = outcome else { return Ok(()) };
+    match outcome.lock().map_err(|_| anyhow!("the screenshot state was lost"))?.take() {
+        Some(Ok(captured)) => {
+            match captured.forward_ms {
+                Some(ms) => println!("forward_ms={ms:.1}"),
+                None => println!("forward_ms=cached"),
+            }
+            Ok(())
+        }
+        Some(Err(error)) => bail!("no screenshot: {error}"),
+        None => bail!("no screenshot: the window was closed before a reconstruction was on screen"),
+    }
+}
+
+/// How the window starts: the command line's model, device, dtype, ratio and seed win over what the last run
+/// remembered (which `remembered` is updated with), and those over the defaults.
+pub fn start_options(
+    args: &WindowArgs,
+    remembered: &mut settings::Remembered,
+    screenshot: Option<screenshot::ScreenshotPlan>,
+) -> AppOptions {
+    let session = &mut remembered.session;
+    if let Some(ratio) = args.mask_ratio {
+        session.mask_ratio = ratio;
+    }
+    if let Some(seed) = args.seed {
+        session.seed = seed;
+    }
+    let model = args.model.clone().or_else(|| session.model.clone()).unwrap_or_else(|| DEFAULT_MODEL.into());
+    let device = args.device.as_deref().unwrap_or(&session.device).parse().unwrap_or_default();
+    let dtype = mae_model::parse_dtype(args.dtype.as_deref().unwrap_or(&session.dtype)).unwrap_or(DType::F32);
+    AppOptions { model, device, dtype, image: args.image.clone(), worker: Default::default(), screenshot }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    #[test]
+    fn the_command_line_wins_over_what_was_remembered() {
+        let mut remembered = settings::Remembered::default();
+        remembered.session.mask_ratio = 0.3;
+        remembered.session.seed = 11;
+        remembered.session.model = Some("remembered/model".into());
+        let cli =
+            Cli::try_parse_from(["mae-explorer", "--mask-ratio", "0.55", "--seed", "7", "--dtype", "bf16"]).unwrap();
+        let options = start_options(&cli.window, &mut remembered, None);
+        assert_eq!((remembered.session.mask_ratio, remembered.session.seed), (0.55, 7));
+        assert_eq!(options.model, "remembered/model");
+        assert_eq!(options.dtype, DType::BF16);
+        let cli = Cli::try_parse_from(["mae-explorer", "--model", "other/model", "--device", "cpu"]).unwrap();
+        let options = start_options(&cli.window, &mut remembered, None);
+        assert_eq!((options.model.as_str(), options.device), ("other/model", DeviceChoice::Cpu));
+        assert_eq!(remembered.session.seed, 7, "not given: kept");
+        assert!(Cli::try_parse_from(["mae-explorer", "--window-size", "10x10"]).is_err());
+        assert_eq!(
+            Cli::try_parse_from(["mae-explorer", "--window-size", "1920x1080"]).unwrap().window.window_size,
+            Some((1920, 1080))
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `--screenshot PNG`: run until the first reconstruction is on screen, save a picture of the whole window, and
-//! close; the outcome becomes the exit status. A time limit makes sure it never hangs.
+//! close; the outcome becomes the exit status, and the time of the forward pass whose result is in the picture is
+//! reported. A time limit makes sure it never hangs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -7,13 +8,24 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use super::app::{MaeApp, ModelState};
+use super::app::MaeApp;
+use super::session::ModelState;
+use crate::atomic_file::write_picture;
 
 /// Frames drawn with the result before the picture is taken, so layout and textures have settled.
 const SETTLE_FRAMES: usize = 3;
+/// How often a waiting screenshot run looks at its time limit.
+const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a successful screenshot run reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Captured {
+    /// The forward pass whose result is in the picture, in milliseconds.
+    pub forward_ms: Option<f64>,
+}
 
 /// The outcome, shared between the app, the screenshot callback and `window::run`.
-pub type Outcome = Arc<Mutex<Option<Result<(), String>>>>;
+pub type Outcome = Arc<Mutex<Option<Result<Captured, String>>>>;
 
 #[derive(Debug, Clone)]
 pub struct ScreenshotPlan {
@@ -36,7 +48,7 @@ impl ScreenshotState {
         Self { plan, started: Instant::now(), settled_frames: 0, requested: false, closing: false }
     }
 
-    fn finish(&self, result: Result<(), String>) {
+    fn finish(&self, result: Result<Captured, String>) {
         let mut outcome = self.plan.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if outcome.is_none() {
             *outcome = Some(result);
@@ -49,16 +61,19 @@ impl ScreenshotState {
 }
 
 pub fn advance(app: &mut MaeApp, ctx: &egui::Context) {
-    let failure = match &app.model {
-        ModelState::Failed(error) if !error.is_empty() => Some(format!("the model could not be loaded: {error}")),
-        _ => app
+    let session = &app.session;
+    let failure = match &session.model {
+        ModelState::Failed(error) if session.loading.is_none() => {
+            Some(format!("the model could not be loaded: {error}"))
+        }
+        _ => session
             .startup_image_error
             .clone()
-            .or_else(|| app.last_forward_error.as_ref().map(|error| format!("the model could not run: {error}"))),
+            .or_else(|| session.last_forward_error.as_ref().map(|error| format!("the model could not run: {error}"))),
     };
-    let ready = app.is_up_to_date()
-        && app.textures.get(super::textures::RECONSTRUCTION).is_some()
-        && (!app.settings.show_loss || (app.loss_curve.request_id.is_none() && app.loss_curve.key.is_some()));
+    // The result is on screen, and a loss curve being computed for a visible Loss panel has arrived.
+    let ready = session.is_up_to_date() && app.panels.loss.curve.request_id.is_none();
+    let forward_ms = session.result.as_ref().and_then(|result| result.forward_ms);
     let Some(state) = app.screenshot.as_mut() else { return };
     if state.closing {
         return;
@@ -75,11 +90,12 @@ pub fn advance(app: &mut MaeApp, ctx: &egui::Context) {
             let outcome = state.plan.outcome.clone();
             let repaint = ctx.clone();
             ctx.request_screenshot(move |image| {
+                let captured = Captured { forward_ms };
                 let [width, height] = image.size;
                 let rgba: Vec<u8> = image.pixels.iter().flat_map(|pixel| pixel.to_srgba_unmultiplied()).collect();
                 let result = match image::RgbaImage::from_raw(width as u32, height as u32, rgba) {
                     Some(picture) if width > 0 && height > 0 => {
-                        super::export::write_png(&path, &picture).map_err(|error| format!("{error:#}"))
+                        write_picture(&picture, &path).map(|()| captured).map_err(|error| format!("{error:#}"))
                     }
                     _ => Err("the screenshot came back empty".to_string()),
                 };
@@ -92,6 +108,11 @@ pub fn advance(app: &mut MaeApp, ctx: &egui::Context) {
     if state.is_finished() {
         state.closing = true;
         ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    } else if ready {
+        // Settling takes a few frames in a row; otherwise the worker's answer wakes the window, and this only
+        // makes sure the time limit is noticed.
+        ctx.request_repaint();
+    } else {
+        ctx.request_repaint_after(TIMEOUT_CHECK_INTERVAL);
     }
-    ctx.request_repaint_after(Duration::from_millis(50));
 }

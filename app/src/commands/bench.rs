@@ -7,8 +7,14 @@ use anyhow::{Result, bail};
 use candle_core::{Device, Tensor};
 use mae_model::{ForwardOptions, MaskSpec, TorchGenerator};
 
+use super::model_arg::load_model_as;
 use crate::cli::BenchArgs;
-use crate::model_arg::{load_model_as, parse_dtype};
+use crate::head_stats::head_stats;
+use crate::render::Colormap;
+use crate::render::attention::{Query, Stack};
+use crate::render::gallery::{GalleryScale, GallerySpec, THUMBNAIL_WIDTH, render_gallery};
+use crate::render::panels::{PanelOptions, render_panels};
+use mae_model::parse_dtype;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {
@@ -39,21 +45,26 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         loaded.model.forward(&pixel_values, &spec, options)?;
     }
     let mut times_ms = Vec::with_capacity(args.runs);
+    let mut heads_ms = Vec::new();
     for _ in 0..args.runs {
         let start = Instant::now();
         let output = loaded.model.forward(&pixel_values, &spec, options)?;
         // Make sure asynchronous devices have finished.
         output.logits.to_device(&Device::Cpu)?;
         times_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        if args.heads {
+            let start = Instant::now();
+            heads_work(&output, &loaded.preprocessor)?;
+            heads_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
     }
-    times_ms.sort_by(f64::total_cmp);
-    let median = if times_ms.len() % 2 == 1 {
-        times_ms[times_ms.len() / 2]
-    } else {
-        (times_ms[times_ms.len() / 2 - 1] + times_ms[times_ms.len() / 2]) / 2.0
-    };
+    let forward_median = median(&mut times_ms);
+    if args.heads {
+        let heads_median = median(&mut heads_ms);
+        println!("mae-explorer bench heads_ms={heads_median:.1} (statistics of every head + both galleries, median)");
+    }
     println!(
-        "mae-explorer bench model={} device={} threads={} mask_ratio={} runs={} median_ms={median:.1} min_ms={:.1} \
+        "mae-explorer bench model={} device={} threads={} mask_ratio={} runs={} median_ms={forward_median:.1} min_ms={:.1} \
          load_ms={load_ms:.0} first_forward_ms={first_ms:.1}",
         loaded.name,
         loaded.model.device_name(),
@@ -62,6 +73,31 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.runs,
         times_ms[0],
     );
+    Ok(())
+}
+
+/// Sorts `values` and returns their median.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
+}
+
+/// What the Heads panel costs on top of a forward pass: every head's statistics and the gallery of each stack.
+fn heads_work(output: &mae_model::MaeOutput, preprocessor: &mae_model::Preprocessor) -> Result<()> {
+    let stacks = [Stack::Encoder, Stack::Decoder];
+    head_stats(output, &stacks)?;
+    let original = render_panels(output, preprocessor, &PanelOptions::default())?.original;
+    for stack in stacks {
+        let spec = GallerySpec {
+            stacks: vec![stack],
+            query: Query::Cls,
+            scale: GalleryScale::Shared,
+            colormap: Colormap::Inferno,
+            thumbnail: THUMBNAIL_WIDTH,
+        };
+        render_gallery(output, &original, &spec)?;
+    }
     Ok(())
 }
 

@@ -3,29 +3,25 @@
 
 use anyhow::{Context, Result, anyhow};
 use candle_core::Device;
-use mae_model::masking::check_ratio;
 use mae_model::preprocess::load_rgb_image;
 
+use super::model_arg::load_model;
 use crate::atomic_file::{check_output_folder, check_overwrite, write_output};
 use crate::cli::LossCurveArgs;
-use crate::export::parse_list;
-use crate::model_arg::load_model;
-use crate::render::curves::{default_ratios, loss_vs_ratio, write_csv};
+use crate::jobs::lists::parse_ratios;
+use crate::jobs::loss_curve::{LossCurve, default_ratios, write_csv};
 
 pub fn run(args: &LossCurveArgs) -> Result<()> {
     let ratios = match &args.mask_ratios {
-        Some(list) => parse_list(list, "--mask-ratios", "mask ratio", |text| text.parse::<f64>().ok())?,
+        Some(list) => parse_ratios(list).map_err(|e| anyhow!("--mask-ratios: {e}"))?,
         None => default_ratios(),
     };
-    for &ratio in &ratios {
-        check_ratio(ratio).map_err(|e| anyhow!("--mask-ratios: {e}"))?;
-    }
     check_output_folder(&args.out)?;
     check_overwrite(&args.out, args.force)?;
     let image = load_rgb_image(&args.image)?;
     let loaded = load_model(&args.model, &args.device)?;
     let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
-    let points = loss_vs_ratio(&loaded.model, &pixel_values, args.seed, &ratios)?;
+    let points = LossCurve::new(pixel_values, args.seed, ratios).finish(&loaded.model)?;
     write_output(&args.out, args.force, |temporary| {
         let file = std::fs::File::create(temporary)?;
         write_csv(&points, std::io::BufWriter::new(file))

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 use mae_model::{DeviceChoice, DownloadProgress, LoadOptions, LoadedModel, ModelLocation, select_device};
@@ -67,15 +67,5 @@ impl DownloadBar {
         {
             bar.finish();
         }
-    }
-}
-
-/// Parses `--dtype`.
-pub fn parse_dtype(text: &str) -> Result<DType> {
-    match text.to_ascii_lowercase().as_str() {
-        "f32" | "float32" => Ok(DType::F32),
-        "f16" | "float16" | "half" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => bail!("unknown dtype \"{other}\" (use f32, f16 or bf16)"),
     }
 }

@@ -1,0 +1,75 @@
+//! A seed ensemble: the same image masked with several seeds at one ratio, one forward pass per seed, taken a
+//! step at a time so the worker can answer slider moves in between.
+
+use anyhow::{Result, bail};
+use candle_core::Tensor;
+use image::RgbaImage;
+use mae_model::{ForwardOptions, LoadedModel, MaskSpec};
+
+use crate::render::Colormap;
+use crate::render::ensemble::{Ensemble, summarize};
+use crate::render::panels::{PanelOptions, render_panels};
+
+#[derive(Debug)]
+pub struct SeedEnsemble {
+    pixel_values: Tensor,
+    ratio: f64,
+    seeds: Vec<u64>,
+    colormap: Colormap,
+    pictures: Vec<RgbaImage>,
+    /// How many of the seeds so far masked each patch.
+    times_masked: Vec<u32>,
+}
+
+impl SeedEnsemble {
+    pub fn new(pixel_values: Tensor, ratio: f64, seeds: Vec<u64>, colormap: Colormap) -> Result<Self> {
+        if seeds.is_empty() {
+            bail!("a seed ensemble needs at least one seed");
+        }
+        let pictures = Vec::with_capacity(seeds.len());
+        Ok(Self { pixel_values, ratio, seeds, colormap, pictures, times_masked: Vec::new() })
+    }
+
+    /// Runs the next seed (one forward pass); does nothing once finished.
+    pub fn step(&mut self, loaded: &LoadedModel) -> Result<()> {
+        let Some(&seed) = self.seeds.get(self.pictures.len()) else { return Ok(()) };
+        let spec = MaskSpec::Seed { seed, ratio: self.ratio };
+        let output = loaded.model.forward(&self.pixel_values, &spec, ForwardOptions { attentions: false })?;
+        self.times_masked.resize(output.num_patches(), 0);
+        for (count, &masked) in self.times_masked.iter_mut().zip(&output.masking.mask) {
+            *count += u32::from(masked != 0.0);
+        }
+        self.pictures.push(render_panels(&output, &loaded.preprocessor, &PanelOptions::default())?.pasted);
+        Ok(())
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.pictures.len() == self.seeds.len()
+    }
+
+    /// (seeds done, seeds in all).
+    pub fn progress(&self) -> (usize, usize) {
+        (self.pictures.len(), self.seeds.len())
+    }
+
+    pub fn ratio(&self) -> f64 {
+        self.ratio
+    }
+
+    pub fn seeds(&self) -> &[u64] {
+        &self.seeds
+    }
+
+    /// Mean and spread over the seeds run so far.
+    pub fn summary(&self) -> Ensemble {
+        summarize(&self.pictures, self.times_masked.clone(), self.colormap)
+    }
+
+    /// Runs every remaining seed and summarizes them.
+    pub fn finish(mut self, loaded: &LoadedModel) -> Result<Ensemble> {
+        while !self.is_finished() {
+            self.step(loaded)?;
+        }
+        Ok(self.summary())
+    }
+}

@@ -1,0 +1,235 @@
+//! The Loss panel: per-patch loss over the picture with its colour scale, masked vs visible means, the loss of
+//! every patch (sorted, or as a histogram), and the loss-vs-ratio curve of this image and seed, computed in the
+//! background.
+
+use eframe::egui::{self, Color32, Sense};
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
+use serde::{Deserialize, Serialize};
+
+use super::widgets::{Part, colormap_combo, colormap_legend, picture_and_controls};
+use super::{Panel, fit_picture};
+use crate::jobs::loss_curve::default_ratios;
+use crate::render::loss::loss_range;
+use crate::window::busy;
+use crate::window::session::Session;
+use crate::window::texture::PanelTexture;
+use crate::worker::{LossView, ModelInfo, Request, Response, ViewOptions};
+
+const HISTOGRAM_BINS: usize = 24;
+const PLOT_HEIGHT: f32 = 150.0;
+const MASKED_COLOR: Color32 = Color32::from_rgb(230, 120, 60);
+const VISIBLE_COLOR: Color32 = Color32::from_rgb(90, 150, 230);
+
+/// The per-patch loss plot: bars sorted by loss, or a histogram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LossPlot {
+    #[default]
+    Sorted,
+    Histogram,
+}
+
+/// The loss-vs-ratio curve: asked for when the panel is visible and its image, seed or model changed.
+#[derive(Debug, Clone, Default)]
+pub struct LossCurveState {
+    pub request_id: Option<u64>,
+    /// (model generation, image id, seed) the curve belongs to.
+    pub key: Option<(u64, u64, u64)>,
+    pub progress: (usize, usize),
+    pub points: Vec<(f64, Option<f32>)>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LossPanel {
+    pub view: LossView,
+    pub plot: LossPlot,
+    #[serde(skip)]
+    pub curve: LossCurveState,
+    #[serde(skip)]
+    texture: PanelTexture,
+}
+
+impl LossPanel {
+    fn request_curve_if_stale(&mut self, session: &mut Session) {
+        let Some(image) = session.image.clone() else { return };
+        let seed = session.settings.seed;
+        let key = Some((session.model_generation, image.id, seed));
+        if session.model_info().is_none() || self.curve.key == key {
+            return;
+        }
+        let ratios = default_ratios();
+        let total = ratios.len();
+        let id = session.request(|id| Request::LossCurve { id, image, seed, ratios });
+        self.curve = LossCurveState { request_id: Some(id), key, progress: (0, total), ..LossCurveState::default() };
+    }
+
+    fn picture(&mut self, ui: &mut egui::Ui, session: &mut Session) {
+        let texture = session.result.as_ref().and_then(|result| {
+            let overlay = result.pictures.loss.as_ref()?;
+            Some(self.texture.show(ui.ctx(), "loss", result.id, overlay, session).clone())
+        });
+        let legend_height = 2.0 * ui.spacing().interact_size.y;
+        let picture_height = (ui.available_height() - legend_height).max(32.0);
+        ui.allocate_ui(egui::vec2(ui.available_width(), picture_height), |ui| {
+            fit_picture(ui, texture.as_ref(), session, Sense::hover(), "loss overlay")
+                .1
+                .on_hover_text("Per-patch mean squared error (brighter = worse)");
+        });
+        if let Some(result) = &session.result {
+            // Each heatmap spans its own lowest..highest patch loss.
+            let (low, high) = loss_range(&result.patch_loss);
+            colormap_legend(ui, self.view.colormap, low, high, "patch loss");
+        }
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui, session: &Session) {
+        let Some(result) = session.result.as_ref() else {
+            ui.label("The per-patch loss appears with the first reconstruction.");
+            return;
+        };
+        let format = |value: Option<f32>| value.map_or("none".to_string(), |v| format!("{v:.4}"));
+        ui.label(format!("masked patches: mean loss {}", format(result.masked_loss)))
+            .on_hover_text("The training loss: mean squared error over the hidden patches");
+        ui.label(format!("visible patches: mean loss {}", format(result.visible_loss)))
+            .on_hover_text("How well the model copies what it saw (not part of the training loss)");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.plot, LossPlot::Sorted, "Sorted")
+                .on_hover_text("Every patch's loss, worst first");
+            ui.selectable_value(&mut self.plot, LossPlot::Histogram, "Histogram")
+                .on_hover_text("How the patch losses are distributed");
+        });
+        ui.add(egui::Slider::new(&mut self.view.alpha, 0.0..=1.0).text("Opacity"))
+            .on_hover_text("How strongly the heatmap covers the picture");
+        colormap_combo(ui, "loss colormap", "Colormap", &mut self.view.colormap);
+        let losses: Vec<(usize, f32, bool)> = result
+            .patch_loss
+            .iter()
+            .enumerate()
+            .map(|(patch, &loss)| (patch, loss, result.mask.get(patch).is_some_and(|&m| m > 0.5)))
+            .collect();
+        let plot = Plot::new("patch_loss_plot").height(PLOT_HEIGHT).legend(Legend::default()).allow_scroll(false);
+        match self.plot {
+            LossPlot::Sorted => {
+                let mut sorted = losses;
+                sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let bars = |want_masked: bool| -> Vec<Bar> {
+                    sorted
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (_, _, masked))| *masked == want_masked)
+                        .map(|(rank, (patch, loss, _))| {
+                            Bar::new(rank as f64, f64::from(*loss)).name(format!("patch {patch}"))
+                        })
+                        .collect()
+                };
+                plot.x_axis_label("rank").y_axis_label("loss").show(ui, |plot_ui| {
+                    plot_ui.bar_chart(BarChart::new("masked", bars(true)).color(MASKED_COLOR));
+                    plot_ui.bar_chart(BarChart::new("visible", bars(false)).color(VISIBLE_COLOR));
+                });
+            }
+            LossPlot::Histogram => {
+                let max = losses.iter().map(|l| l.1).fold(0.0f32, f32::max).max(1e-6);
+                let width = f64::from(max) / HISTOGRAM_BINS as f64;
+                let histogram = |want_masked: bool| -> Vec<Bar> {
+                    let mut counts = [0usize; HISTOGRAM_BINS];
+                    for (_, loss, masked) in &losses {
+                        if *masked == want_masked {
+                            let bin = ((loss / max) * HISTOGRAM_BINS as f32) as usize;
+                            counts[bin.min(HISTOGRAM_BINS - 1)] += 1;
+                        }
+                    }
+                    counts
+                        .iter()
+                        .enumerate()
+                        .map(|(bin, &count)| Bar::new((bin as f64 + 0.5) * width, count as f64).width(width))
+                        .collect()
+                };
+                plot.x_axis_label("loss").y_axis_label("patches").show(ui, |plot_ui| {
+                    plot_ui.bar_chart(BarChart::new("masked", histogram(true)).color(MASKED_COLOR));
+                    plot_ui.bar_chart(BarChart::new("visible", histogram(false)).color(VISIBLE_COLOR));
+                });
+            }
+        }
+        self.curve_plot(ui, session);
+    }
+
+    fn curve_plot(&self, ui: &mut egui::Ui, session: &Session) {
+        ui.label(format!("Mean masked loss vs. mask ratio (seed {})", session.settings.seed))
+            .on_hover_text("Computed in the background, one ratio at a time, with the current image and seed");
+        let curve = &self.curve;
+        if curve.request_id.is_some() {
+            ui.horizontal(|ui| {
+                busy::indicator(ui);
+                ui.label(format!("{} of {} ratios", curve.progress.0, curve.progress.1));
+            });
+        }
+        if let Some(error) = &curve.error {
+            ui.colored_label(Color32::from_rgb(230, 90, 80), error);
+        }
+        let points: Vec<[f64; 2]> =
+            curve.points.iter().filter_map(|(ratio, loss)| loss.map(|l| [*ratio, f64::from(l)])).collect();
+        let current = session
+            .result
+            .as_ref()
+            .and_then(|result| result.masked_loss)
+            .map(|loss| [session.settings.mask_ratio, f64::from(loss)]);
+        Plot::new("loss_vs_ratio")
+            .height(PLOT_HEIGHT)
+            .x_axis_label("mask ratio")
+            .y_axis_label("masked loss")
+            .include_x(0.0)
+            .include_x(1.0)
+            .allow_scroll(false)
+            .show(ui, |plot_ui| {
+                plot_ui.line(Line::new("loss", PlotPoints::from(points)));
+                if let Some(current) = current {
+                    plot_ui.points(Points::new("current", vec![current]).radius(4.0).color(Color32::YELLOW));
+                }
+            });
+    }
+}
+
+impl Panel for LossPanel {
+    fn title(&self) -> &'static str {
+        "Loss"
+    }
+
+    fn description(&self) -> &'static str {
+        "Per-patch loss heatmap, its distribution and the loss-vs-ratio curve"
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
+        self.request_curve_if_stale(session);
+        picture_and_controls(ui, |ui, part| match part {
+            Part::Picture => self.picture(ui, session),
+            Part::Controls => self.controls(ui, session),
+        });
+    }
+
+    fn add_view(&self, view: &mut ViewOptions, _session: &Session) {
+        view.loss = Some(self.view.clone());
+    }
+
+    fn on_response(&mut self, response: &Response, _session: &mut Session) {
+        let curve = &mut self.curve;
+        match response {
+            Response::Progress { id, done, total } if curve.request_id == Some(*id) => curve.progress = (*done, *total),
+            Response::LossCurve { id, points } if curve.request_id == Some(*id) => {
+                curve.points = points.clone();
+                curve.request_id = None;
+            }
+            Response::Failed { id, error } if curve.request_id == Some(*id) => {
+                curve.error = Some(error.clone());
+                curve.request_id = None;
+            }
+            // The job was lost with the worker's state: ask again when next shown.
+            Response::Restarted { .. } if curve.request_id.is_some() => *curve = LossCurveState::default(),
+            _ => {}
+        }
+    }
+
+    fn on_model_loaded(&mut self, _info: &ModelInfo) {
+        self.curve = LossCurveState::default();
+    }
+}

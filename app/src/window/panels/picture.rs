@@ -1,0 +1,212 @@
+//! The four pictures of a result — original, masked, reconstruction, pasted back — each a panel of its own, drawn
+//! as large as its tile allows with crisp patch edges; mask painting on the original and masked ones. Also the
+//! picture drawing every other panel uses.
+
+use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, TextureHandle, Vec2};
+use image::RgbaImage;
+use serde::{Deserialize, Serialize};
+
+use super::Panel;
+use crate::window::session::{MaskMode, Session};
+use crate::window::texture::PanelTexture;
+use crate::worker::ResultPictures;
+
+/// Which picture of the result a panel shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Picture {
+    Original,
+    Masked,
+    Reconstruction,
+    Pasted,
+}
+
+impl Picture {
+    fn of(self, pictures: &ResultPictures) -> &RgbaImage {
+        match self {
+            Picture::Original => &pictures.original,
+            Picture::Masked => &pictures.masked,
+            Picture::Reconstruction => &pictures.reconstruction,
+            Picture::Pasted => &pictures.pasted,
+        }
+    }
+
+    /// The original and masked pictures take clicks and drags to paint the mask.
+    fn paintable(self) -> bool {
+        matches!(self, Picture::Original | Picture::Masked)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PicturePanel {
+    picture: Picture,
+    #[serde(skip)]
+    texture: PanelTexture,
+    /// The newly opened image before the model has seen it (original panel only).
+    #[serde(skip)]
+    preview: PanelTexture,
+}
+
+impl PicturePanel {
+    pub fn new(picture: Picture) -> Self {
+        Self { picture, texture: PanelTexture::default(), preview: PanelTexture::default() }
+    }
+
+    /// The texture to draw: the result's picture, or for the original panel the preview of an image the model has
+    /// not seen yet.
+    fn texture(&mut self, ui: &egui::Ui, session: &Session) -> Option<TextureHandle> {
+        let ctx = ui.ctx();
+        if self.picture == Picture::Original
+            && !session.result_is_current()
+            && let Some((image_id, preview)) = &session.preview
+        {
+            return Some(self.preview.show_with(ctx, "preview", *image_id, session, || preview.clone()).clone());
+        }
+        let result = session.result.as_ref()?;
+        let (name, picture) = (self.title(), self.picture.of(&result.pictures));
+        Some(self.texture.show(ctx, name, result.id, picture, session).clone())
+    }
+}
+
+impl Panel for PicturePanel {
+    fn title(&self) -> &'static str {
+        match self.picture {
+            Picture::Original => "Original",
+            Picture::Masked => "Masked",
+            Picture::Reconstruction => "Reconstruction",
+            Picture::Pasted => "Pasted back",
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        match self.picture {
+            Picture::Original => "The model input (resized as its preprocessor says). Click or drag to paint the mask.",
+            Picture::Masked => {
+                "What the encoder sees: hidden patches drawn as the display options say. Click or drag to paint."
+            }
+            Picture::Reconstruction => "The decoder's prediction for every patch, visible ones included",
+            Picture::Pasted => "Visible patches from the original, masked ones from the reconstruction",
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
+        let texture = self.texture(ui, session);
+        if self.picture == Picture::Reconstruction
+            && session.result.as_ref().is_some_and(|result| result.uses_target_statistics)
+        {
+            ui.colored_label(
+                Color32::from_rgb(230, 170, 60),
+                "This model predicts per-patch-normalized pixels: shown with each hidden patch's own mean and \
+                 variance, which the model never saw.",
+            );
+        }
+        let sense = if self.picture.paintable() { Sense::click_and_drag() } else { Sense::hover() };
+        let label = format!("{} picture", self.title());
+        let (rect, response) = fit_picture(ui, texture.as_ref(), session, sense, &label);
+        let response = response.on_hover_text(self.description());
+        let Some(grid) = session.grid() else { return };
+        if self.picture.paintable() {
+            paint_interaction(session, &response, rect, grid);
+            let painter = ui.painter_at(rect);
+            if session.settings.mask_mode == MaskMode::Painted {
+                draw_painted_mask(session, &painter, rect, grid, self.picture == Picture::Original);
+            }
+            if let Some(pointer) = response.hover_pos() {
+                let patch = patch_rect(rect, grid, patch_under(pointer, rect, grid));
+                painter.rect_stroke(patch, 0.0, Stroke::new(1.5, Color32::YELLOW), egui::StrokeKind::Inside);
+            }
+        }
+    }
+}
+
+/// Draws `texture` as large as the available space allows, keeping the model input's aspect, centred. Without a
+/// texture it draws a placeholder saying why. `label` names the picture for screen readers (and tests).
+pub fn fit_picture(
+    ui: &mut egui::Ui,
+    texture: Option<&TextureHandle>,
+    session: &Session,
+    sense: Sense,
+    label: &str,
+) -> (Rect, egui::Response) {
+    let (height, width) = session.model_info().map_or((224, 224), |info| info.image_size);
+    let aspect = height as f32 / width.max(1) as f32;
+    let available = ui.available_size().max(Vec2::splat(32.0));
+    let side = available.x.min(available.y / aspect.max(1e-3));
+    let size = Vec2::new(side, side * aspect);
+    let (outer, _) = ui.allocate_exact_size(available, Sense::hover());
+    let rect = Rect::from_center_size(outer.center(), size);
+    let response = ui.interact(rect, ui.make_persistent_id(label), sense);
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
+    let painter = ui.painter_at(rect);
+    match texture {
+        Some(texture) => {
+            painter.image(texture.id(), rect, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
+        }
+        None => {
+            painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
+            let text = if session.model_info().is_some() { "computing…" } else { "waiting for a model" };
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                text,
+                egui::FontId::proportional(13.0),
+                ui.visuals().weak_text_color(),
+            );
+        }
+    }
+    (rect, response)
+}
+
+/// The spatial patch index under a point of a picture of the given grid.
+pub fn patch_under(pointer: Pos2, rect: Rect, (rows, cols): (usize, usize)) -> usize {
+    let x = ((pointer.x - rect.left()) / rect.width()).clamp(0.0, 0.999_999);
+    let y = ((pointer.y - rect.top()) / rect.height()).clamp(0.0, 0.999_999);
+    let row = ((y * rows as f32) as usize).min(rows - 1);
+    let col = ((x * cols as f32) as usize).min(cols - 1);
+    row * cols + col
+}
+
+pub fn patch_rect(rect: Rect, (rows, cols): (usize, usize), patch: usize) -> Rect {
+    let (row, col) = (patch / cols, patch % cols);
+    let cell = Vec2::new(rect.width() / cols as f32, rect.height() / rows as f32);
+    Rect::from_min_size(rect.min + Vec2::new(col as f32 * cell.x, row as f32 * cell.y), cell)
+}
+
+/// Click toggles a patch; a drag paints every patch it crosses with the value of the first one it toggled.
+fn paint_interaction(session: &mut Session, response: &egui::Response, rect: Rect, grid: (usize, usize)) {
+    if response.drag_started() || response.clicked() {
+        if let Some(pointer) = response.interact_pointer_pos() {
+            let patch = patch_under(pointer, rect, grid);
+            session.toggle_patch(patch);
+            session.paint_stroke = session.painted_mask.get(patch).copied();
+        }
+    } else if response.dragged()
+        && let (Some(pointer), Some(value)) = (response.interact_pointer_pos(), session.paint_stroke)
+        && rect.contains(pointer)
+    {
+        let patch = patch_under(pointer, rect, grid);
+        if let Some(masked) = session.painted_mask.get_mut(patch) {
+            *masked = value;
+        }
+    }
+    if response.drag_stopped() || response.clicked() {
+        session.paint_stroke = None;
+    }
+}
+
+/// Immediate feedback while painting: the worker's pictures follow one forward pass later.
+fn draw_painted_mask(session: &Session, painter: &egui::Painter, rect: Rect, grid: (usize, usize), shade: bool) {
+    let line = Stroke::new(0.5, Color32::from_white_alpha(60));
+    for row in 1..grid.0 {
+        let y = rect.top() + rect.height() * row as f32 / grid.0 as f32;
+        painter.hline(rect.x_range(), y, line);
+    }
+    for col in 1..grid.1 {
+        let x = rect.left() + rect.width() * col as f32 / grid.1 as f32;
+        painter.vline(x, rect.y_range(), line);
+    }
+    if shade {
+        for (patch, _) in session.painted_mask.iter().enumerate().filter(|(_, masked)| **masked) {
+            painter.rect_filled(patch_rect(rect, grid, patch), 0.0, Color32::from_black_alpha(150));
+        }
+    }
+}
