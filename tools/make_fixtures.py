@@ -8,6 +8,7 @@ What it writes (see tools/README.md for the details and the surprises found on t
   models/<name>/{config.json, preprocessor_config.json, model.safetensors}   tiny random ViTMAEs, hub layout
   models/tiny-p8-bin/{config.json, preprocessor_config.json, pytorch_model.bin}
   models/tiny-p8-pth/{config.json, preprocessor_config.json, mae_tiny.pth}  facebookresearch/mae layout
+  models/tiny-p8-bin-deflated/        the same pytorch_model.bin with deflate-compressed zip entries
   cases/<model>/<case>.safetensors    HF eager outputs for one input (+ captured decoder attentions)
   demo/chelsea.safetensors            HF outputs of the embedded demo model (assets/demo-model) on chelsea.png
   seeds.safetensors                   torch.manual_seed(N); torch.rand(1, L) streams
@@ -568,6 +569,25 @@ def write_preprocess(out: Path, images_dir: Path) -> dict:
     Image.fromarray(base_rgb(320, 240), "RGB").save(d / "large.png", optimize=True)
     notes["large.png"] = "PNG RGB 320x240: downscaled to 224x224 (PIL's bilinear widens its support when shrinking)"
 
+    # Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as the
+    # width (measured: see pil_resize_order below); each pass rounds to 8 bits, so the order shows. These greyscale
+    # and colour PNGs shrink with one order each (a user's 8-bit greyscale photo of this shape differed from PIL by
+    # one level on ~20% of the values while we always went horizontal first).
+    Image.fromarray(np.asarray(Image.fromarray(base_rgb(300, 451), "RGB").convert("L")), "L").save(
+        d / "gray8_tall.png", optimize=True
+    )
+    notes["gray8_tall.png"] = "PNG 8-bit grayscale 300x451 -> 224x224: Pillow 13 resizes vertically first"
+    Image.fromarray(np.asarray(Image.fromarray(base_rgb(480, 360), "RGB").convert("L")), "L").save(
+        d / "gray8_wide.png", optimize=True
+    )
+    notes["gray8_wide.png"] = "PNG 8-bit grayscale 480x360 -> 224x224: Pillow 13 resizes horizontally first"
+    Image.fromarray(base_rgb(240, 400), "RGB").save(d / "tall.png", optimize=True)
+    notes["tall.png"] = "PNG RGB 240x400 -> 224x224: vertical pass first, as for the greyscale one"
+
+    # CMYK JPEG: PIL reads it as Adobe-inverted CMYK (raw mode CMYK;I) and convert('RGB') applies its own formula
+    im_rgb.convert("CMYK").save(d / "cmyk.jpg", "JPEG", quality=90)
+    notes["cmyk.jpg"] = "JPEG CMYK (Adobe marker, inverted): decoded to CMYK by libjpeg, converted as PIL converts"
+
     # verify the sources are what we claim
     def info(f):
         im = Image.open(d / f)
@@ -575,7 +595,8 @@ def write_preprocess(out: Path, images_dir: Path) -> dict:
     checks = {
         "gray8.png": ("L",), "rgba.png": ("RGBA",), "la.png": ("LA",), "gray16.png": ("I;16",),
         "rgb16.png": ("RGB",), "palette.png": ("P",), "palette_trns.png": ("P",), "exif6.jpg": ("RGB",),
-        "exif3.jpg": ("RGB",), "rgb.jpg": ("RGB",), "large.png": ("RGB",),
+        "exif3.jpg": ("RGB",), "rgb.jpg": ("RGB",), "large.png": ("RGB",), "gray8_tall.png": ("L",),
+        "gray8_wide.png": ("L",), "tall.png": ("RGB",), "cmyk.jpg": ("CMYK",),
     }
     for f, (mode,) in checks.items():
         m, size, rawmode, has_t = info(f)
@@ -596,6 +617,28 @@ def write_preprocess(out: Path, images_dir: Path) -> dict:
     assert np.array_equal(np.asarray(load_image(str(d / "rgba.png"))), rgb)  # alpha dropped, no compositing
     assert load_image(str(d / "exif6.jpg")).size == (W, Hh)
 
+    def pil_resize_order(img: Image.Image, size: tuple) -> str:
+        """Which single-pass composition equals PIL's own resize ("H" or "V" first; "both" when they agree)."""
+        (iw, ih), (ow, oh) = img.size, size
+        direct = np.asarray(img.resize(size, Image.Resampling.BILINEAR))
+        h = np.asarray(img.resize((ow, ih), Image.Resampling.BILINEAR).resize(size, Image.Resampling.BILINEAR))
+        v = np.asarray(img.resize((iw, oh), Image.Resampling.BILINEAR).resize(size, Image.Resampling.BILINEAR))
+        h_ok, v_ok = np.array_equal(direct, h), np.array_equal(direct, v)
+        assert h_ok or v_ok, "PIL's resize is neither pass order: pil_resize.rs needs another look"
+        return "both" if h_ok and v_ok else "H" if h_ok else "V"
+
+    def rule(iw, ih, ow, oh):  # the rule model/src/pil_resize.rs implements
+        return "V" if oh < ih and ih - oh > 2 * max(iw - ow, 0) else "H"
+
+    order_rng = np.random.default_rng(13)
+    for _ in range(200):
+        iw, ih, ow, oh = (int(v) for v in order_rng.integers(5, 400, 4))
+        noise = Image.fromarray(order_rng.integers(0, 256, (ih, iw), dtype=np.uint8), "L")
+        found = pil_resize_order(noise, (ow, oh))
+        assert found in ("both", rule(iw, ih, ow, oh)), (iw, ih, ow, oh, found)
+    for f, expected in [("gray8_tall.png", "V"), ("tall.png", "V"), ("gray8_wide.png", "H"), ("large.png", "H")]:
+        assert pil_resize_order(load_image(str(d / f)), (224, 224)) == expected, f
+
     proc_u8 = ViTImageProcessor(
         do_resize=True, size={"height": 224, "width": 224}, resample=2, do_rescale=False, do_normalize=False
     )
@@ -614,7 +657,8 @@ def write_preprocess(out: Path, images_dir: Path) -> dict:
     tensors = {}
     for f in sorted(checks):
         tensors[f] = resized(d / f)
-        if f != "large.png":  # (lossless RGB PNG: decoding it is not the interesting part; saves 230 KB)
+        # (lossless PNGs that exist for their resize: decoding them is not the interesting part; saves ~1.4 MB)
+        if f not in ("large.png", "gray8_tall.png", "gray8_wide.png", "tall.png"):
             tensors[f"decoded.{f}"] = torch.from_numpy(np.asarray(load_image(str(d / f))).copy())
     tensors["resized.chelsea"] = resized(images_dir / "chelsea.png")
     tensors["resized.rocket"] = resized(images_dir / "rocket.jpg")
@@ -708,11 +752,30 @@ def write_other_formats(out: Path, models: dict) -> None:
     assert torch.equal(back["model"]["blocks.0.attn.qkv.weight"][:D], q)
     log(f"tiny-p8-pth: mae_tiny.pth ({len(timm)} timm tensors) maps back to the hub tensors exactly")
 
-    # bad files
+    # pytorch_model.bin with deflate-compressed entries: torch.save never writes them, but torch.load reads them
+    # (a checkpoint re-zipped by another tool), so a loader must too.
+    d = out / "models" / "tiny-p8-bin-deflated"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    for f in ("config.json", "preprocessor_config.json"):
+        shutil.copy(src / f, d / f)
+    with zipfile.ZipFile(out / "models" / "tiny-p8-bin" / "pytorch_model.bin") as stored, zipfile.ZipFile(
+        d / "pytorch_model.bin", "w"
+    ) as deflated:
+        for info in stored.infolist():
+            assert info.compress_type == zipfile.ZIP_STORED, info
+            copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            deflated.writestr(copy, stored.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(d / "pytorch_model.bin") as z:
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
+    back = torch.load(d / "pytorch_model.bin", weights_only=True, map_location="cpu")
+    assert set(back) == set(hub) and all(torch.equal(back[k], hub[k]) for k in hub)
+    log("tiny-p8-bin-deflated: every entry deflated; torch.load reads the same tensors")
+
+    # bad files (bad/ also holds tools/make_bad_inputs.py's corpus: only this script's own files are replaced)
     b = out / "bad"
-    if b.exists():
-        shutil.rmtree(b)
-    b.mkdir(parents=True)
+    b.mkdir(parents=True, exist_ok=True)
     junk = np.random.default_rng(1234).bytes(1024)
     assert not junk.startswith(b"PK") and not junk.startswith(b"\x80")
     (b / "not_a_zip.pth").write_bytes(junk)

@@ -117,6 +117,9 @@ pub struct DumpArgs {
     /// Compute dtype: f32, or f16/bf16 on a GPU.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Output .safetensors file.
     #[arg(long)]
     pub out: PathBuf,

@@ -82,6 +82,7 @@ fn offline_hub_id_dumps_the_same_outputs_as_the_folder() {
     let home = scratch.path().join("hf-home");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::rename(&cache, home.join("hub")).unwrap();
+    std::fs::remove_file(&from_hub).unwrap();
     let output = dump("facebook/vit-mae-base", &from_hub, &[("HF_HOME", &home), ("HF_HUB_OFFLINE", offline)]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(tensors(&from_hub), local);

@@ -770,7 +770,8 @@ fn offline_with_an_empty_cache_the_demo_model_shows_at_once_and_says_how_to_get_
     let cache = tempfile::tempdir().unwrap();
     let mut options = AppOptions::new("unused");
     options.model = StartModel::Default { hub_id: "facebook/vit-mae-base".into() };
-    options.hub = HubSettings { cache_dir: cache.path().to_owned(), token: None, offline: true, endpoint: None };
+    options.hub =
+        HubSettings { cache_dir: cache.path().to_owned(), offline: true, ..HubSettings::from_vars(&|_| None) };
     let mut harness = ready_harness(options);
     harness.step();
     let app = harness.state();
@@ -784,4 +785,47 @@ fn offline_with_an_empty_cache_the_demo_model_shows_at_once_and_says_how_to_get_
     assert_eq!(app.session.settings.model, None, "the stand-in is not remembered as the user's choice");
     harness.get_by_label_contains("model demo (built in)");
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "the cache stays empty");
+}
+
+/// The bad-input corpus (tools/make_bad_inputs.py) through the window: every broken image and model is an error
+/// message naming it, the picture and model in use stay, and the window keeps computing.
+#[test]
+fn every_bad_image_and_model_of_the_corpus_is_an_error_and_the_window_stays_usable() {
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    let bad = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/bad");
+    let image_before = harness.state().session.image.as_ref().unwrap().id;
+    let folder = tempfile::tempdir().unwrap();
+    let fifo = folder.path().join("stream.png");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut images: Vec<PathBuf> = std::fs::read_dir(bad.join("images")).unwrap().map(|e| e.unwrap().path()).collect();
+    images.sort();
+    images.push(fifo);
+    for image in &images {
+        harness.state_mut().session.notice = None;
+        harness.state_mut().open_image_file(image.clone());
+        step_until(&mut harness, "the image error", |app| app.session.notice.as_ref().is_some_and(|n| n.is_error));
+        let notice = harness.state().session.notice.clone().unwrap();
+        let name = image.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(notice.text.contains(&name), "{name}: {}", notice.text);
+        assert_eq!(harness.state().session.image.as_ref().unwrap().id, image_before, "{name} replaced the picture");
+    }
+    let mut models: Vec<PathBuf> = std::fs::read_dir(bad.join("models")).unwrap().map(|e| e.unwrap().path()).collect();
+    models.sort();
+    for model in &models {
+        harness.state_mut().session.notice = None;
+        let (device, dtype) = (harness.state().session.device, harness.state().session.dtype);
+        harness.state_mut().session.load_model(model.display().to_string(), device, dtype);
+        step_until(&mut harness, "the model error", |app| {
+            app.session.loading.is_none() && app.session.notice.as_ref().is_some_and(|n| n.is_error)
+        });
+        let notice = harness.state().session.notice.clone().unwrap();
+        let name = model.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(notice.text.contains(&name) && notice.text.contains("still using tiny-p16"), "{name}: {}", notice.text);
+    }
+    // Still working: a new ratio gets a new result from the model that was in use.
+    harness.get_by_role_and_label(egui::Role::Slider, RATIO_LABEL).set_value_accesskit(0.5);
+    step_until(&mut harness, "a result after the bad inputs", |app| {
+        shown_ratio(app) == Some(0.5) && app.session.is_up_to_date()
+    });
+    assert_eq!(harness.state().session.model_info().unwrap().name, "tiny-p16");
 }

@@ -3,8 +3,11 @@
 use std::path::Path;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{MaeError, Result};
+use crate::input_file::{MAX_CONFIG_FILE_BYTES, read_limited};
+use crate::preprocess::MAX_PIXELS;
 
 /// ViTMAE architecture, field names and defaults exactly as transformers' `ViTMAEConfig`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -65,22 +68,27 @@ pub enum Activation {
 impl MaeConfig {
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            MaeError::config(path, format!("cannot read the model config ({e}); a model folder needs config.json"))
+        let bytes = read_limited(path, MAX_CONFIG_FILE_BYTES, "a config file").map_err(|problem| {
+            MaeError::config(path, format!("cannot read the model config: {problem}; a model folder needs config.json"))
         })?;
-        Self::from_json(&text).map_err(|problem| MaeError::config(path, problem))
+        Self::from_json_bytes(&bytes).map_err(|problem| MaeError::config(path, problem))
     }
 
     /// Parses and validates config JSON; the error is a sentence without the file name.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        let config: Self = serde_json::from_str(text).map_err(|e| format!("malformed config JSON: {e}"))?;
+        Self::from_json_bytes(text.as_bytes())
+    }
+
+    /// [`from_json`](Self::from_json) on the file's raw bytes (which need not be UTF-8 to be refused cleanly).
+    pub fn from_json_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let config: Self = parse_json_object(bytes, "config JSON")?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks the invariants the forward pass relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let positive = [
+        let sizes = [
             ("hidden_size", self.hidden_size),
             ("num_hidden_layers", self.num_hidden_layers),
             ("num_attention_heads", self.num_attention_heads),
@@ -92,8 +100,11 @@ impl MaeConfig {
             ("decoder_num_attention_heads", self.decoder_num_attention_heads),
             ("decoder_intermediate_size", self.decoder_intermediate_size),
         ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} is 0; it must be at least 1"));
+        }
+        if let Some((name, value)) = sizes.iter().find(|(_, v)| *v > MAX_DIMENSION) {
+            return Err(format!("{name} is {value}; no ViTMAE is that large (at most {MAX_DIMENSION})"));
         }
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(format!(
@@ -149,6 +160,27 @@ impl MaeConfig {
     pub fn patch_dim(&self) -> usize {
         self.patch_size * self.patch_size * self.num_channels
     }
+}
+
+/// Largest width, depth or head count a config may declare: 64× vit-mae-huge's widest layer. Larger values can only
+/// be forged, and they would overflow the size arithmetic of shape checks.
+const MAX_DIMENSION: usize = 1 << 20;
+
+/// Parses JSON that must be an object, as HF's `from_pretrained` requires (`serde` alone would read a JSON array
+/// into the fields by position).
+fn parse_json_object<T: DeserializeOwned>(bytes: &[u8], what: &str) -> std::result::Result<T, String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("malformed {what}: {e}"))?;
+    let kind = match &value {
+        serde_json::Value::Object(_) => {
+            return serde_json::from_value(value).map_err(|e| format!("malformed {what}: {e}"));
+        }
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null => "null",
+    };
+    Err(format!("malformed {what}: the file holds {kind}, but it must be a JSON object ({{\"key\": value, ...}})"))
 }
 
 /// How HF's image processor resamples (`resample` in preprocessor_config.json, PIL's numbering).
@@ -209,14 +241,20 @@ impl PreprocessorConfig {
             let size = ImageSize::HeightWidth { height: model.image_size, width: model.image_size };
             return Ok(Self { size, ..Self::default() });
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| MaeError::config(path, format!("cannot read the preprocessor config: {e}")))?;
-        Self::from_json(&text).map_err(|problem| MaeError::config(path, problem))
+        let bytes = read_limited(path, MAX_CONFIG_FILE_BYTES, "a config file")
+            .map_err(|problem| MaeError::config(path, format!("cannot read the preprocessor config: {problem}")))?;
+        Self::from_json_bytes(&bytes).map_err(|problem| MaeError::config(path, problem))
     }
 
-    /// Parses and validates preprocessor config JSON; the error is a sentence without the file name.
+    /// Parses and validates preprocessor JSON (the embedded demo model's); the error is a sentence without the file
+    /// name.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        let config: Self = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+        Self::from_json_bytes(text.as_bytes())
+    }
+
+    /// [`from_json`](Self::from_json) on the file's raw bytes.
+    pub fn from_json_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let config: Self = parse_json_object(bytes, "preprocessor JSON")?;
         config.validate()?;
         Ok(config)
     }
@@ -225,6 +263,11 @@ impl PreprocessorConfig {
         let (h, w) = self.target_size();
         if h == 0 || w == 0 {
             return Err("size must be at least 1×1".into());
+        }
+        if self.do_resize && (h as u64).saturating_mul(w as u64) > MAX_PIXELS {
+            return Err(format!(
+                "size {h}×{w} is more pixels than any image MAE Explorer reads (at most {MAX_PIXELS}, PIL's limit)"
+            ));
         }
         if self.image_std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(format!("image_std {:?} must be positive", self.image_std));
@@ -274,10 +317,27 @@ mod tests {
             (r#"{"hidden_act": "mish"}"#, "not supported"),
             (r#"{"hidden_size": "big"}"#, "malformed config JSON"),
             (r#"{"decoder_hidden_size": 500}"#, "decoder_hidden_size 500"),
+            (r#"{"image_size": 1099511627776, "patch_size": 1}"#, "image_size is 1099511627776; no ViTMAE"),
+            // HF refuses a config that is not a JSON object; serde alone would read an array by position.
+            ("[768, 12, 12, 3072]", "holds an array, but it must be a JSON object"),
+            ("null", "holds null"),
         ];
         for (json, expected) in bad {
             let err = MaeConfig::from_json(json).unwrap_err();
             assert!(err.contains(expected), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn preprocessor_configs_that_cannot_be_met_are_refused() {
+        for (json, expected) in [
+            (r#"{"size": {"height": 100000, "width": 100000}}"#, "size 100000×100000 is more pixels"),
+            (r#"{"size": 0}"#, "at least 1×1"),
+            (r#"[true, {"height": 32, "width": 32}]"#, "holds an array"),
+            (r#"{"image_std": [0.2, 0.0, 0.2]}"#, "must be positive"),
+        ] {
+            let error = PreprocessorConfig::from_json_bytes(json.as_bytes()).unwrap_err();
+            assert!(error.contains(expected), "{json}: {error}");
         }
     }
 

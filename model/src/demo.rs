@@ -30,5 +30,15 @@ pub fn load_demo(device: &SelectedDevice) -> Result<LoadedModel> {
     let preprocessor = PreprocessorConfig::from_json(PREPROCESSOR_JSON)
         .map_err(|problem| MaeError::config(dir.join("preprocessor_config.json"), problem))?;
     let store = WeightStore::from_static_safetensors(&dir.join("model.safetensors"), WEIGHTS)?;
-    LoadedModel::from_configs(config, preprocessor, &store, DEMO_MODEL_NAME.to_string(), device, device.compute_dtype)
+    let sources = (dir.join("config.json"), dir.join("preprocessor_config.json"));
+    let name = DEMO_MODEL_NAME.to_string();
+    LoadedModel::from_configs(
+        config,
+        preprocessor,
+        &store,
+        name,
+        device,
+        device.compute_dtype,
+        (&sources.0, &sources.1),
+    )
 }

@@ -4,16 +4,23 @@
 //! own environment handling differs between versions and ignores `HF_HUB_OFFLINE`). Offline, we read the cache
 //! ourselves and never build a network client at all. Online, hf-hub downloads into `<blob>.incomplete` and renames
 //! it only when complete, so an interrupted or cancelled download never leaves a file that loads as if whole.
+//!
+//! hf-hub's HTTP clients have no timeouts, and the one that sends the first request of every download (a `HEAD`
+//! for the file's metadata) cannot be configured from outside, so a server that accepts the connection and never
+//! answers would hang a load forever. [`download_file`] therefore watches every download itself: when nothing has
+//! arrived for Python's `HF_HUB_ETAG_TIMEOUT` (before the metadata) or `HF_HUB_DOWNLOAD_TIMEOUT` (while the file
+//! streams), it stops waiting and, as Python does, uses the cached copy if there is one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hf_hub::progress::{DownloadEvent, ProgressEvent, ProgressHandler};
 use hf_hub::{HFClient, HFError};
 
 use crate::error::{MaeError, Result};
+use crate::input_file::read_limited;
 
 /// Weights files in order of preference: safetensors is faster to open; vit-mae-large/-huge only have the .bin.
 pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
@@ -28,7 +35,19 @@ pub struct HubSettings {
     pub offline: bool,
     /// `HF_ENDPOINT` (mirrors, or a local test server); `None` = huggingface.co.
     pub endpoint: Option<String>,
+    /// Longest wait for a file's metadata (`HF_HUB_ETAG_TIMEOUT`, 10 s as in Python).
+    pub metadata_timeout: Duration,
+    /// Longest silence while a file downloads (`HF_HUB_DOWNLOAD_TIMEOUT`, 10 s as in Python).
+    pub download_timeout: Duration,
 }
+
+/// Python's default for both `HF_HUB_ETAG_TIMEOUT` and `HF_HUB_DOWNLOAD_TIMEOUT`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest token file read (a token is ~40 bytes).
+const MAX_TOKEN_FILE_BYTES: u64 = 64 << 10;
+/// Largest `refs/<branch>` file read (it holds one commit hash).
+const MAX_REF_FILE_BYTES: u64 = 1 << 10;
 
 impl HubSettings {
     /// Resolves every setting from the environment exactly as Python's `huggingface_hub` does.
@@ -53,11 +72,31 @@ impl HubSettings {
         } else {
             var("HF_TOKEN").or_else(|| {
                 let path = var("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| hf_home.join("token"));
-                std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+                let bytes = read_limited(&path, MAX_TOKEN_FILE_BYTES, "a token file").ok()?;
+                Some(String::from_utf8_lossy(&bytes).trim().to_string()).filter(|t| !t.is_empty())
             })
         };
         let offline = var("HF_HUB_OFFLINE").or_else(|| var("TRANSFORMERS_OFFLINE")).is_some_and(|v| is_true(&v));
-        Self { cache_dir, token, offline, endpoint: var("HF_ENDPOINT") }
+        // Python reads these with int(); fractions are accepted here too (tests use short waits).
+        let seconds = |name: &str| {
+            var(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64)
+        };
+        Self {
+            cache_dir,
+            token,
+            offline,
+            endpoint: var("HF_ENDPOINT"),
+            metadata_timeout: seconds("HF_HUB_ETAG_TIMEOUT"),
+            download_timeout: seconds("HF_HUB_DOWNLOAD_TIMEOUT"),
+        }
+    }
+
+    /// The hub's address, for messages.
+    fn endpoint_name(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or("https://huggingface.co")
     }
 }
 
@@ -136,8 +175,8 @@ pub fn resolve_cached(repo: &str, revision: Option<&str>, cache_dir: &Path) -> R
         revision.to_string()
     } else {
         let ref_path = repo_dir.join("refs").join(revision);
-        match std::fs::read_to_string(&ref_path) {
-            Ok(commit) => commit.trim().to_string(),
+        match read_limited(&ref_path, MAX_REF_FILE_BYTES, "a cache ref") {
+            Ok(commit) => String::from_utf8_lossy(&commit).trim().to_string(),
             Err(_) => {
                 return Err(MaeError::Hub(format!(
                     "{repo}: revision `{revision}` is not in the Hugging Face cache (no {}); {offline_hint}",
@@ -222,8 +261,23 @@ fn fetch_online(
     settings: &HubSettings,
     control: &DownloadControl,
 ) -> Result<HubFiles> {
-    let download = |file: &str| download_file(runtime, model, file, revision, control);
-    let describe = |error: HFError, file: &str| explain(error, runtime, model, repo, revision, file, settings);
+    let download = |file: &str| match download_file(runtime, model, file, revision, settings, control) {
+        // Python's rule for a hub that does not answer: use the cached copy when there is one.
+        Err(silent @ DownloadFailure::Silent { .. }) => cached_file(runtime, model, file, revision).ok_or(silent),
+        other => other,
+    };
+    let describe = |failure: DownloadFailure, file: &str| match failure {
+        DownloadFailure::Hub(error) => explain(error, runtime, model, repo, revision, file, settings),
+        DownloadFailure::Cancelled => MaeError::Hub(format!("{repo}: download cancelled")),
+        DownloadFailure::Silent { waited, variable } => MaeError::Hub(format!(
+            "{repo}{}: the hub at {} sent nothing for {} s when asked for {file}, and {file} is not in the cache at \
+             {}; check the network (the wait is {variable}), or set HF_HUB_OFFLINE=1 to use only cached models",
+            revision.map(|r| format!("@{r}")).unwrap_or_default(),
+            settings.endpoint_name(),
+            waited.as_secs_f64(),
+            settings.cache_dir.display()
+        )),
+    };
 
     let config = download(CONFIG_FILE).map_err(|e| describe(e, CONFIG_FILE))?;
     let mut weights = None;
@@ -233,8 +287,8 @@ fn fetch_online(
                 weights = Some(path);
                 break;
             }
-            Err(HFError::EntryNotFound { .. }) => continue,
-            Err(error) => return Err(describe(error, file)),
+            Err(DownloadFailure::Hub(HFError::EntryNotFound { .. })) => continue,
+            Err(failure) => return Err(describe(failure, file)),
         }
     }
     let weights = weights.ok_or_else(|| {
@@ -242,25 +296,47 @@ fn fetch_online(
     })?;
     // Optional: without it the hub models' defaults apply.
     match download(PREPROCESSOR_FILE) {
-        Ok(_) | Err(HFError::EntryNotFound { .. }) => {}
-        Err(error) => return Err(describe(error, PREPROCESSOR_FILE)),
+        Ok(_) | Err(DownloadFailure::Hub(HFError::EntryNotFound { .. })) => {}
+        Err(failure) => return Err(describe(failure, PREPROCESSOR_FILE)),
     }
     let snapshot = config.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(HubFiles { snapshot, config, weights })
 }
 
-/// Error a cancelled download reports (hf-hub has no such variant).
-const CANCELLED: &str = "download cancelled";
+/// Why one file's download ended without the file.
+enum DownloadFailure {
+    Hub(HFError),
+    Cancelled,
+    /// Nothing arrived for `waited`, the limit the environment `variable` sets.
+    Silent {
+        waited: Duration,
+        variable: &'static str,
+    },
+}
 
-/// One file through hf-hub, while relaying progress and watching the cancel flag. Cancelling drops the download
-/// future: hf-hub's `.incomplete` file stays behind and is never renamed into the cache.
+/// The cached copy of `file` at `revision`, without touching the network.
+fn cached_file(
+    runtime: &tokio::runtime::Runtime,
+    model: &hf_hub::HFRepository<hf_hub::RepoTypeModel>,
+    file: &str,
+    revision: Option<&str>,
+) -> Option<PathBuf> {
+    let lookup =
+        model.download_file().filename(file).maybe_revision(revision.map(str::to_string)).local_files_only(true).send();
+    runtime.block_on(lookup).ok()
+}
+
+/// One file through hf-hub, while relaying progress, watching the cancel flag, and ending the wait when the hub
+/// stays silent longer than the settings allow. Ending it drops the download future: hf-hub's `.incomplete` file
+/// stays behind and is never renamed into the cache.
 fn download_file(
     runtime: &tokio::runtime::Runtime,
     model: &hf_hub::HFRepository<hf_hub::RepoTypeModel>,
     file: &str,
     revision: Option<&str>,
+    settings: &HubSettings,
     control: &DownloadControl,
-) -> std::result::Result<PathBuf, HFError> {
+) -> std::result::Result<PathBuf, DownloadFailure> {
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let handler = ChannelHandler { file: file.to_string(), sender };
     let cancelled = || control.cancel.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed));
@@ -274,18 +350,37 @@ fn download_file(
             model.download_file().filename(file).maybe_revision(revision.map(str::to_string)).progress(handler).send();
         tokio::pin!(download);
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        let mut last_heard = Instant::now();
+        // hf-hub announces `Start` once the metadata request is answered; from then on the body streams.
+        let mut metadata_answered = false;
         loop {
             tokio::select! {
                 result = &mut download => {
-                    while let Ok(progress) = receiver.try_recv() {
-                        report(progress);
+                    while let Ok(event) = receiver.try_recv() {
+                        if let HubEvent::Progress(progress) = event {
+                            report(progress);
+                        }
                     }
-                    return result;
+                    return result.map_err(DownloadFailure::Hub);
                 }
-                Some(progress) = receiver.recv() => report(progress),
+                Some(event) = receiver.recv() => {
+                    last_heard = Instant::now();
+                    match event {
+                        HubEvent::MetadataAnswered => metadata_answered = true,
+                        HubEvent::Progress(progress) => report(progress),
+                    }
+                }
                 _ = ticker.tick() => {
                     if cancelled() {
-                        return Err(HFError::Other(CANCELLED.into()));
+                        return Err(DownloadFailure::Cancelled);
+                    }
+                    let (waited, variable) = if metadata_answered {
+                        (settings.download_timeout, "HF_HUB_DOWNLOAD_TIMEOUT")
+                    } else {
+                        (settings.metadata_timeout, "HF_HUB_ETAG_TIMEOUT")
+                    };
+                    if last_heard.elapsed() > waited {
+                        return Err(DownloadFailure::Silent { waited, variable });
                     }
                 }
             }
@@ -293,10 +388,16 @@ fn download_file(
     })
 }
 
+/// What hf-hub's progress handler tells the download loop.
+enum HubEvent {
+    MetadataAnswered,
+    Progress(DownloadProgress),
+}
+
 /// Forwards hf-hub's events; it must not block, so it only sends on an unbounded channel.
 struct ChannelHandler {
     file: String,
-    sender: tokio::sync::mpsc::UnboundedSender<DownloadProgress>,
+    sender: tokio::sync::mpsc::UnboundedSender<HubEvent>,
 }
 
 impl ProgressHandler for ChannelHandler {
@@ -306,21 +407,24 @@ impl ProgressHandler for ChannelHandler {
         match event {
             DownloadEvent::Progress { files } => {
                 for file in files {
-                    let _ = self.sender.send(DownloadProgress {
+                    let _ = self.sender.send(HubEvent::Progress(DownloadProgress {
                         file: file.filename.clone(),
                         downloaded: file.bytes_completed,
                         total: total(file.total_bytes),
-                    });
+                    }));
                 }
             }
             DownloadEvent::AggregateProgress { bytes_completed, total_bytes, .. } => {
-                let _ = self.sender.send(DownloadProgress {
+                let _ = self.sender.send(HubEvent::Progress(DownloadProgress {
                     file: self.file.clone(),
                     downloaded: *bytes_completed,
                     total: total(*total_bytes),
-                });
+                }));
             }
-            DownloadEvent::Start { .. } | DownloadEvent::Complete => {}
+            DownloadEvent::Start { .. } => {
+                let _ = self.sender.send(HubEvent::MetadataAnswered);
+            }
+            DownloadEvent::Complete => {}
         }
     }
 }
@@ -337,21 +441,22 @@ fn explain(
 ) -> MaeError {
     let at = revision.map(|r| format!("@{r}")).unwrap_or_default();
     let message = match error {
-        HFError::Other(message) if message == CANCELLED => format!("{repo}: download cancelled"),
         HFError::RepoNotFound { .. } => not_found_message(repo),
         HFError::RevisionNotFound { .. } => {
             format!("{repo} has no revision `{}` on the hub", revision.unwrap_or("main"))
         }
         // hf-hub reports every 404 of a file download as a missing file: ask the hub which part is missing.
         HFError::EntryNotFound { .. } => {
-            let repo_exists = runtime.block_on(model.exists().send());
+            // Bounded like every other request: a hub that stops answering here leaves the generic message.
+            let limit = settings.metadata_timeout;
+            let repo_exists = answer_within(runtime, limit, model.exists().send());
             let revision_exists = match revision {
-                Some(r) => runtime.block_on(model.revision_exists().revision(r).send()),
-                None => Ok(true),
+                Some(r) => answer_within(runtime, limit, model.revision_exists().revision(r).send()),
+                None => Some(Ok(true)),
             };
             match (repo_exists, revision_exists) {
-                (Ok(false), _) => not_found_message(repo),
-                (Ok(true), Ok(false)) => {
+                (Some(Ok(false)), _) => not_found_message(repo),
+                (Some(Ok(true)), Some(Ok(false))) => {
                     format!("{repo} has no revision `{}` on the hub", revision.unwrap_or("main"))
                 }
                 _ => {
@@ -380,6 +485,16 @@ fn explain(
         ),
     };
     MaeError::Hub(message)
+}
+
+/// The answer to `question`, or `None` when the hub takes longer than `limit` to give it.
+fn answer_within<T>(
+    runtime: &tokio::runtime::Runtime,
+    limit: Duration,
+    question: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    // The timer must be made inside the runtime, hence the async block.
+    runtime.block_on(async move { tokio::time::timeout(limit, question).await }).ok()
 }
 
 /// reqwest's message chain ends in the useful part ("Connection refused", "dns error: ...").

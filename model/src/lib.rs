@@ -5,23 +5,27 @@
 //! reconstruction and (optionally) every attention map. [`demo`] is a small trained model compiled into the crate.
 //! No GUI code lives here.
 
-pub mod checkpoint;
 pub mod config;
 mod cpu_kernels;
 pub mod demo;
 pub mod device;
 pub mod error;
 pub mod hub;
+pub mod input_file;
 pub mod interpolate;
 pub mod loader;
 pub mod masking;
+pub mod memory;
 pub mod model;
+pub mod npy;
 mod ops;
+pub mod original_mae;
 pub mod outputs;
 pub mod patches;
 pub mod pil_resize;
 pub mod preprocess;
 pub mod source;
+pub mod torch_checkpoint;
 pub mod weights;
 
 pub use config::{MaeConfig, PreprocessorConfig};

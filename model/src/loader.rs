@@ -7,8 +7,9 @@ use candle_core::DType;
 
 use crate::config::{MaeConfig, PreprocessorConfig};
 use crate::device::SelectedDevice;
-use crate::error::Result;
-use crate::model::MaeModel;
+use crate::error::{MaeError, Result};
+use crate::hub::{CONFIG_FILE, PREPROCESSOR_FILE};
+use crate::model::{MaeModel, check_forward_fits};
 use crate::preprocess::Preprocessor;
 use crate::weights::WeightStore;
 
@@ -33,11 +34,15 @@ impl LoadedModel {
         device: &SelectedDevice,
         dtype: DType,
     ) -> Result<Self> {
-        let preprocessor = PreprocessorConfig::from_file_or_default(&folder.join("preprocessor_config.json"), &config)?;
-        Self::from_configs(config, preprocessor, store, name, device, dtype)
+        let config_file = folder.join(CONFIG_FILE);
+        let config_source = if config_file.is_file() { config_file } else { store.path().to_owned() };
+        let preprocessor_file = folder.join(PREPROCESSOR_FILE);
+        let preprocessor = PreprocessorConfig::from_file_or_default(&preprocessor_file, &config)?;
+        Self::from_configs(config, preprocessor, store, name, device, dtype, (&config_source, &preprocessor_file))
     }
 
-    /// Builds from configs already read (the embedded demo model has no folder to look in).
+    /// Builds from configs already read (the embedded demo model has no folder to look in); `sources` name the
+    /// config and preprocessor config in errors.
     pub fn from_configs(
         config: MaeConfig,
         preprocessor: PreprocessorConfig,
@@ -45,7 +50,24 @@ impl LoadedModel {
         name: String,
         device: &SelectedDevice,
         dtype: DType,
+        (config_source, preprocessor_source): (&Path, &Path),
     ) -> Result<Self> {
+        // Sizes the files declare are checked against memory before any weight is read: a forged grid would
+        // otherwise abort the process at its first forward pass.
+        let side = config.grid_size();
+        check_forward_fits(&config, (side, side)).map_err(|problem| {
+            MaeError::config(
+                config_source,
+                format!("image_size {} with patch_size {}: {problem}", config.image_size, config.patch_size),
+            )
+        })?;
+        if preprocessor.do_resize {
+            let (height, width) = preprocessor.target_size();
+            let p = config.patch_size;
+            check_forward_fits(&config, (height / p, width / p)).map_err(|problem| {
+                MaeError::config(preprocessor_source, format!("size {height}×{width}: {problem}"))
+            })?;
+        }
         let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?)?;
         Ok(Self { model, preprocessor: Preprocessor::new(preprocessor), name, source: store.path().to_owned() })
     }

@@ -6,6 +6,7 @@ use crate::config::{Activation, MaeConfig};
 use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
+use crate::memory;
 use crate::ops;
 use crate::outputs::MaeOutput;
 use crate::patches::{self, PatchGrid, masked_mean};
@@ -250,7 +251,8 @@ impl MaeModel {
         }
     }
 
-    /// Patch grid (rows, columns) for an input of `height`×`width` pixels, or why that size cannot be used.
+    /// Patch grid (rows, columns) for an input of `height`×`width` pixels, or why that size cannot be used: not a
+    /// whole number of patches, or a forward pass on it would not fit in memory ([`check_forward_fits`]).
     pub fn grid_for(&self, height: usize, width: usize) -> Result<(usize, usize)> {
         let p = self.config.patch_size;
         if height == 0 || width == 0 || height % p != 0 || width % p != 0 {
@@ -258,7 +260,9 @@ impl MaeModel {
                 "input of {height}×{width} pixels is not a whole number of {p}×{p} patches"
             )));
         }
-        Ok((height / p, width / p))
+        let grid = (height / p, width / p);
+        check_forward_fits(&self.config, grid).map_err(MaeError::InvalidInput)?;
+        Ok(grid)
     }
 
     /// Runs the whole model on `pixel_values` (`[1, 3, H, W]`, normalized) with the mask `spec` describes.
@@ -386,6 +390,19 @@ impl MaeModel {
         };
         Ok((upload(encoder, d)?, upload(decoder, dd)?))
     }
+}
+
+/// Refuses a patch grid whose forward pass (attention maps kept, nothing masked) would not fit in memory, with
+/// both figures; see [`memory::forward_pass_bytes`].
+pub fn check_forward_fits(config: &MaeConfig, (rows, cols): (usize, usize)) -> std::result::Result<(), String> {
+    let patches = (rows as u64).saturating_mul(cols as u64);
+    let p = config.patch_size;
+    let what = format!(
+        "one forward pass on {}×{} pixels ({rows}×{cols} = {patches} patches, attention maps kept)",
+        rows.saturating_mul(p),
+        cols.saturating_mul(p)
+    );
+    memory::check_fits(&what, memory::forward_pass_bytes(config, patches))
 }
 
 fn index_tensor(indices: &[usize], device: &Device) -> Result<Tensor> {

@@ -14,16 +14,20 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::config::{PreprocessorConfig, Resample};
 use crate::error::{MaeError, Result};
+use crate::input_file::{MAX_IMAGE_FILE_BYTES, read_limited};
+use crate::memory;
 use crate::pil_resize::{PilFilter, resize_rgb};
 
-/// Decodes an image file into PIL-equivalent RGB with its EXIF orientation applied.
+/// Decodes an image file into PIL-equivalent RGB with its EXIF orientation applied. Only regular files are read,
+/// and only up to [`MAX_IMAGE_FILE_BYTES`] (see `input_file.rs`).
 pub fn load_rgb_image(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| MaeError::image(path, format!("cannot read the file: {e}")))?;
+    let bytes = read_limited(path, MAX_IMAGE_FILE_BYTES, "an image file").map_err(|e| MaeError::image(path, e))?;
     decode_rgb_image(&bytes).map_err(|problem| MaeError::image(path, problem))
 }
 
-/// Largest image we decode (pixels): far beyond any photo, small enough that decoding cannot exhaust memory.
-pub const MAX_PIXELS: u64 = 256 * 1024 * 1024;
+/// Largest image we decode, in pixels: PIL's own limit (`Image.open` raises `DecompressionBombError` above twice
+/// `Image.MAX_IMAGE_PIXELS` = 89 478 485), so what HF cannot open we refuse too.
+pub const MAX_PIXELS: u64 = 2 * 89_478_485;
 
 /// Decodes image bytes (a dropped file, the clipboard) into PIL-equivalent RGB; the error is a sentence.
 pub fn decode_rgb_image(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
@@ -38,44 +42,95 @@ pub fn decode_rgb_image(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
     if width == 0 || height == 0 {
         return Err("the image is empty (0 pixels)".into());
     }
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(format!("the image is too large ({width}×{height} pixels; at most {MAX_PIXELS} pixels)"));
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_PIXELS {
+        return Err(format!(
+            "the image is too large ({width}×{height} = {pixels} pixels; at most {MAX_PIXELS}, PIL's limit against \
+             decompression bombs)"
+        ));
     }
+    // The decoded samples, then the 8-bit RGB copy and its oriented copy.
+    memory::check_fits("decoding the image", decoder.total_bytes().saturating_add(2 * 3 * pixels))?;
     let orientation = decoder.orientation().map_err(|e| format!("cannot read the image orientation: {e}"))?;
     let mut image = match format {
-        image::ImageFormat::Jpeg => match decode_jpeg_like_pil(bytes)? {
-            Some(rgb) => DynamicImage::ImageRgb8(rgb),
-            // Colour spaces libjpeg cannot turn into RGB (CMYK): fall back to the image crate's conversion.
-            None => DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode the image: {e}"))?,
-        },
+        image::ImageFormat::Jpeg => DynamicImage::ImageRgb8(decode_jpeg_like_pil(bytes)?),
         _ => DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode the image: {e}"))?,
     };
     image.apply_orientation(orientation);
     Ok(to_rgb_like_pil(image))
 }
 
+/// PIL's error for a file that ends before its picture does.
+const TRUNCATED: &str = "image file is truncated (it ends before the picture is complete; was the download cut off?)";
+
 /// Decodes a JPEG with libjpeg-turbo's defaults (accurate integer IDCT, fancy upsampling), as PIL does, so the
-/// pixels are bit-identical to PIL's. `Ok(None)` for colour spaces libjpeg cannot convert to RGB.
-fn decode_jpeg_like_pil(bytes: &[u8]) -> std::result::Result<Option<RgbImage>, String> {
+/// pixels are bit-identical to PIL's; CMYK and YCCK files are read as CMYK and converted as PIL converts them.
+///
+/// A file that ends early is refused as PIL refuses it. libjpeg itself only *warns* ("Premature end of JPEG
+/// file"), invents an end marker and leaves the rest of the picture flat grey; PIL instead fails when the decoder
+/// asks for bytes the file does not have. [`EndWatch`] notices that same request.
+fn decode_jpeg_like_pil(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    let read_past_end = std::cell::Cell::new(false);
     // libjpeg reports fatal errors by unwinding out of its error handler; keep that inside this function.
-    let decoded = std::panic::catch_unwind(|| -> std::io::Result<Option<(usize, usize, Vec<u8>)>> {
-        let decompress = mozjpeg::Decompress::new_mem(bytes)?;
-        if matches!(decompress.color_space(), mozjpeg::ColorSpace::JCS_CMYK | mozjpeg::ColorSpace::JCS_YCCK) {
-            return Ok(None);
-        }
-        let mut started = decompress.rgb()?;
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::io::Result<_> {
+        let decompress = mozjpeg::Decompress::new_reader(EndWatch { rest: bytes, read_past_end: &read_past_end })?;
+        let cmyk = matches!(decompress.color_space(), mozjpeg::ColorSpace::JCS_CMYK | mozjpeg::ColorSpace::JCS_YCCK);
+        let mut started =
+            if cmyk { decompress.to_colorspace(mozjpeg::ColorSpace::JCS_CMYK)? } else { decompress.rgb()? };
         let (width, height) = (started.width(), started.height());
-        let pixels: Vec<u8> = started.read_scanlines()?;
+        let samples: Vec<u8> = started.read_scanlines()?;
         started.finish()?;
-        Ok(Some((width, height, pixels)))
-    });
-    match decoded {
-        Ok(Ok(Some((width, height, pixels)))) => RgbImage::from_raw(width as u32, height as u32, pixels)
-            .map(Some)
-            .ok_or_else(|| "cannot decode the JPEG: it ended early".to_string()),
-        Ok(Ok(None)) => Ok(None),
-        Ok(Err(error)) => Err(format!("cannot decode the JPEG: {error}")),
-        Err(_) => Err("cannot decode the JPEG: the file is corrupt".into()),
+        Ok((width, height, cmyk, samples))
+    }));
+    if read_past_end.get() {
+        return Err(TRUNCATED.into());
+    }
+    let (width, height, cmyk, samples) = match decoded {
+        Ok(Ok(decoded)) => decoded,
+        Ok(Err(error)) => return Err(format!("cannot decode the JPEG: {error}")),
+        Err(_) => return Err("cannot decode the JPEG: the file is corrupt".into()),
+    };
+    let rgb = if cmyk { samples.chunks_exact(4).flat_map(adobe_cmyk_to_rgb_like_pil).collect() } else { samples };
+    RgbImage::from_raw(width as u32, height as u32, rgb).ok_or_else(|| TRUNCATED.to_string())
+}
+
+/// PIL reads JPEG CMYK as Adobe writes it, inverted (raw mode `CMYK;I`), then `convert("RGB")` computes
+/// `255 − K − C·(255 − K)/255` with its own rounding (`MULDIV255`); this is that arithmetic on the stored samples.
+fn adobe_cmyk_to_rgb_like_pil(stored: &[u8]) -> [u8; 3] {
+    let not_black = u32::from(stored[3]); // 255 − K, with K = 255 − stored
+    let times_not_black = |stored_ink: u8| {
+        let product = (255 - u32::from(stored_ink)) * not_black + 128;
+        ((product >> 8) + product) >> 8
+    };
+    std::array::from_fn(|c| (not_black - times_not_black(stored[c]).min(not_black)) as u8)
+}
+
+/// The JPEG bytes as libjpeg's data source, remembering whether libjpeg asked for more after the last byte.
+struct EndWatch<'a> {
+    rest: &'a [u8],
+    read_past_end: &'a std::cell::Cell<bool>,
+}
+
+impl std::io::Read for EndWatch<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let count = std::io::Read::read(&mut self.rest, buffer)?;
+        if count == 0 && !buffer.is_empty() {
+            self.read_past_end.set(true);
+        }
+        Ok(count)
+    }
+}
+
+impl std::io::BufRead for EndWatch<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.rest.is_empty() {
+            self.read_past_end.set(true);
+        }
+        Ok(self.rest)
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.rest = &self.rest[amount.min(self.rest.len())..];
     }
 }
 
@@ -165,6 +220,8 @@ impl Preprocessor {
         } else {
             ([0.0; 3], [1.0; 3])
         };
+        memory::check_fits("the pixel values of the image", 3 * 4 * (height as u64) * (width as u64))
+            .map_err(MaeError::InvalidInput)?;
         let mut values = vec![0f32; 3 * height * width];
         for (index, pixel) in image.pixels().enumerate() {
             for channel in 0..3 {

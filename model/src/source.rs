@@ -2,9 +2,9 @@
 //! loading it from there.
 //!
 //! Every source ends in the same place: a [`MaeConfig`] and a [`WeightStore`] under hub key names, handed to
-//! [`LoadedModel::from_parts`]. PyTorch checkpoints go through [`crate::checkpoint`] (no code from the file runs);
-//! original facebookresearch/mae checkpoints are renamed, and their architecture is inferred when no
-//! `config.json` sits beside them.
+//! [`LoadedModel::from_parts`]. PyTorch checkpoints go through [`crate::torch_checkpoint`] (no code from the file
+//! runs); original facebookresearch/mae checkpoints are renamed by [`crate::original_mae`], and their architecture
+//! is inferred when no `config.json` sits beside them.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,13 +13,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::checkpoint::{self, KeyLayout};
 use crate::config::MaeConfig;
 use crate::demo::{self, DEMO_MODEL_ARG};
 use crate::device::SelectedDevice;
 use crate::error::{MaeError, Result};
 use crate::hub::{self, DownloadControl, HubSettings};
 use crate::loader::LoadedModel;
+use crate::original_mae::{self, KeyLayout};
+use crate::torch_checkpoint;
 use crate::weights::WeightStore;
 
 pub use crate::hub::{CachedModel, DownloadProgress, cached_models};
@@ -160,8 +161,8 @@ fn open_weights(weights: &Path, config_path: &Path) -> Result<(MaeConfig, Weight
         let store = WeightStore::open_safetensors(weights)?;
         return Ok((MaeConfig::from_file(config_path)?, store));
     }
-    let tensors = checkpoint::read_pytorch_checkpoint(weights)?;
-    match checkpoint::detect_layout(tensors.keys()) {
+    let tensors = torch_checkpoint::read_pytorch_checkpoint(weights)?;
+    match original_mae::detect_layout(tensors.keys()) {
         Some(KeyLayout::Hub) => {
             let config = MaeConfig::from_file(config_path)?;
             Ok((config, WeightStore::from_tensors(weights, tensors)))
@@ -172,11 +173,11 @@ fn open_weights(weights: &Path, config_path: &Path) -> Result<(MaeConfig, Weight
             } else {
                 let shapes: HashMap<String, Vec<usize>> =
                     tensors.iter().map(|(name, t)| (name.clone(), t.dims().to_vec())).collect();
-                checkpoint::infer_original_config(&shapes)
+                original_mae::infer_original_config(&shapes)
                     .map_err(|problem| MaeError::weights(weights, format!("no config.json beside it and {problem}")))?
             };
-            let renamed = checkpoint::to_hub_layout(weights, tensors)?;
-            Ok((config, WeightStore::from_tensors(weights, renamed).with_file_names(checkpoint::original_name)))
+            let renamed = original_mae::to_hub_layout(weights, tensors)?;
+            Ok((config, WeightStore::from_tensors(weights, renamed).with_file_names(original_mae::original_name)))
         }
         None => Err(MaeError::weights(
             weights,

@@ -31,6 +31,7 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
         },
         device: "cpu".into(),
         dtype: "f32".into(),
+        force: false,
         out: out.clone(),
     };
     mae_explorer::commands::dump::run(&args).map_err(|e| format!("{e:#}"))?;
@@ -47,6 +48,8 @@ fn bin_and_original_pth_give_the_safetensors_outputs() {
     for model in [
         models().join("tiny-p8-bin"),
         models().join("tiny-p8-bin/pytorch_model.bin"),
+        // Deflate-compressed zip entries, which torch.load reads too.
+        models().join("tiny-p8-bin-deflated"),
         models().join("tiny-p8-pth/mae_tiny.pth"),
     ] {
         let ours = dump(&model, scratch.path()).unwrap_or_else(|e| panic!("{}: {e}", model.display()));

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use mae_explorer::commands::dump::output_tensors;
 use mae_integration_tests::{compare_outputs, fixtures};
-use mae_model::hub::{HubSettings, cached_models_in};
+use mae_model::hub::{DEFAULT_TIMEOUT, HubSettings, cached_models_in};
 use mae_model::source::{LoadOptions, ModelLocation, load_model_with_settings};
 use mae_model::{DeviceChoice, ForwardOptions, LoadedModel, MaskSpec, select_device};
 
@@ -53,7 +53,14 @@ fn tiny_files() -> Vec<(&'static str, PathBuf)> {
 }
 
 fn offline(cache: &Path) -> HubSettings {
-    HubSettings { cache_dir: cache.to_owned(), token: None, offline: true, endpoint: None }
+    HubSettings {
+        cache_dir: cache.to_owned(),
+        token: None,
+        offline: true,
+        endpoint: None,
+        metadata_timeout: DEFAULT_TIMEOUT,
+        download_timeout: DEFAULT_TIMEOUT,
+    }
 }
 
 fn load(model: &str, settings: &HubSettings) -> mae_model::Result<LoadedModel> {

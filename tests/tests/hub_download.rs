@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mae_integration_tests::fixtures;
-use mae_model::hub::HubSettings;
+use mae_model::hub::{DEFAULT_TIMEOUT, HubSettings};
 use mae_model::source::{DownloadProgress, LoadOptions, ModelLocation, load_model_with_settings};
 use mae_model::{DeviceChoice, LoadedModel, select_device};
 
@@ -113,7 +113,14 @@ fn answer(mut stream: TcpStream, files: &HashMap<&str, Vec<u8>>, log: &Mutex<Vec
 }
 
 fn settings(cache: &Path, hub: &FakeHub) -> HubSettings {
-    HubSettings { cache_dir: cache.to_owned(), token: None, offline: false, endpoint: Some(hub.address.clone()) }
+    HubSettings {
+        cache_dir: cache.to_owned(),
+        token: None,
+        offline: false,
+        endpoint: Some(hub.address.clone()),
+        metadata_timeout: DEFAULT_TIMEOUT,
+        download_timeout: DEFAULT_TIMEOUT,
+    }
 }
 
 fn load(model: &str, settings: &HubSettings, options: &LoadOptions) -> mae_model::Result<LoadedModel> {
@@ -238,10 +245,74 @@ fn an_unreachable_hub_with_an_empty_cache_says_both() {
         token: None,
         offline: false,
         endpoint: Some(format!("http://{closed}")),
+        metadata_timeout: DEFAULT_TIMEOUT,
+        download_timeout: DEFAULT_TIMEOUT,
     };
     let started = Instant::now();
     let error = load(REPO, &settings, &LoadOptions::default()).unwrap_err().to_string();
     assert!(error.contains("cannot reach the Hugging Face hub"), "{error}");
     assert!(error.contains(&cache.path().display().to_string()), "{error}");
     assert!(started.elapsed() < Duration::from_secs(5), "gave up only after {:?}", started.elapsed());
+}
+
+/// A server that accepts every connection and never sends a byte (hf-hub's clients would wait for it forever).
+fn silent_hub() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().flatten() {
+            open.push(stream);
+        }
+    });
+    address
+}
+
+fn impatient(settings: HubSettings) -> HubSettings {
+    HubSettings { metadata_timeout: Duration::from_secs(1), download_timeout: Duration::from_secs(1), ..settings }
+}
+
+#[test]
+fn a_hub_that_accepts_and_never_answers_is_given_up_on_after_the_metadata_timeout() {
+    let cache = tempfile::tempdir().unwrap();
+    let settings = impatient(HubSettings {
+        cache_dir: cache.path().to_owned(),
+        token: None,
+        offline: false,
+        endpoint: Some(silent_hub()),
+        metadata_timeout: DEFAULT_TIMEOUT,
+        download_timeout: DEFAULT_TIMEOUT,
+    });
+    let started = Instant::now();
+    let error = load(REPO, &settings, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("sent nothing for 1 s when asked for config.json"), "{error}");
+    assert!(error.contains("HF_HUB_ETAG_TIMEOUT") && error.contains(&cache.path().display().to_string()), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5), "gave up only after {:?}", started.elapsed());
+}
+
+#[test]
+fn a_silent_hub_falls_back_to_the_cache_as_python_does() {
+    let hub = FakeHub::start(Weights::Whole);
+    let cache = tempfile::tempdir().unwrap();
+    load(REPO, &settings(cache.path(), &hub), &LoadOptions::default()).unwrap();
+    let silent = impatient(HubSettings { endpoint: Some(silent_hub()), ..settings(cache.path(), &hub) });
+    let started = Instant::now();
+    let loaded = load(REPO, &silent, &LoadOptions::default()).unwrap();
+    assert_eq!(loaded.name, REPO);
+    // Three files, one second of silence each.
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_download_that_goes_silent_midway_ends_after_the_download_timeout() {
+    let hub = FakeHub::start(Weights::Stall);
+    let cache = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let error = load(REPO, &impatient(settings(cache.path(), &hub)), &LoadOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("sent nothing for 1 s when asked for model.safetensors"), "{error}");
+    assert!(error.contains("HF_HUB_DOWNLOAD_TIMEOUT"), "{error}");
+    // The stalled server holds the connection for 20 s; we leave after ~1 s of silence.
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(!repo_dir(cache.path()).join("snapshots").join(COMMIT).join("model.safetensors").exists());
+    assert_eq!(complete_blobs(cache.path()).len(), 1);
 }

@@ -40,6 +40,7 @@ fn run_dump(
         },
         device: "cpu".into(),
         dtype: "f32".into(),
+        force: false,
         out: out.clone(),
     };
     mae_explorer::commands::dump::run(&args)?;

@@ -8,19 +8,22 @@ use candle_core::{DType, Device, Tensor};
 use mae_model::{ForwardOptions, MaeOutput, parse_dtype};
 
 use super::model_arg::load_model_as;
-use crate::atomic_file::write_atomically;
+use crate::atomic_file::{check_output_folder, check_overwrite, write_bytes, write_output};
 use crate::cli::DumpArgs;
 
 pub fn run(args: &DumpArgs) -> Result<()> {
     args.input.check()?;
+    // Before the model loads: a typo in --out should not cost a load and a forward pass.
+    check_output_folder(&args.out)?;
+    check_overwrite(&args.out, args.force)?;
     let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
     let (pixel_values, spec) = args.input.resolve(&loaded)?;
     let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions: true })?;
-    let tensors = output_tensors(&output)?;
-    write_atomically(&args.out, |temporary| {
-        candle_core::safetensors::save(&tensors, temporary)
-            .with_context(|| format!("{}: cannot write the output", args.out.display()))
-    })
+    // Serialized in memory (the budget of `grid_for` counts this copy): safetensors' own file writer goes through
+    // a private 0600 temporary file, which would ignore the user's umask.
+    let bytes = safetensors::serialize(output_tensors(&output)?, None)
+        .with_context(|| format!("{}: cannot encode the outputs", args.out.display()))?;
+    write_output(&args.out, args.force, |temporary| write_bytes(temporary, &bytes, &args.out))
 }
 
 /// Every output under the names `dump` promises, on the CPU.

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::model_arg::load_model;
-use crate::atomic_file::{check_output_folder, check_overwrite, picture_format, write_picture};
+use crate::atomic_file::{check_output_folder, check_overwrite, picture_format, write_picture_output};
 use crate::cli::ExportArgs;
 use crate::jobs::grid::{GridImage, GridImageSource, GridJob, GridProgress, check_tile_size};
 use crate::jobs::lists::{parse_ratios, parse_seeds};
@@ -43,9 +43,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     if skipped > 0 {
         eprintln!("warning: {skipped} of {} images skipped", job.images.len());
     }
-    // Checked again: the file may have appeared while the model ran.
-    check_overwrite(&args.out, args.force)?;
-    write_picture(&picture, &args.out)
+    // Without --force, a file that appeared while the model ran is not replaced either.
+    write_picture_output(&picture, &args.out, args.force)
 }
 
 /// The grid the arguments describe, with every option that needs no model checked, naming the first bad one.
@@ -80,7 +79,8 @@ pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<GridImage>> {
             }
             found.sort();
             inputs.extend(found.into_iter().map(|path| grid_image(path, true)));
-        } else if path.is_file() {
+        } else if path.exists() {
+            // Devices, pipes and the like are refused by the image reader, which says what they are.
             inputs.push(grid_image(path.clone(), false));
         } else {
             bail!("{}: image not found", path.display());

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
-use candle_core::{DType, Device, Tensor};
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
 use mae_model::masking::check_ratio;
+use mae_model::npy::NpyFile;
 use mae_model::preprocess::load_rgb_image;
-use mae_model::{LoadedModel, MaskSpec};
+use mae_model::{LoadedModel, MaeModel, MaskSpec};
 
 use crate::cli::ForwardInputArgs;
 
@@ -24,7 +25,7 @@ impl ForwardInputArgs {
     pub fn resolve(&self, loaded: &LoadedModel) -> Result<(Tensor, MaskSpec)> {
         let pixel_values = match (&self.image, &self.pixel_values) {
             (Some(image), _) => loaded.preprocessor.pixel_values(&load_rgb_image(image)?, &Device::Cpu)?,
-            (None, Some(npy)) => read_pixel_values(npy)?,
+            (None, Some(npy)) => read_pixel_values(npy, &loaded.model)?,
             (None, None) => bail!("give an input with --image or --pixel-values"),
         };
         let (_, _, height, width) = pixel_values.dims4()?;
@@ -38,28 +39,22 @@ impl ForwardInputArgs {
     }
 }
 
-fn read_npy(path: &Path) -> Result<Tensor> {
-    if !path.is_file() {
-        bail!("{}: file not found", path.display());
-    }
-    let tensor = Tensor::read_npy(path).map_err(|e| anyhow!("{}: not a readable .npy array ({e})", path.display()))?;
-    tensor.to_dtype(DType::F32).map_err(|e| anyhow!("{}: cannot convert to float32 ({e})", path.display()))
-}
-
-/// Reads `[1, 3, H, W]` pixel values.
-pub fn read_pixel_values(path: &Path) -> Result<Tensor> {
-    let tensor = read_npy(path)?;
-    match tensor.dims() {
-        [1, 3, h, w] if *h > 0 && *w > 0 => Ok(tensor),
-        dims => bail!("{}: pixel values must have shape [1, 3, H, W], got {dims:?}", path.display()),
-    }
+/// Reads `[1, 3, H, W]` pixel values, checking the declared shape (and the memory a forward pass on it would
+/// need) before the data is read.
+pub fn read_pixel_values(path: &Path, model: &MaeModel) -> Result<Tensor> {
+    let npy = NpyFile::open(path)?;
+    let &[1, 3, height, width] = npy.shape() else {
+        bail!("{}: pixel values must have shape [1, 3, H, W], got {:?}", path.display(), npy.shape());
+    };
+    model.grid_for(height, width).with_context(|| path.display().to_string())?;
+    Ok(Tensor::from_vec(npy.read_f32()?, (1, 3, height, width), &Device::Cpu)?)
 }
 
 /// Reads noise of shape `[1, L]` (or `[L]`) for an input with `patches` patches.
 pub fn read_noise(path: &Path, patches: usize) -> Result<Vec<f32>> {
-    let tensor = read_npy(path)?;
-    match tensor.dims() {
-        [1, n] | [n] if *n == patches => Ok(tensor.flatten_all()?.to_vec1()?),
+    let npy = NpyFile::open(path)?;
+    match npy.shape() {
+        [1, n] | [n] if *n == patches => Ok(npy.read_f32()?),
         dims => bail!("{}: noise must have shape [1, {patches}] for this input, got {dims:?}", path.display()),
     }
 }

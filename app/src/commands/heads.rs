@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use mae_model::{ForwardOptions, MaeOutput};
 
 use super::model_arg::load_model;
-use crate::atomic_file::{check_output_folder, check_overwrite, picture_format, write_atomically, write_picture};
+use crate::atomic_file::{check_output_folder, check_overwrite, picture_format, write_output, write_picture_output};
 use crate::cli::{HeadsArgs, ScaleChoice, StackChoice};
 use crate::head_stats::{head_stats, write_csv};
 use crate::render::Colormap;
@@ -52,13 +52,13 @@ pub fn run(args: &HeadsArgs) -> Result<()> {
         }
         None => None,
     };
-    write_atomically(&args.out, |temporary| {
+    write_output(&args.out, args.force, |temporary| {
         let file = std::fs::File::create(temporary)?;
         write_csv(&stats, std::io::BufWriter::new(file))
             .with_context(|| format!("{}: cannot write the CSV", args.out.display()))
     })?;
     if let Some((path, picture)) = gallery
-        && let Err(error) = write_picture(&picture, path)
+        && let Err(error) = write_picture_output(&picture, path, args.force)
     {
         // Both files or neither: the CSV was just written by this run.
         let _ = std::fs::remove_file(&args.out);

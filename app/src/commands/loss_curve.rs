@@ -6,7 +6,7 @@ use candle_core::Device;
 use mae_model::preprocess::load_rgb_image;
 
 use super::model_arg::load_model;
-use crate::atomic_file::{check_output_folder, check_overwrite, write_atomically};
+use crate::atomic_file::{check_output_folder, check_overwrite, write_output};
 use crate::cli::LossCurveArgs;
 use crate::jobs::lists::parse_ratios;
 use crate::jobs::loss_curve::{LossCurve, default_ratios, write_csv};
@@ -22,8 +22,7 @@ pub fn run(args: &LossCurveArgs) -> Result<()> {
     let loaded = load_model(&args.model, &args.device)?;
     let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
     let points = LossCurve::new(pixel_values, args.seed, ratios).finish(&loaded.model)?;
-    check_overwrite(&args.out, args.force)?;
-    write_atomically(&args.out, |temporary| {
+    write_output(&args.out, args.force, |temporary| {
         let file = std::fs::File::create(temporary)?;
         write_csv(&points, std::io::BufWriter::new(file))
             .with_context(|| format!("{}: cannot write the CSV", args.out.display()))

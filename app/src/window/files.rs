@@ -185,10 +185,10 @@ impl FileTasks {
     }
 }
 
-/// Reads an image file with a one-line reason on failure ("not an image", "too large", ...).
+/// Reads an image file as the commands do (bounded read, regular files only, truncated JPEGs refused), with a
+/// one-line reason on failure that names the file.
 pub fn read_image_file(path: &Path) -> Result<RgbImage, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read the file: {e}", path.display()))?;
-    decode_rgb_image(&bytes).map_err(|problem| format!("{}: {problem}", path.display()))
+    mae_model::preprocess::load_rgb_image(path).map_err(|error| error.to_string())
 }
 
 pub fn decode_sample() -> (Arc<RgbImage>, ColorImage) {

@@ -135,7 +135,7 @@ mod tests {
     use super::*;
 
     fn settings(cache: &std::path::Path, offline: bool) -> HubSettings {
-        HubSettings { cache_dir: cache.to_owned(), token: None, offline, endpoint: None }
+        HubSettings { cache_dir: cache.to_owned(), offline, ..HubSettings::from_vars(&|_| None) }
     }
 
     #[test]
