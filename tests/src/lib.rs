@@ -1,5 +1,7 @@
 //! Shared helpers for the cross-crate tests: fixture paths, reading fixture files, comparing tensors.
 
+pub mod fake_hub;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

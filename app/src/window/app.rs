@@ -79,7 +79,7 @@ impl std::fmt::Debug for MaeApp {
 impl MaeApp {
     /// A window with the remembered state (default state for tests: `Remembered::default()`).
     pub fn new(options: AppOptions, remembered: Remembered) -> Self {
-        let session = Session::new(remembered.session, options.worker.clone());
+        let session = Session::new(remembered.session, options.hub.clone(), options.worker.clone());
         let mut app = Self {
             session,
             panels: remembered.panels,
@@ -99,7 +99,7 @@ impl MaeApp {
                 app.session.start_with_demo(first_run::offline_message(&hub_id));
             }
             FirstLoad::DemoWhileFetching { hub_id, offline: false } => {
-                app.session.start_with_demo_while_fetching(hub_id, options.hub.clone());
+                app.session.start_with_demo_while_fetching(hub_id);
             }
         }
         match options.image {

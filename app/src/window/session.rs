@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use candle_core::DType;
 use eframe::egui;
+use mae_model::hub::HubSettings;
 use mae_model::{DeviceChoice, MaskSpec, Masking, ModelLocation};
 use serde::{Deserialize, Serialize};
 
@@ -180,6 +181,8 @@ pub struct Session {
     shows: Vec<PanelId>,
     /// The default model downloading in the background while the demo stands in for it (first run).
     pub fetch: Option<Fetch>,
+    /// The Hugging Face cache and network settings models are loaded with.
+    hub: HubSettings,
     /// Set on the first frame; the worker's wake-up call reads it.
     repaint_target: Arc<OnceLock<egui::Context>>,
 }
@@ -208,7 +211,7 @@ pub enum Handled {
 
 impl Session {
     /// Starts the worker; `worker.notify` is called (besides waking the window) after every response.
-    pub fn new(settings: SessionSettings, worker: WorkerConfig) -> Self {
+    pub fn new(settings: SessionSettings, hub: HubSettings, worker: WorkerConfig) -> Self {
         let repaint_target: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let target = repaint_target.clone();
         let outer_notify = worker.notify.clone();
@@ -249,6 +252,7 @@ impl Session {
             commands: Vec::new(),
             shows: Vec::new(),
             fetch: None,
+            hub,
             repaint_target,
         }
     }
@@ -305,14 +309,15 @@ impl Session {
         if let Some(fetch) = self.fetch.take() {
             fetch.cancel();
         }
-        self.request_load(model, device, dtype, true);
+        let hub = self.hub.clone();
+        self.request_load(model, device, dtype, true, hub);
     }
 
     /// Starts with the built-in demo while `hub_id` downloads in the background (first run, online), and switches
     /// to it once it is in the cache.
-    pub fn start_with_demo_while_fetching(&mut self, hub_id: String, hub: mae_model::hub::HubSettings) {
-        let (device, dtype) = (self.device, self.dtype);
-        self.request_load(super::first_run::demo(), device, dtype, false);
+    pub fn start_with_demo_while_fetching(&mut self, hub_id: String) {
+        let (device, dtype, hub) = (self.device, self.dtype, self.hub.clone());
+        self.request_load(super::first_run::demo(), device, dtype, false, hub.clone());
         let target = self.repaint_target.clone();
         self.fetch = Some(Fetch::start(hub_id, hub, move || {
             if let Some(ctx) = target.get() {
@@ -323,12 +328,12 @@ impl Session {
 
     /// Starts with the built-in demo because `why` (first run, offline).
     pub fn start_with_demo(&mut self, why: String) {
-        let (device, dtype) = (self.device, self.dtype);
-        self.request_load(super::first_run::demo(), device, dtype, false);
+        let (device, dtype, hub) = (self.device, self.dtype, self.hub.clone());
+        self.request_load(super::first_run::demo(), device, dtype, false, hub);
         self.show_info(why);
     }
 
-    fn request_load(&mut self, model: String, device: DeviceChoice, dtype: DType, remember: bool) {
+    fn request_load(&mut self, model: String, device: DeviceChoice, dtype: DType, remember: bool, hub: HubSettings) {
         let location: ModelLocation = match model.parse() {
             Ok(location) => location,
             Err(error) => {
@@ -341,7 +346,7 @@ impl Session {
             loading.cancel.store(true, Ordering::Relaxed);
         }
         let cancel = Arc::new(AtomicBool::new(false));
-        let load = LoadRequest { location, device, dtype, cancel: cancel.clone() };
+        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub };
         let id = self.request(|id| Request::LoadModel { id, load });
         let progress = LoadProgress::Reading;
         self.loading = Some(Loading { id, model: model.clone(), remember, progress, since: Instant::now(), cancel });
@@ -370,8 +375,10 @@ impl Session {
         self.fetch = None;
         match event {
             FetchEvent::Done => {
+                // The files are in the cache: load them from there, with no second round trip to the hub.
                 let (device, dtype) = (self.device, self.dtype);
-                self.request_load(hub_id, device, dtype, true);
+                let cached = HubSettings { offline: true, ..self.hub.clone() };
+                self.request_load(hub_id, device, dtype, true, cached);
             }
             FetchEvent::Failed(error) => self.show_info(format!(
                 "Showing the small built-in demo model: {hub_id} could not be downloaded ({error}). Load it from the \

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::DType;
 use image::{RgbImage, RgbaImage};
+use mae_model::hub::HubSettings;
 use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, ModelLocation};
 
 use crate::head_stats::HeadStats;
@@ -102,6 +103,8 @@ pub struct LoadRequest {
     pub dtype: DType,
     /// Set it to abandon a download in progress.
     pub cancel: Arc<AtomicBool>,
+    /// The Hugging Face cache and network settings to load hub models with.
+    pub hub: HubSettings,
 }
 
 #[derive(Debug)]

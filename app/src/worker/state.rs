@@ -202,7 +202,7 @@ impl WorkerState {
         let loaded = (|| -> Result<LoadedModel> {
             let selected = select_device(load.device)?.with_dtype(load.dtype)?;
             let options = LoadOptions { progress: Some(&report), cancel: Some(load.cancel.clone()) };
-            Ok(mae_model::load_model(&load.location, &selected, &options)?)
+            Ok(mae_model::source::load_model_with_settings(&load.location, &selected, &options, &load.hub)?)
         })();
         // The old model stays usable until the new one is in: a failed load changes nothing.
         match loaded {

@@ -29,6 +29,7 @@ fn load(worker: &Worker, model: &str) -> Response {
         device: DeviceChoice::Cpu,
         dtype: DType::F32,
         cancel: Arc::new(AtomicBool::new(false)),
+        hub: mae_model::hub::HubSettings::from_env(),
     };
     worker.send(Request::LoadModel { id: 1000, load });
     next(worker, |response| matches!(response, Response::ModelLoaded { .. } | Response::Failed { id: 1000, .. }))
