@@ -8,6 +8,8 @@
 pub mod checkpoint;
 pub mod config;
 mod cpu_kernels;
+#[cfg(feature = "cuda")]
+mod cuda_kernels;
 pub mod demo;
 pub mod device;
 pub mod error;
@@ -31,6 +33,7 @@ pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
 pub use masking::{MaskSpec, Masking, TorchGenerator};
 pub use model::{ForwardOptions, MaeModel};
+pub use ops::KernelChoice;
 pub use outputs::MaeOutput;
 pub use preprocess::Preprocessor;
 pub use source::{CachedModel, DownloadProgress, LoadOptions, ModelLocation, cached_models, load_model};
