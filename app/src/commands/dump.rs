@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use mae_model::{ForwardOptions, MaeOutput, parse_dtype};
+use mae_model::{ForwardOptions, KernelChoice, MaeOutput, parse_dtype};
 
 use super::model_arg::load_model_as;
 use crate::atomic_file::write_atomically;
@@ -13,7 +13,9 @@ use crate::cli::DumpArgs;
 
 pub fn run(args: &DumpArgs) -> Result<()> {
     args.input.check()?;
-    let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
+    let kernels: KernelChoice = args.kernels.parse()?;
+    let mut loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
+    loaded.model.set_kernels(kernels);
     let (pixel_values, spec) = args.input.resolve(&loaded)?;
     let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions: true })?;
     let tensors = output_tensors(&output)?;
