@@ -8,7 +8,7 @@
 #      wheels) and /usr/local/cuda/lib64, prints the GPU (nvidia-smi) and any library the binary cannot find;
 #   2. smoke: one `bench` on a fixture model with fused kernels and one with candle's ops; then every fused kernel
 #      alone against NumPy in float64 (tools/gpu_kernel_check.py, through CuPy, on .gpu/cuda_kernels.ptx);
-#   3. writes a random vit-mae-base-shaped model (tools/bench_torch.py --make-base --torch-only);
+#   3. writes a random vit-mae-base-shaped model (tools/bench_torch.py --make-base, else --torch-only);
 #   4. parity (tools/gpu_parity.py): `dump --device cuda` on every fixture case in f32/f16/bf16 × fused/candle
 #      against the HF fixtures (f32 at 1e-4; f16/bf16 at 3× PyTorch's own f16/bf16 error, measured there), and the
 #      base model against PyTorch on the same GPU;
@@ -18,7 +18,8 @@
 #
 # Every step reports and the script goes on when one fails. Logs: $OUT (or /tmp/gpu-check) holds gpu_check.log
 # (everything printed), parity.json and summary.txt. Environment: PYTHON (default /opt/torch/.venv/bin/python3,
-# else python3), RUNS (timed forwards per bench, default 50).
+# else python3), RUNS (timed forwards per bench, default 50); for a dry run of the script itself without a GPU:
+# DEVICE=cpu and BINARY=<a CPU build> (only the f32 rows can pass there).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +28,10 @@ OUT_DIR="${OUT:-/tmp/gpu-check}"
 mkdir -p "$OUT_DIR"
 exec > >(tee "$OUT_DIR/gpu_check.log") 2>&1
 RUNS="${RUNS:-50}"
+DEVICE="${DEVICE:-cuda}"
 WORK="$(mktemp -d /tmp/gpu-check.XXXXXX)"
+REAL_BIN="$WORK/mae-explorer.real"
+# A wrapper that runs the binary with the CUDA libraries on LD_LIBRARY_PATH; Python keeps its own environment.
 BIN="$WORK/mae-explorer"
 BASE="$WORK/mae-base-random"
 SUMMARY="$OUT_DIR/summary.txt"
@@ -40,7 +44,7 @@ if [[ -z "${PYTHON:-}" ]]; then
   [[ -x /opt/torch/.venv/bin/python3 ]] && PYTHON=/opt/torch/.venv/bin/python3
 fi
 
-export BIN BASE RUNS PYTHON WORK OUT_DIR
+export BIN REAL_BIN BASE RUNS PYTHON WORK OUT_DIR DEVICE BINARY
 
 # run_step NAME SECONDS COMMAND...: runs COMMAND (a program or an exported function) with a time limit, records
 # ok/FAILED/TIMEOUT and the duration.
@@ -65,8 +69,12 @@ run_step() {
 
 # ---- 1. binary, libraries, GPU -------------------------------------------------------------------------------
 setup() {
-  [[ -f .gpu/mae-explorer-cuda.zst ]] || { echo "no .gpu/mae-explorer-cuda.zst: run tools/cuda_build.sh and carry .gpu"; return 1; }
-  zstd -d -q -f .gpu/mae-explorer-cuda.zst -o "$BIN" && chmod +x "$BIN" || return 1
+  if [[ -n "${BINARY:-}" ]]; then
+    cp "$BINARY" "$REAL_BIN" || return 1
+  else
+    [[ -f .gpu/mae-explorer-cuda.zst ]] || { echo "no .gpu/mae-explorer-cuda.zst: run tools/cuda_build.sh, carry .gpu"; return 1; }
+    zstd -d -q -f .gpu/mae-explorer-cuda.zst -o "$REAL_BIN" && chmod +x "$REAL_BIN" || return 1
+  fi
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu \
     --format=csv,noheader || echo "nvidia-smi failed"
   "$PYTHON" -c 'import sys, torch, transformers; print("python", sys.version.split()[0], "torch", torch.__version__,
@@ -94,65 +102,74 @@ EOF
 export -f setup
 run_step setup 60 setup
 LIBS="$(find_cuda_libraries 2>/dev/null || true)"
-for extra in /usr/local/cuda/lib64 /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu; do
+for extra in /usr/local/cuda/lib64 /usr/local/nvidia/lib64; do  # the driver's libcuda.so.1 is usually on the default path
   [[ -d "$extra" ]] && LIBS="${LIBS:+$LIBS:}$extra"
 done
-export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-if [[ -x "$BIN" ]]; then
+BIN_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "LD_LIBRARY_PATH for the binary: $BIN_LIBRARY_PATH"
+printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$BIN_LIBRARY_PATH" "$REAL_BIN" >"$BIN"
+chmod +x "$BIN"
+if [[ -x "$REAL_BIN" ]]; then
   echo "libraries the binary needs:"
-  ldd "$BIN" | grep -E 'cuda|cublas|curand|nvrtc|not found' | sed 's/^/  /'
-  if ldd "$BIN" | grep -q 'not found'; then
+  LD_LIBRARY_PATH="$BIN_LIBRARY_PATH" ldd "$REAL_BIN" | grep -E 'cuda|cublas|curand|nvrtc|not found' | sed 's/^/  /'
+  if LD_LIBRARY_PATH="$BIN_LIBRARY_PATH" ldd "$REAL_BIN" | grep -q 'not found'; then
     STEPS+=("$(printf '%-22s %-18s' libraries 'FAILED (missing)')")
   fi
 fi
 
 # ---- 2. smoke -------------------------------------------------------------------------------------------------
-run_step smoke-fused 90 "$BIN" bench --model tests/fixtures/models/tiny-p8 --device cuda --runs 3 --warmup 1
-run_step smoke-candle 90 "$BIN" bench --model tests/fixtures/models/tiny-p8 --device cuda --runs 3 --warmup 1 \
+run_step smoke-fused 90 "$BIN" bench --model tests/fixtures/models/tiny-p8 --device "$DEVICE" --runs 3 --warmup 1
+run_step smoke-candle 90 "$BIN" bench --model tests/fixtures/models/tiny-p8 --device "$DEVICE" --runs 3 --warmup 1 \
   --kernels candle
 
 run_step kernels 90 "$PYTHON" tools/gpu_kernel_check.py .gpu/cuda_kernels.ptx
 
 # ---- 3. base model --------------------------------------------------------------------------------------------
-run_step make-base 120 "$PYTHON" tools/bench_torch.py --make-base "$BASE" --torch-only
+# transformers builds it and every tensor is checked after reloading; where that transformers keeps parameter names
+# hub_layout.py does not know, the model is written without it (then checked to load with no missing key).
+run_step make-base 120 "$PYTHON" tools/bench_torch.py --make-base "$BASE" \
+  || run_step make-base-torch-only 120 "$PYTHON" tools/bench_torch.py --make-base "$BASE" --torch-only
 
 # ---- 4. parity ------------------------------------------------------------------------------------------------
-run_step parity 200 "$PYTHON" tools/gpu_parity.py --bin "$BIN" --out "$OUT_DIR" --jobs 8 --base-model "$BASE"
+run_step parity 200 "$PYTHON" tools/gpu_parity.py --bin "$BIN" --out "$OUT_DIR" --jobs 8 --base-model "$BASE" \
+  --device "$DEVICE"
 
 # ---- 5. our speed ---------------------------------------------------------------------------------------------
 # Medians go to $WORK/medians as "key value" lines (the steps run in child shells).
 bench_ours() {
-  local dtype kernels attention line extra
+  local dtype kernels attention line extra median failed=0
   for dtype in f32 f16 bf16; do
     for kernels in fused candle; do
       for attention in kept none; do
         extra=()
         [[ "$attention" == none ]] && extra=(--no-attentions)
-        line="$("$BIN" bench --model "$BASE" --device cuda --dtype "$dtype" --kernels "$kernels" --runs "$RUNS" \
+        line="$("$BIN" bench --model "$BASE" --device "$DEVICE" --dtype "$dtype" --kernels "$kernels" --runs "$RUNS" \
           --warmup 10 "${extra[@]}" 2>&1 | tail -n1)"
         echo "$line"
-        echo "ours-$kernels-$attention-$dtype $(grep -o 'median_ms=[0-9.]*' <<<"$line" | cut -d= -f2)" \
-          >>"$WORK/medians"
+        median="$(grep -o 'median_ms=[0-9.]*' <<<"$line" | cut -d= -f2)"
+        [[ -n "$median" ]] || failed=1
+        echo "ours-$kernels-$attention-$dtype $median" >>"$WORK/medians"
       done
     done
   done
+  return "${failed:-0}"
 }
 export -f bench_ours
 run_step bench-ours 150 bench_ours
 
 # ---- 6. PyTorch's speed ---------------------------------------------------------------------------------------
 bench_torch() {
-  local dtype output
+  local dtype output failed=0
   for dtype in f32 f16 bf16; do
-    output="$("$PYTHON" tools/bench_torch.py --model "$BASE" --device cuda --dtype "$dtype" --runs "$RUNS" \
-      --warmup 10 2>&1)"
+    output="$("$PYTHON" tools/bench_torch.py --model "$BASE" --device "$DEVICE" --dtype "$dtype" --runs "$RUNS" \
+      --warmup 10 2>&1)" || failed=1
     echo "$output"
     echo "torch-eager-$dtype $(grep '^torch eager ' <<<"$output" | grep -o 'median_ms=[0-9.]*' | cut -d= -f2)" \
       >>"$WORK/medians"
     echo "torch-sdpa-$dtype $(grep '^torch sdpa ' <<<"$output" | grep -o 'median_ms=[0-9.]*' | cut -d= -f2)" \
       >>"$WORK/medians"
   done
+  return $failed
 }
 export -f bench_torch
 run_step bench-torch 150 bench_torch
@@ -180,8 +197,11 @@ fi
   echo "(fused/candle: our binary with its fused CUDA kernels / with candle's composed ops; +att: attention"
   echo " probabilities of every layer kept, as the window runs it and as torch eager returns them; without +att"
   echo " comparable to torch sdpa, which returns none. Targets: f32 fused/sdpa <= 1.0, f16 fused < 5 ms.)"
-  grep -E '^(torch .* on|[a-z0-9]+ +(fused|candle) |  (f32|f16|bf16) |vit-mae-base|PARITY|KERNELS|  FAIL|FAIL)' \
-    "$OUT_DIR/gpu_check.log" 2>/dev/null | head -n 40
+  echo
+  grep -E '^(torch .* on|[a-z0-9]+ +(fused|candle) +([0-9]+/|unjudged)|  (f32|f16|bf16) +(fused|candle)|vit-mae-base|PARITY|KERNELS)' \
+    "$OUT_DIR/gpu_check.log" 2>/dev/null | head -n 30
+  grep -E '^(  FAIL|FAIL)' "$OUT_DIR/gpu_check.log" 2>/dev/null | cut -c1-200 | head -n 12
+  echo "(every failure: gpu_check.log and parity.json)"
   echo
   echo "=== steps"
   printf '%s\n' "${STEPS[@]}"

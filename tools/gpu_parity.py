@@ -135,7 +135,10 @@ def torch_available(device: str) -> str | None:
     except Exception as error:  # noqa: BLE001 - any import failure means "no reference"
         return f"torch/transformers not importable ({error})"
     import torch
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     if device == "cuda" and not torch.cuda.is_available():
         return "torch sees no CUDA device"
     return None
