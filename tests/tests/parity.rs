@@ -150,7 +150,8 @@ fn demo_model_matches_transformers_on_a_photo() {
     case.tensors["noise"].write_npy(&noise).unwrap();
     let ratio = case.metadata["mask_ratio"].parse().unwrap();
     let image = mae_integration_tests::repo_root().join("assets").join(&case.metadata["image"]);
-    let mut ours = run_dump(Path::new("demo"), Input::Image(image), Some(&noise), None, ratio).unwrap().tensors;
+    let mut ours =
+        run_dump(Path::new("demo"), Input::Image(image), Some(&noise), None, ratio, "fused").unwrap().tensors;
     assert!(case.tensors.contains_key("logits") && case.tensors.contains_key("encoder_attentions.0"));
     // what the slim fixture leaves out by design (see tests/fixtures/README.md); anything else must match
     ours.retain(|name, _| {
