@@ -337,3 +337,82 @@ def make_base(out_dir: str | os.PathLike, seed: int = 0, verify: bool = True) ->
     if verify:
         load_and_verify(out_dir, sd)
     return out_dir
+
+
+def hub_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Every hub key of a ViTMAEForPreTraining with config ``cfg`` (``base_config_kw`` names) and its shape."""
+    d, dd, c, p = cfg["hidden_size"], cfg["decoder_hidden_size"], cfg["num_channels"], cfg["patch_size"]
+    n = (cfg["image_size"] // p) ** 2 + 1
+    shapes = {
+        "vit.embeddings.cls_token": (1, 1, d),
+        "vit.embeddings.position_embeddings": (1, n, d),
+        "vit.embeddings.patch_embeddings.projection.weight": (d, c, p, p),
+        "vit.embeddings.patch_embeddings.projection.bias": (d,),
+        "vit.layernorm.weight": (d,),
+        "vit.layernorm.bias": (d,),
+        "decoder.mask_token": (1, 1, dd),
+        "decoder.decoder_pos_embed": (1, n, dd),
+        "decoder.decoder_embed.weight": (dd, d),
+        "decoder.decoder_embed.bias": (dd,),
+        "decoder.decoder_norm.weight": (dd,),
+        "decoder.decoder_norm.bias": (dd,),
+        "decoder.decoder_pred.weight": (p * p * c, dd),
+        "decoder.decoder_pred.bias": (p * p * c,),
+    }
+    stacks = (
+        ("vit.encoder.layer", cfg["num_hidden_layers"], d, cfg["intermediate_size"]),
+        ("decoder.decoder_layers", cfg["decoder_num_hidden_layers"], dd, cfg["decoder_intermediate_size"]),
+    )
+    for prefix, layers, width, mlp in stacks:
+        for i in range(layers):
+            linears = {
+                "attention.attention.query": (width, width),
+                "attention.attention.key": (width, width),
+                "attention.attention.value": (width, width),
+                "attention.output.dense": (width, width),
+                "intermediate.dense": (mlp, width),
+                "output.dense": (width, mlp),
+            }
+            for name, (out_features, in_features) in linears.items():
+                shapes[f"{prefix}.{i}.{name}.weight"] = (out_features, in_features)
+                shapes[f"{prefix}.{i}.{name}.bias"] = (out_features,)
+            for name in ("layernorm_before", "layernorm_after"):
+                shapes[f"{prefix}.{i}.{name}.weight"] = (width,)
+                shapes[f"{prefix}.{i}.{name}.bias"] = (width,)
+    return shapes
+
+
+def write_random_hub_model_torch_only(out_dir: str | os.PathLike, seed: int = 0, **config_kw) -> dict[str, torch.Tensor]:
+    """``make_base``'s model without transformers: hub-named random tensors written directly (same distributions as
+    ``randomize_``), config.json and preprocessor_config.json. For machines whose transformers keeps other in-memory
+    names than ``hub_key`` knows (it raises on any it does not). Returns the tensors written."""
+    cfg = {**base_config_kw(), **config_kw}
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, shape in hub_shapes(cfg).items():
+        if name.endswith(".bias"):
+            v = 0.1 * torch.randn(shape, generator=g)
+        elif "layernorm" in name or "norm." in name:
+            v = 1.0 + 0.1 * torch.randn(shape, generator=g)
+        elif name.endswith(("cls_token", "mask_token", "position_embeddings", "decoder_pos_embed")):
+            v = 0.5 * torch.randn(shape, generator=g)
+        else:
+            v = torch.randn(shape, generator=g) / math.sqrt(math.prod(shape[1:]))
+        tensors[name] = v.contiguous()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "config.json", {**cfg, "architectures": ["ViTMAEForPreTraining"], "model_type": "vit_mae"})
+    write_json(out_dir / "preprocessor_config.json", preprocessor_config(cfg["image_size"]))
+    save_safetensors(tensors, out_dir / "model.safetensors", metadata={"format": "pt"})
+    return tensors
+
+
+def check_loads_completely(out_dir: str | os.PathLike) -> None:
+    """Load ``out_dir`` with transformers and fail on any missing, unexpected or mismatched key (a parameter it
+    would initialize itself instead of reading)."""
+    from transformers import ViTMAEForPreTraining
+
+    _, info = ViTMAEForPreTraining.from_pretrained(str(out_dir), output_loading_info=True)
+    for k in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
+        if info.get(k):
+            raise AssertionError(f"{out_dir}: {k} = {info[k]}")

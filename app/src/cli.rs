@@ -120,6 +120,10 @@ pub struct DumpArgs {
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Layer kernels: fused (the device's fused kernels where it has them) or candle (candle's composed ops, the
+    /// reference the fused kernels are checked against).
+    #[arg(long, default_value = "fused")]
+    pub kernels: String,
     /// Output .safetensors file.
     #[arg(long)]
     pub out: PathBuf,
@@ -200,6 +204,12 @@ pub struct BenchArgs {
     /// gallery of each stack, printed as heads_ms.
     #[arg(long)]
     pub heads: bool,
+    /// Layer kernels: fused (the device's fused kernels where it has them) or candle (candle's composed ops).
+    #[arg(long, default_value = "fused")]
+    pub kernels: String,
+    /// Time the forward pass without attention probabilities (as PyTorch's sdpa runs it) instead of with them.
+    #[arg(long, conflicts_with = "heads")]
+    pub no_attentions: bool,
 }
 
 #[derive(Debug, Args)]

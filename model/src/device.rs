@@ -132,9 +132,10 @@ fn cuda() -> std::result::Result<SelectedDevice, String> {
     if !candle_core::utils::cuda_is_available() {
         return Err("this build has no CUDA support (build with --features cuda)".into());
     }
-    Device::new_cuda(0)
-        .map(|device| SelectedDevice { device, description: "cuda:0".into(), compute_dtype: DType::F32 })
-        .map_err(|e| format!("CUDA device 0 could not be opened: {e}"))
+    let device = Device::new_cuda(0).map_err(|e| format!("CUDA device 0 could not be opened: {e}"))?;
+    #[cfg(feature = "cuda")]
+    crate::cuda_kernels::prepare_device(&device);
+    Ok(SelectedDevice { device, description: "cuda:0".into(), compute_dtype: DType::F32 })
 }
 
 fn metal() -> std::result::Result<SelectedDevice, String> {

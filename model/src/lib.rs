@@ -7,6 +7,8 @@
 
 pub mod config;
 mod cpu_kernels;
+#[cfg(feature = "cuda")]
+mod cuda_kernels;
 pub mod demo;
 pub mod device;
 pub mod error;
@@ -35,6 +37,7 @@ pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
 pub use masking::{MaskSpec, Masking, TorchGenerator};
 pub use model::{ForwardOptions, MaeModel};
+pub use ops::KernelChoice;
 pub use outputs::MaeOutput;
 pub use preprocess::Preprocessor;
 pub use source::{CachedModel, DownloadProgress, LoadOptions, ModelLocation, cached_models, load_model};

@@ -1,5 +1,7 @@
 //! The ViTMAE forward pass (encoder on the visible patches, decoder on all of them), as HF computes it.
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Activation, MaeConfig};
@@ -7,7 +9,7 @@ use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
 use crate::memory;
-use crate::ops;
+use crate::ops::{self, KernelChoice};
 use crate::outputs::MaeOutput;
 use crate::patches::{self, PatchGrid, masked_mean};
 use crate::weights::WeightStore;
@@ -40,8 +42,23 @@ impl Linear {
         Ok(Self { weight_t: Tensor::cat(&weights, 1)?, bias: Tensor::cat(&biases, 0)? })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::linear(x, &self.weight_t, &self.bias)
+    fn forward(&self, x: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
+        ops::linear(x, &self.weight_t, &self.bias, kernels)
+    }
+
+    /// `residual + self(x)`.
+    fn forward_add(&self, x: &Tensor, residual: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
+        ops::linear_add(x, &self.weight_t, &self.bias, residual, kernels)
+    }
+
+    /// `activation(self(x))`; exact GELU, the ViTMAE default, fused with the bias.
+    fn forward_activated(&self, x: &Tensor, activation: Activation, kernels: KernelChoice) -> Result<Tensor> {
+        Ok(match activation {
+            Activation::GeluErf => ops::linear_gelu(x, &self.weight_t, &self.bias, kernels)?,
+            Activation::GeluTanh => self.forward(x, kernels)?.gelu()?,
+            Activation::Relu => self.forward(x, kernels)?.relu()?,
+            Activation::Silu => self.forward(x, kernels)?.silu()?,
+        })
     }
 }
 
@@ -62,8 +79,8 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+    fn forward(&self, x: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
+        ops::layer_norm(x, &self.weight, &self.bias, self.eps, kernels)
     }
 }
 
@@ -114,24 +131,20 @@ impl Layer {
 
     /// `h += attn(LN(h)); h += mlp(LN(h))` for `h: [n, D]`; returns the attention probabilities `[heads, n, n]`
     /// when asked.
-    fn forward(&self, hidden: &Tensor, keep_attention: bool) -> Result<(Tensor, Option<Tensor>)> {
-        let qkv = self.qkv.forward(&self.norm_before.forward(hidden)?)?;
-        let (context, probabilities) = ops::attention(&qkv, self.heads, keep_attention)?;
-        let hidden = (hidden + self.attention_out.forward(&context)?)?;
-        let mlp_input = self.norm_after.forward(&hidden)?;
-        let activated = activate(&self.fc1.forward(&mlp_input)?, self.activation)?;
-        let hidden = (hidden + self.fc2.forward(&activated)?)?;
+    fn forward(
+        &self,
+        hidden: &Tensor,
+        keep_attention: bool,
+        kernels: KernelChoice,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let qkv = self.qkv.forward(&self.norm_before.forward(hidden, kernels)?, kernels)?;
+        let (context, probabilities) = ops::attention(&qkv, self.heads, keep_attention, kernels)?;
+        let hidden = self.attention_out.forward_add(&context, hidden, kernels)?;
+        let mlp_input = self.norm_after.forward(&hidden, kernels)?;
+        let activated = self.fc1.forward_activated(&mlp_input, self.activation, kernels)?;
+        let hidden = self.fc2.forward_add(&activated, &hidden, kernels)?;
         Ok((hidden, probabilities))
     }
-}
-
-fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
-    Ok(match activation {
-        Activation::GeluErf => ops::gelu_erf(x)?,
-        Activation::GeluTanh => x.gelu()?,
-        Activation::Relu => x.relu()?,
-        Activation::Silu => x.silu()?,
-    })
 }
 
 /// What a forward pass should keep besides the logits.
@@ -153,9 +166,12 @@ pub struct MaeModel {
     config: MaeConfig,
     device: Device,
     dtype: DType,
+    /// Fused kernels or candle's composed ops (see `ops.rs`).
+    kernels: KernelChoice,
     /// Patch-embedding conv as a matmul: `[C·p·p, D]` (transposed conv kernel), applied to visible patches only.
     patch_embed: Linear,
-    cls_token: Tensor,
+    /// `cls_token + position_embeddings[0]` (`[1, D]`): the first encoder token, the same for every input size.
+    cls_with_position: Tensor,
     /// `[1 + L, D]` host copy, for interpolation to other sizes.
     position_embeddings: Vec<f32>,
     encoder_layers: Vec<Layer>,
@@ -166,6 +182,19 @@ pub struct MaeModel {
     decoder_layers: Vec<Layer>,
     decoder_norm: LayerNorm,
     decoder_pred: Linear,
+    /// The position tables of the last patch grid used, on the device: a forward pass uploads nothing that only
+    /// depends on the input size. Shared by clones (the tables depend only on the weights and the grid).
+    position_cache: Arc<Mutex<Option<PositionTables>>>,
+}
+
+/// Encoder and decoder position tables for one patch grid, on the model's device in its dtype.
+#[derive(Debug, Clone)]
+struct PositionTables {
+    grid: (usize, usize),
+    /// `[L, D]`: the patch rows of the encoder table (the CLS row is in `cls_with_position`).
+    encoder_patches: Tensor,
+    /// `[1 + L, Dd]`.
+    decoder: Tensor,
 }
 
 impl MaeModel {
@@ -187,6 +216,13 @@ impl MaeModel {
         let host = |key: &str, shape: &[usize]| -> Result<Vec<f32>> {
             Ok(store.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?)
         };
+        let position_embeddings = host("vit.embeddings.position_embeddings", &[1, l + 1, d])?;
+        // In f32 on the host, then one rounding to the compute dtype.
+        let cls_with_position: Vec<f32> = host("vit.embeddings.cls_token", &[1, 1, d])?
+            .iter()
+            .zip(&position_embeddings[..d])
+            .map(|(cls, position)| cls + position)
+            .collect();
 
         let conv_weight = get("vit.embeddings.patch_embeddings.projection.weight", &[d, c, p, p])?;
         let patch_embed = Linear {
@@ -214,9 +250,10 @@ impl MaeModel {
             .map(|j| Layer::load(store, &format!("decoder.decoder_layers.{j}"), &decoder_dims, dtype, device))
             .collect::<Result<_>>()?;
         Ok(Self {
+            kernels: KernelChoice::default(),
             patch_embed,
-            cls_token: get("vit.embeddings.cls_token", &[1, 1, d])?.reshape((1, d))?,
-            position_embeddings: host("vit.embeddings.position_embeddings", &[1, l + 1, d])?,
+            cls_with_position: upload(cls_with_position, (1, d), dtype, device)?,
+            position_embeddings,
             encoder_layers,
             encoder_norm: LayerNorm::load(store, "vit.layernorm", d, config.layer_norm_eps, dtype, device)?,
             decoder_embed: Linear::load(store, "decoder.decoder_embed", d, dd, dtype, device)?,
@@ -225,6 +262,7 @@ impl MaeModel {
             decoder_layers,
             decoder_norm: LayerNorm::load(store, "decoder.decoder_norm", dd, config.layer_norm_eps, dtype, device)?,
             decoder_pred: Linear::load(store, "decoder.decoder_pred", dd, config.patch_dim(), dtype, device)?,
+            position_cache: Arc::default(),
             device: device.clone(),
             dtype,
             config,
@@ -241,6 +279,17 @@ impl MaeModel {
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// Which kernels the layers run on (fused where the device and dtype have them, unless told otherwise).
+    pub fn kernels(&self) -> KernelChoice {
+        self.kernels
+    }
+
+    /// Runs the layers on `kernels` from the next forward pass on (`Candle` is the reference the fused kernels are
+    /// compared and timed against).
+    pub fn set_kernels(&mut self, kernels: KernelChoice) {
+        self.kernels = kernels;
     }
 
     pub fn device_name(&self) -> &'static str {
@@ -291,52 +340,64 @@ impl MaeModel {
     ) -> Result<MaeOutput> {
         let config = &self.config;
         let (dd, p) = (config.decoder_hidden_size, config.patch_size);
+        let kernels = self.kernels;
         let num_patches = grid.0 * grid.1;
-        let pixel_values = pixel_values.to_device(&self.device)?.to_dtype(self.dtype)?;
-        let (position_embeddings, decoder_position_embeddings) = self.position_tables(grid)?;
+        let geometry = PatchGrid { channels: config.num_channels, rows: grid.0, cols: grid.1, patch: p };
+        // The input as the model sees it (rounded to the compute dtype), kept on the host: the patch rows, the loss
+        // target and the output are all made from this copy, so the device never sends pixels back.
+        let pixel_values = pixel_values.to_device(&Device::Cpu)?.to_dtype(self.dtype)?.to_dtype(DType::F32)?;
+        let pixel_host: Vec<f32> = pixel_values.flatten_all()?.to_vec1()?;
+
+        // Every upload first, then the layers: nothing in between waits on the host.
+        let positions = self.position_tables(grid)?;
+        let ids_restore = index_tensor(&masking.ids_restore, &self.device)?;
 
         // Encoder input: embed only the visible patches (the conv is a matmul over each patch's (c, i, j) values),
-        // in HF's shuffled order, then prepend CLS. Masked patches cost nothing.
-        let pixel_host: Vec<f32> = pixel_values.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        let geometry = PatchGrid { channels: config.num_channels, rows: grid.0, cols: grid.1, patch: p };
-        let kept_patches = Tensor::from_vec(
-            geometry.conv_rows(&pixel_host, &masking.ids_keep),
-            (masking.len_keep(), geometry.patch_dim()),
-            &self.device,
-        )?
-        .to_dtype(self.dtype)?;
-        let ids_keep = index_tensor(&masking.ids_keep, &self.device)?;
-        let patch_positions = position_embeddings.narrow(0, 1, num_patches)?;
-        let visible = self.patch_embed.forward(&kept_patches)?.add(&patch_positions.index_select(&ids_keep, 0)?)?;
-        let cls = self.cls_token.add(&position_embeddings.narrow(0, 0, 1)?)?;
-        let mut hidden = Tensor::cat(&[&cls, &visible], 0)?;
+        // in HF's shuffled order, then prepend CLS. Masked patches cost nothing; with all of them masked the
+        // encoder sees CLS alone (and no empty tensor reaches a GPU kernel).
+        let mut hidden = if masking.len_keep() == 0 {
+            self.cls_with_position.clone()
+        } else {
+            let kept_patches = upload(
+                geometry.conv_rows(&pixel_host, &masking.ids_keep),
+                (masking.len_keep(), geometry.patch_dim()),
+                self.dtype,
+                &self.device,
+            )?;
+            let ids_keep = index_tensor(&masking.ids_keep, &self.device)?;
+            let visible = self
+                .patch_embed
+                .forward(&kept_patches, kernels)?
+                .add(&positions.encoder_patches.index_select(&ids_keep, 0)?)?;
+            Tensor::cat(&[&self.cls_with_position, &visible], 0)?
+        };
 
         let mut encoder_attentions = Vec::new();
         for layer in &self.encoder_layers {
-            let (next, attention) = layer.forward(&hidden, options.attentions)?;
+            let (next, attention) = layer.forward(&hidden, options.attentions, kernels)?;
             hidden = next;
             encoder_attentions.extend(attention);
         }
-        let last_hidden_state = self.encoder_norm.forward(&hidden)?;
+        let last_hidden_state = self.encoder_norm.forward(&hidden, kernels)?;
 
         // Decoder: visible tokens, then mask tokens, unshuffled back to spatial order, CLS in front.
-        let embedded = self.decoder_embed.forward(&last_hidden_state)?;
-        let tokens_in_shuffled_order = Tensor::cat(
-            &[&embedded.narrow(0, 1, masking.len_keep())?, &self.mask_token.broadcast_as((masking.num_masked(), dd))?],
-            0,
-        )?;
-        let ids_restore = index_tensor(&masking.ids_restore, &self.device)?;
+        let embedded = self.decoder_embed.forward(&last_hidden_state, kernels)?;
+        let visible_tokens = embedded.narrow(0, 1, masking.len_keep())?;
+        let tokens_in_shuffled_order = match masking.num_masked() {
+            0 => visible_tokens,
+            masked => Tensor::cat(&[&visible_tokens, &self.mask_token.broadcast_as((masked, dd))?], 0)?,
+        };
         let spatial_tokens = tokens_in_shuffled_order.index_select(&ids_restore, 0)?;
-        let mut hidden =
-            Tensor::cat(&[&embedded.narrow(0, 0, 1)?, &spatial_tokens], 0)?.add(&decoder_position_embeddings)?;
+        let mut hidden = Tensor::cat(&[&embedded.narrow(0, 0, 1)?, &spatial_tokens], 0)?.add(&positions.decoder)?;
         let mut decoder_attentions = Vec::new();
         for layer in &self.decoder_layers {
-            let (next, attention) = layer.forward(&hidden, options.attentions)?;
+            let (next, attention) = layer.forward(&hidden, options.attentions, kernels)?;
             hidden = next;
             decoder_attentions.extend(attention);
         }
-        let predictions = self.decoder_pred.forward(&self.decoder_norm.forward(&hidden)?)?;
+        let predictions = self.decoder_pred.forward(&self.decoder_norm.forward(&hidden, kernels)?, kernels)?;
         let logits = predictions.narrow(0, 1, num_patches)?.to_dtype(DType::F32)?;
+        // The one download of a forward pass: the loss and the reconstruction are computed on the host.
         let logits_host: Vec<f32> = logits.flatten_all()?.to_vec1()?;
 
         let mut loss_target = geometry.patchify(&pixel_host);
@@ -352,43 +413,50 @@ impl MaeModel {
             loss: masked_mean(&patch_loss, &masking.mask),
             patch_loss,
             masking,
-            reconstruction: patches::image_tensor(geometry.unpatchify(&logits_host), &geometry, &self.device)?,
+            reconstruction: patches::image_tensor(geometry.unpatchify(&logits_host), &geometry, &Device::Cpu)?,
             logits: logits.unsqueeze(0)?,
-            pixel_values: pixel_values.to_dtype(DType::F32)?,
+            pixel_values,
             last_hidden_state: batched(last_hidden_state)?,
             encoder_attentions: encoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,
             decoder_attentions: decoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,
         })
     }
 
-    /// Encoder and decoder position tables (`[1+L, D]`, `[1+L, Dd]`) for a patch grid, interpolated as HF's
-    /// `interpolate_pos_encoding` does when the grid is not the config's.
-    fn position_tables(&self, (rows, cols): (usize, usize)) -> Result<(Tensor, Tensor)> {
+    /// The position tables for a patch grid, interpolated as HF's `interpolate_pos_encoding` does when the grid is
+    /// not the config's; uploaded once per grid (the last grid's stay cached).
+    fn position_tables(&self, grid: (usize, usize)) -> Result<PositionTables> {
+        let mut cache = self.position_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tables) = cache.as_ref().filter(|tables| tables.grid == grid) {
+            return Ok(tables.clone());
+        }
+        let tables = self.make_position_tables(grid)?;
+        *cache = Some(tables.clone());
+        Ok(tables)
+    }
+
+    fn make_position_tables(&self, (rows, cols): (usize, usize)) -> Result<PositionTables> {
         let config = &self.config;
         let (d, dd, side) = (config.hidden_size, config.decoder_hidden_size, config.grid_size());
-        let configured = config.num_patches();
-        let upload = |values: Vec<f32>, width: usize| -> Result<Tensor> {
-            Ok(Tensor::from_vec(values, (rows * cols + 1, width), &Device::Cpu)?
-                .to_dtype(self.dtype)?
-                .to_device(&self.device)?)
-        };
+        let (configured, patches) = (config.num_patches(), rows * cols);
         // HF skips the encoder interpolation only for a square input with the configured patch count.
-        let encoder = if rows * cols == configured && rows == cols {
-            self.position_embeddings.clone()
+        let encoder_patches = if patches == configured && rows == cols {
+            self.position_embeddings[d..].to_vec()
         } else {
-            let mut table = self.position_embeddings[..d].to_vec();
-            table.extend(bicubic_resize(&self.position_embeddings[d..], side, side, d, rows, cols));
-            table
+            bicubic_resize(&self.position_embeddings[d..], side, side, d, rows, cols)
         };
         // HF's decoder quirk: a 1-D bicubic along the flattened patch sequence (identity at the same length).
-        let decoder = if rows * cols == configured {
+        let decoder = if patches == configured {
             self.decoder_position_embeddings.clone()
         } else {
             let mut table = self.decoder_position_embeddings[..dd].to_vec();
-            table.extend(bicubic_resize(&self.decoder_position_embeddings[dd..], 1, configured, dd, 1, rows * cols));
+            table.extend(bicubic_resize(&self.decoder_position_embeddings[dd..], 1, configured, dd, 1, patches));
             table
         };
-        Ok((upload(encoder, d)?, upload(decoder, dd)?))
+        Ok(PositionTables {
+            grid: (rows, cols),
+            encoder_patches: upload(encoder_patches, (patches, d), self.dtype, &self.device)?,
+            decoder: upload(decoder, (patches + 1, dd), self.dtype, &self.device)?,
+        })
     }
 }
 
@@ -403,6 +471,11 @@ pub fn check_forward_fits(config: &MaeConfig, (rows, cols): (usize, usize)) -> s
         cols.saturating_mul(p)
     );
     memory::check_fits(&what, memory::forward_pass_bytes(config, patches))
+}
+
+/// Host values to a tensor on `device` in `dtype`, converted on the host (half the bytes cross for f16/bf16).
+fn upload(values: Vec<f32>, shape: (usize, usize), dtype: DType, device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
 }
 
 fn index_tensor(indices: &[usize], device: &Device) -> Result<Tensor> {

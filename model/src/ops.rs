@@ -1,46 +1,123 @@
-//! The primitive ops of a transformer layer — `linear`, `layer_norm`, `attention`, `gelu_erf` — each choosing
-//! its implementation for the tensor's device and dtype in one place.
+//! The primitive ops of a transformer layer — `linear` (plain, with GELU, with a residual add), `layer_norm`,
+//! `attention` — each choosing its implementation for the tensor's device and dtype in one place.
 //!
-//! On the CPU in f32 the fused kernels of `cpu_kernels.rs` run (one pass per row, parallel on candle's pool);
-//! everywhere else candle's composed ops do. A kernel for another device (a CUDA kernel, say) gets a new
-//! [`Kernels`] variant and one match arm per op here; `model.rs` never looks at the device.
+//! On the CPU in f32 the fused kernels of `cpu_kernels.rs` run (one pass per row, parallel on candle's pool); on
+//! CUDA (with the `cuda` feature) those of `cuda_kernels.rs` (f32/f16/bf16: one launch per LayerNorm, per
+//! attention and per matmul epilogue); everywhere else, or when [`KernelChoice::Candle`] asks for it, candle's
+//! composed ops do. `model.rs` never looks at the device.
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 
 use crate::cpu_kernels::{AttentionOp, GeluErfOp, LayerNormOp, LinearOp};
-use crate::error::Result;
+use crate::error::{MaeError, Result};
+
+/// Which implementation of the layer ops a model uses where it has a choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelChoice {
+    /// The fused kernels for the device and dtype where there are some (CPU f32; CUDA f32/f16/bf16), candle's ops
+    /// elsewhere.
+    #[default]
+    Fused,
+    /// candle's composed ops everywhere: the reference the fused kernels are checked and timed against.
+    Candle,
+}
+
+impl KernelChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fused => "fused",
+            Self::Candle => "candle",
+        }
+    }
+}
+
+impl std::str::FromStr for KernelChoice {
+    type Err = MaeError;
+    fn from_str(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "fused" => Ok(Self::Fused),
+            "candle" => Ok(Self::Candle),
+            other => Err(MaeError::InvalidInput(format!("unknown kernels \"{other}\" (use fused or candle)"))),
+        }
+    }
+}
 
 /// Which implementation an op uses for a tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernels {
     /// `cpu_kernels.rs`: f32 on the CPU.
     FusedCpu,
-    /// candle's composed ops (GPUs, and any dtype the fused kernels do not cover).
+    /// `cuda_kernels.rs`: f32, f16 and bf16 on CUDA.
+    #[cfg(feature = "cuda")]
+    FusedCuda,
+    /// candle's composed ops (other devices and dtypes, and `KernelChoice::Candle`).
     Candle,
 }
 
-fn kernels_for(x: &Tensor) -> Kernels {
+fn kernels_for(x: &Tensor, choice: KernelChoice) -> Kernels {
+    if choice == KernelChoice::Candle {
+        return Kernels::Candle;
+    }
     match (x.device(), x.dtype()) {
         (Device::Cpu, DType::F32) => Kernels::FusedCpu,
+        #[cfg(feature = "cuda")]
+        (Device::Cuda(_), DType::F32 | DType::F16 | DType::BF16) => Kernels::FusedCuda,
         _ => Kernels::Candle,
     }
 }
 
 /// `x·Wᵀ + b` for `x: [n, in]`, with `weight_t = Wᵀ: [in, out]` (HF's `[out, in]` weight, transposed once at
 /// load) and `bias: [out]`.
-pub fn linear(x: &Tensor, weight_t: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    match kernels_for(x) {
+pub fn linear(x: &Tensor, weight_t: &Tensor, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
+    match kernels_for(x, choice) {
         Kernels::FusedCpu if x.rank() == 2 => Ok(x.contiguous()?.apply_op3_no_bwd(weight_t, bias, &LinearOp)?),
         _ => Ok(x.matmul(weight_t)?.broadcast_add(bias)?),
     }
 }
 
+/// `gelu_erf(x·Wᵀ + b)` (HF's exact `"gelu"` after `intermediate.dense`); arguments as [`linear`].
+pub fn linear_gelu(x: &Tensor, weight_t: &Tensor, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
+    match kernels_for(x, choice) {
+        Kernels::FusedCpu => Ok(linear(x, weight_t, bias, choice)?.apply_op1_no_bwd(&GeluErfOp)?),
+        #[cfg(feature = "cuda")]
+        Kernels::FusedCuda if x.rank() == 2 => {
+            Ok(x.matmul(weight_t)?.apply_op2_no_bwd(bias, &crate::cuda_kernels::BiasGeluOp)?)
+        }
+        _ => Ok(x.matmul(weight_t)?.broadcast_add(bias)?.gelu_erf()?),
+    }
+}
+
+/// `residual + (x·Wᵀ + b)`: an output projection and the residual connection after it; arguments as [`linear`],
+/// `residual` shaped as the result.
+pub fn linear_add(
+    x: &Tensor,
+    weight_t: &Tensor,
+    bias: &Tensor,
+    residual: &Tensor,
+    choice: KernelChoice,
+) -> Result<Tensor> {
+    match kernels_for(x, choice) {
+        #[cfg(feature = "cuda")]
+        Kernels::FusedCuda if x.rank() == 2 => Ok(x.matmul(weight_t)?.apply_op3_no_bwd(
+            bias,
+            &residual.contiguous()?,
+            &crate::cuda_kernels::BiasResidualOp,
+        )?),
+        _ => Ok((residual + linear(x, weight_t, bias, choice)?)?),
+    }
+}
+
 /// LayerNorm over the last axis with two-pass statistics in f32, as torch computes it (candle's fused kernel uses
 /// E[x²]−E[x]², which loses precision on the large-mean rows of a ViT residual stream; parity is 1e-4 relative).
-pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    match kernels_for(x) {
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, choice: KernelChoice) -> Result<Tensor> {
+    match kernels_for(x, choice) {
         Kernels::FusedCpu => Ok(x.contiguous()?.apply_op3_no_bwd(weight, bias, &LayerNormOp { eps: eps as f32 })?),
-        Kernels::Candle => {
+        #[cfg(feature = "cuda")]
+        Kernels::FusedCuda if crate::cuda_kernels::layer_norm_fits(x.dims().last().copied().unwrap_or(0)) => {
+            let op = crate::cuda_kernels::LayerNormOp { eps: eps as f32 };
+            Ok(x.contiguous()?.apply_op3_no_bwd(weight, bias, &op)?)
+        }
+        _ => {
             let input_dtype = x.dtype();
             let x = x.to_dtype(DType::F32)?;
             let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
@@ -51,34 +128,34 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     }
 }
 
-/// Exact (erf-based) GELU, HF's `"gelu"`.
-pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    match kernels_for(x) {
-        Kernels::FusedCpu => Ok(x.contiguous()?.apply_op1_no_bwd(&GeluErfOp)?),
-        Kernels::Candle => Ok(x.gelu_erf()?),
-    }
-}
-
 /// Multi-head attention on the fused projection `qkv: [n, 3·D]` (q | k | v, heads side by side in each), as HF's
-/// eager attention computes it: per head `softmax(q·kᵀ · head_dim^-0.5)` in f32, then `·v`. Returns the context
-/// `[n, D]` (heads concatenated) and, when `keep_probabilities`, the probabilities `[heads, n, n]`.
-pub fn attention(qkv: &Tensor, heads: usize, keep_probabilities: bool) -> Result<(Tensor, Option<Tensor>)> {
+/// eager attention computes it: per head `softmax(q·kᵀ · head_dim^-0.5)` in f32, cast to the compute dtype, then
+/// `·v`. Returns the context `[n, D]` (heads concatenated) and, when `keep_probabilities`, the probabilities
+/// `[heads, n, n]` (f32 on the CPU; the compute dtype on CUDA's fused path, as HF returns them).
+pub fn attention(
+    qkv: &Tensor,
+    heads: usize,
+    keep_probabilities: bool,
+    choice: KernelChoice,
+) -> Result<(Tensor, Option<Tensor>)> {
     let (tokens, fused) = qkv.dims2()?;
     let width = fused / 3;
     let head_dim = width / heads;
     let scale = (head_dim as f64).powf(-0.5);
-    match kernels_for(qkv) {
+    match kernels_for(qkv, choice) {
         Kernels::FusedCpu => {
             // The kernel needs the probabilities as scratch anyway, so keeping them costs nothing.
             let both = qkv.contiguous()?.apply_op1_no_bwd(&AttentionOp { heads, scale: scale as f32 })?;
-            let probabilities_len = heads * tokens * tokens;
-            let context = both.narrow(0, probabilities_len, tokens * width)?.reshape((tokens, width))?;
-            let probabilities = keep_probabilities
-                .then(|| both.narrow(0, 0, probabilities_len)?.reshape((heads, tokens, tokens)))
-                .transpose()?;
-            Ok((context, probabilities))
+            let (context, probabilities) = split_attention_output(&both, heads, tokens, width, true)?;
+            Ok((context, probabilities.filter(|_| keep_probabilities)))
         }
-        Kernels::Candle => {
+        #[cfg(feature = "cuda")]
+        Kernels::FusedCuda if crate::cuda_kernels::attention_fits(tokens, head_dim) => {
+            let op = crate::cuda_kernels::AttentionOp { heads, scale: scale as f32, keep_probabilities };
+            let both = qkv.contiguous()?.apply_op1_no_bwd(&op)?;
+            Ok(split_attention_output(&both, heads, tokens, width, keep_probabilities)?)
+        }
+        _ => {
             // [n, 3·D] → [3, heads, n, head_dim]: one copy gives contiguous q, k and v.
             let qkv = qkv.reshape((tokens, 3, heads, head_dim))?.permute((1, 2, 0, 3))?.contiguous()?;
             let (query, key, value) = (qkv.i(0)?, qkv.i(1)?, qkv.i(2)?);
@@ -89,4 +166,21 @@ pub fn attention(qkv: &Tensor, heads: usize, keep_probabilities: bool) -> Result
             Ok((context, keep_probabilities.then_some(probabilities)))
         }
     }
+}
+
+/// Views into a fused attention kernel's one output buffer: the probabilities `[heads, n, n]` when it holds them
+/// (on the CPU always, on CUDA only when kept), then the context `[n, D]`.
+fn split_attention_output(
+    both: &Tensor,
+    heads: usize,
+    tokens: usize,
+    width: usize,
+    holds_probabilities: bool,
+) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    let probabilities_len = if holds_probabilities { heads * tokens * tokens } else { 0 };
+    let context = both.narrow(0, probabilities_len, tokens * width)?.reshape((tokens, width))?;
+    let probabilities = holds_probabilities
+        .then(|| both.narrow(0, 0, probabilities_len)?.reshape((heads, tokens, tokens)))
+        .transpose()?;
+    Ok((context, probabilities))
 }

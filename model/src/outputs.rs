@@ -7,7 +7,8 @@ use crate::masking::Masking;
 use crate::patches::{self, PatchGrid};
 
 /// The result of `MaeModel::forward` for one image. Tensors are f32 and carry a leading batch axis of 1, as
-/// HF returns them.
+/// HF returns them. `pixel_values` and `reconstruction` are made on the host and stay there (CPU tensors); the
+/// logits, `last_hidden_state` and the attentions are on the model's device.
 #[derive(Debug, Clone)]
 pub struct MaeOutput {
     /// Patch grid (rows, columns) of this input.
@@ -15,7 +16,7 @@ pub struct MaeOutput {
     pub patch_size: usize,
     /// Whether the model predicts per-patch-normalized pixels (see `display_predictions`).
     pub norm_pix_loss: bool,
-    /// The normalized input `[1, 3, H, W]`.
+    /// The normalized input `[1, 3, H, W]` as the model saw it (rounded to its compute dtype).
     pub pixel_values: Tensor,
     /// Noise, mask, ids_restore and ids_keep.
     pub masking: Masking,

@@ -106,4 +106,3 @@ fn answer(mut stream: TcpStream, files: &HashMap<&str, Vec<u8>>, log: &Mutex<Vec
         }
     }
 }
-

@@ -32,6 +32,7 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
         device: "cpu".into(),
         dtype: "f32".into(),
         force: false,
+        kernels: "fused".into(),
         out: out.clone(),
     };
     mae_explorer::commands::dump::run(&args).map_err(|e| format!("{e:#}"))?;

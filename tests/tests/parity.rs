@@ -22,6 +22,7 @@ fn run_dump(
     noise: Option<&Path>,
     seed: Option<u64>,
     ratio: f64,
+    kernels: &str,
 ) -> anyhow::Result<TensorFile> {
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path().join("out.safetensors");
@@ -41,6 +42,7 @@ fn run_dump(
         device: "cpu".into(),
         dtype: "f32".into(),
         force: false,
+        kernels: kernels.into(),
         out: out.clone(),
     };
     mae_explorer::commands::dump::run(&args)?;
@@ -48,7 +50,7 @@ fn run_dump(
 }
 
 /// Runs `dump` on a fixture case's own pixel values and noise, and compares every output.
-fn check_case(model_dir: &Path, case_path: &Path) -> Vec<String> {
+fn check_case(model_dir: &Path, case_path: &Path, kernels: &str) -> Vec<String> {
     let case = read_tensor_file(case_path);
     let scratch = tempfile::tempdir().unwrap();
     let pixel_values = scratch.path().join("pixel_values.npy");
@@ -56,15 +58,15 @@ fn check_case(model_dir: &Path, case_path: &Path) -> Vec<String> {
     case.tensors["pixel_values"].write_npy(&pixel_values).unwrap();
     case.tensors["noise"].write_npy(&noise).unwrap();
     let ratio: f64 = case.metadata["mask_ratio"].parse().unwrap();
-    let ours = match run_dump(model_dir, Input::PixelValues(&pixel_values), Some(&noise), None, ratio) {
+    let ours = match run_dump(model_dir, Input::PixelValues(&pixel_values), Some(&noise), None, ratio, kernels) {
         Ok(ours) => ours,
         Err(error) => return vec![format!("dump failed: {error:#}")],
     };
     compare_outputs(&ours.tensors, &case.tensors, TOLERANCE)
 }
 
-#[test]
-fn dump_matches_transformers_on_every_fixture_case() {
+/// Checks every fixture case with `dump --kernels <kernels>`.
+fn check_every_case(kernels: &str) {
     let cases_root = fixtures().join("cases");
     let mut models: Vec<_> = std::fs::read_dir(&cases_root).unwrap().map(|e| e.unwrap().path()).collect();
     models.sort();
@@ -78,7 +80,7 @@ fn dump_matches_transformers_on_every_fixture_case() {
         models_with_cases += 1;
         for case in cases.iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors")) {
             checked += 1;
-            for problem in check_case(&model_dir, case) {
+            for problem in check_case(&model_dir, case, kernels) {
                 failures.push(format!("{}: {problem}", case.strip_prefix(&cases_root).unwrap().display()));
             }
         }
@@ -86,6 +88,18 @@ fn dump_matches_transformers_on_every_fixture_case() {
     assert!(models_with_cases >= 2, "expected fixtures for at least two model configurations");
     assert!(checked >= 10, "only {checked} cases found");
     assert!(failures.is_empty(), "{} problems in {checked} cases:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn dump_matches_transformers_on_every_fixture_case() {
+    check_every_case("fused");
+}
+
+/// candle's composed ops are what the GPU's fused kernels are compared against (`tools/gpu_check.sh`): they must
+/// meet the same tolerance, here on the CPU.
+#[test]
+fn candle_ops_match_transformers_on_every_fixture_case() {
+    check_every_case("candle");
 }
 
 /// Cases made from a photo, run from the photo itself: our decoding and resizing must equal PIL's so exactly
@@ -105,7 +119,8 @@ fn image_cases_match_when_dump_reads_the_image_itself() {
             let noise = scratch.path().join("noise.npy");
             case.tensors["noise"].write_npy(&noise).unwrap();
             let ratio = case.metadata["mask_ratio"].parse().unwrap();
-            let ours = run_dump(&fixtures().join("models").join(model), Input::Image(image), Some(&noise), None, ratio);
+            let model_dir = fixtures().join("models").join(model);
+            let ours = run_dump(&model_dir, Input::Image(image), Some(&noise), None, ratio, "fused");
             let mut ours = ours.unwrap().tensors;
             // pixel_values are floats computed from equal bytes: compare them with the tolerance, not exactly.
             let error = mae_integration_tests::relative_l2(&ours["pixel_values"], &case.tensors["pixel_values"]);
@@ -136,7 +151,8 @@ fn demo_model_matches_transformers_on_a_photo() {
     case.tensors["noise"].write_npy(&noise).unwrap();
     let ratio = case.metadata["mask_ratio"].parse().unwrap();
     let image = mae_integration_tests::repo_root().join("assets").join(&case.metadata["image"]);
-    let mut ours = run_dump(Path::new("demo"), Input::Image(image), Some(&noise), None, ratio).unwrap().tensors;
+    let mut ours =
+        run_dump(Path::new("demo"), Input::Image(image), Some(&noise), None, ratio, "fused").unwrap().tensors;
     assert!(case.tensors.contains_key("logits") && case.tensors.contains_key("encoder_attentions.0"));
     // what the slim fixture leaves out by design (see tests/fixtures/README.md); anything else must match
     ours.retain(|name, _| {
@@ -161,9 +177,15 @@ fn seed_cases_reproduce_without_the_noise_file() {
             case.tensors["pixel_values"].write_npy(&pixel_values).unwrap();
             let ratio = case.metadata["mask_ratio"].parse().unwrap();
             let model_dir = fixtures().join("models").join(model);
-            let ours =
-                run_dump(&model_dir, Input::PixelValues(&pixel_values), None, Some(seed.parse().unwrap()), ratio)
-                    .unwrap();
+            let ours = run_dump(
+                &model_dir,
+                Input::PixelValues(&pixel_values),
+                None,
+                Some(seed.parse().unwrap()),
+                ratio,
+                "fused",
+            )
+            .unwrap();
             for name in ["noise", "mask", "ids_restore"] {
                 assert_eq!(to_f64(&ours.tensors[name]), to_f64(&case.tensors[name]), "{}: {name}", path.display());
             }

@@ -1,11 +1,12 @@
-//! `mae-explorer bench`: time the forward pass as the window runs it (attentions kept), after warm-up.
+//! `mae-explorer bench`: time the forward pass as the window runs it (attentions kept; `--no-attentions` to compare
+//! with PyTorch's sdpa, which returns none), after warm-up.
 //! The PyTorch side of the comparison is `tools/bench_torch.py`; `tools/bench_compare.sh` runs both.
 
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use candle_core::{Device, Tensor};
-use mae_model::{ForwardOptions, MaskSpec, TorchGenerator};
+use mae_model::{ForwardOptions, KernelChoice, MaskSpec, TorchGenerator, dtype_name};
 
 use super::model_arg::load_model_as;
 use crate::cli::BenchArgs;
@@ -27,8 +28,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         set_thread_count(threads);
     }
+    let kernels: KernelChoice = args.kernels.parse()?;
     let load_start = Instant::now();
-    let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
+    let mut loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
+    loaded.model.set_kernels(kernels);
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let config = loaded.model.config();
     let side = config.image_size;
@@ -36,7 +39,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let values: Vec<f32> = TorchGenerator::rand(1, 3 * side * side).iter().map(|v| v * 4.0 - 2.0).collect();
     let pixel_values = Tensor::from_vec(values, (1, 3, side, side), &Device::Cpu)?;
     let spec = MaskSpec::Seed { seed: 0, ratio: args.mask_ratio };
-    let options = ForwardOptions { attentions: true };
+    let options = ForwardOptions { attentions: !args.no_attentions };
 
     let first_start = Instant::now();
     loaded.model.forward(&pixel_values, &spec, options)?;
@@ -64,10 +67,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("mae-explorer bench heads_ms={heads_median:.1} (statistics of every head + both galleries, median)");
     }
     println!(
-        "mae-explorer bench model={} device={} threads={} mask_ratio={} runs={} median_ms={forward_median:.1} min_ms={:.1} \
-         load_ms={load_ms:.0} first_forward_ms={first_ms:.1}",
+        "mae-explorer bench model={} device={} dtype={} kernels={} attentions={} threads={} mask_ratio={} runs={} \
+         median_ms={forward_median:.3} min_ms={:.3} load_ms={load_ms:.0} first_forward_ms={first_ms:.1}",
         loaded.name,
         loaded.model.device_name(),
+        dtype_name(loaded.model.dtype()),
+        kernels.name(),
+        options.attentions,
         candle_core::utils::get_num_threads(),
         args.mask_ratio,
         args.runs,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use mae_model::{ForwardOptions, MaeOutput, parse_dtype};
+use mae_model::{ForwardOptions, KernelChoice, MaeOutput, parse_dtype};
 
 use super::model_arg::load_model_as;
 use crate::atomic_file::{check_output_folder, check_overwrite, write_bytes, write_output};
@@ -16,7 +16,9 @@ pub fn run(args: &DumpArgs) -> Result<()> {
     // Before the model loads: a typo in --out should not cost a load and a forward pass.
     check_output_folder(&args.out)?;
     check_overwrite(&args.out, args.force)?;
-    let loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
+    let kernels: KernelChoice = args.kernels.parse()?;
+    let mut loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
+    loaded.model.set_kernels(kernels);
     let (pixel_values, spec) = args.input.resolve(&loaded)?;
     let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions: true })?;
     // Serialized in memory (the budget of `grid_for` counts this copy): safetensors' own file writer goes through
