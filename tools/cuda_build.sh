@@ -12,7 +12,8 @@
 #    invalidated), CUDA_COMPUTE_CAP=90 (H100/H200; candle's kernels and ours become sm_90a PTX), under
 #    `flock /tmp/cargo.lock` like every cargo command on the shared machine. CUDAFORGE_THREADS=2 lets
 #    candle-kernels' build script run two nvcc at once (it uses half the cores by default: 1 of 2 here).
-# 3. Strips the binary and packs it with `zstd -19` into .gpu/mae-explorer-cuda.zst, beside our kernels' PTX
+# 3. Strips the binary and packs it with `xz -9` into .gpu/mae-explorer-cuda.xz (the GPU machines have no zstd;
+#    Python's lzma unpacks it there), beside our kernels' PTX
 #    (.gpu/cuda_kernels.ptx). .gpu/ is git-ignored; carry it to the GPU machine, where tools/gpu_check.sh runs both.
 #
 # --toolchain-only: step 1 only.  --clippy: also run clippy -D warnings on the workspace with --features cuda
@@ -93,7 +94,7 @@ setup_toolchain() {
 setup_toolchain
 [[ "$TOOLCHAIN_ONLY" == 1 ]] && exit 0
 
-command -v zstd >/dev/null || die "zstd not found (apt-get install zstd)"
+command -v xz >/dev/null || die "xz not found (apt-get install xz-utils)"
 export CUDA_HOME="$CUDA_HOME_DIR"
 export PATH="$CUDA_HOME/bin:$PATH"
 export CUDA_COMPUTE_CAP=90
@@ -117,7 +118,7 @@ strip -o "$ROOT/.gpu/mae-explorer-cuda" "$binary"
 if ldd "$ROOT/.gpu/mae-explorer-cuda" | grep -q "$TOOLCHAIN"; then
   die "the binary resolves a library from $TOOLCHAIN (the stand-in libcuda?): it must load the driver's own"
 fi
-zstd -19 -T0 -q -f "$ROOT/.gpu/mae-explorer-cuda" -o "$ROOT/.gpu/mae-explorer-cuda.zst"
+xz -9 -T0 -f -c "$ROOT/.gpu/mae-explorer-cuda" > "$ROOT/.gpu/mae-explorer-cuda.xz"
 rm -f "$ROOT/.gpu/mae-explorer-cuda"
 # Our kernels' PTX too, for tools/gpu_kernel_check.py (each kernel alone, through CuPy).
 ptx="$(ls -t "$CARGO_TARGET_DIR"/release/build/mae-model-*/out/cuda_kernels.ptx 2>/dev/null | head -n1)"

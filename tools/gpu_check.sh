@@ -2,7 +2,7 @@
 # On a GPU machine (driver 580 / CUDA 13, PyTorch + transformers installed, no network, no Rust), from the
 # repository root, in about 3 minutes (each step has its own time limit; all together under 5 minutes):
 #
-#   tools/gpu_check.sh            # needs .gpu/mae-explorer-cuda.zst from tools/cuda_build.sh
+#   tools/gpu_check.sh            # needs .gpu/mae-explorer-cuda.xz from tools/cuda_build.sh
 #
 #   1. unpacks the binary, points LD_LIBRARY_PATH at the CUDA 13 libraries of the PyTorch install (its nvidia-*
 #      wheels) and /usr/local/cuda/lib64, prints the GPU (nvidia-smi) and any library the binary cannot find;
@@ -72,8 +72,10 @@ setup() {
   if [[ -n "${BINARY:-}" ]]; then
     cp "$BINARY" "$REAL_BIN" || return 1
   else
-    [[ -f .gpu/mae-explorer-cuda.zst ]] || { echo "no .gpu/mae-explorer-cuda.zst: run tools/cuda_build.sh, carry .gpu"; return 1; }
-    zstd -d -q -f .gpu/mae-explorer-cuda.zst -o "$REAL_BIN" && chmod +x "$REAL_BIN" || return 1
+    # xz through Python's lzma: the GPU machines have no zstd, and Python is always there.
+    [[ -f .gpu/mae-explorer-cuda.xz ]] || { echo "no .gpu/mae-explorer-cuda.xz: run tools/cuda_build.sh, carry .gpu"; return 1; }
+    "$PYTHON" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      .gpu/mae-explorer-cuda.xz "$REAL_BIN" && chmod +x "$REAL_BIN" || return 1
   fi
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu \
     --format=csv,noheader || echo "nvidia-smi failed"
