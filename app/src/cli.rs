@@ -59,6 +59,7 @@ pub enum WindowPanel {
     Attention,
     Loss,
     Ensemble,
+    Heads,
 }
 
 /// "1920x1080" → (1920, 1080), each side 320..=8192.

@@ -86,6 +86,7 @@ pub fn run(args: &WindowArgs) -> Result<()> {
                     WindowPanel::Attention => PanelId::Attention,
                     WindowPanel::Loss => PanelId::Loss,
                     WindowPanel::Ensemble => PanelId::Ensemble,
+                    WindowPanel::Heads => PanelId::Heads,
                 });
             }
             Ok(Box::new(app))
