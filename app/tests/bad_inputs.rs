@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mae_integration_tests::fake_hub::silent_hub;
+
 /// Far beyond any refusal here (they take well under a second); only a hang gets near it.
 const HANG: Duration = Duration::from_secs(60);
 const SENTINEL: &[u8] = b"an earlier output that must survive";
@@ -214,19 +216,6 @@ fn devices_and_named_pipes_are_refused_at_once_without_reading_them() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-/// A server that accepts every connection and never sends a byte.
-fn silent_hub() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut open = Vec::new();
-        for stream in listener.incoming().flatten() {
-            open.push(stream);
-        }
-    });
-    address
 }
 
 #[test]

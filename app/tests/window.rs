@@ -13,6 +13,7 @@ use mae_explorer::window::panels::PanelId;
 use mae_explorer::window::session::{MaskMode, ModelState};
 use mae_explorer::window::settings::Remembered;
 use mae_explorer::window::{AppOptions, MaeApp};
+use mae_integration_tests::fake_hub::{FakeHub, REPO, Weights, silent_hub};
 use mae_model::MaskSpec;
 use mae_model::hub::HubSettings;
 use mae_model::masking::len_keep;
@@ -785,6 +786,93 @@ fn offline_with_an_empty_cache_the_demo_model_shows_at_once_and_says_how_to_get_
     assert_eq!(app.session.settings.model, None, "the stand-in is not remembered as the user's choice");
     harness.get_by_label_contains("model demo (built in)");
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "the cache stays empty");
+}
+
+/// The grid of the model the fake hub serves as `facebook/vit-mae-base` (tiny-p8: 32 px, 8-px patches).
+const HUB_MODEL_GRID: (usize, usize) = (4, 4);
+/// The built-in demo model's grid (224 px, 16-px patches).
+const DEMO_GRID: (usize, usize) = (14, 14);
+
+/// The first run online: no model named, the default not in `cache`, downloaded from `hub`.
+fn first_run_options(cache: &std::path::Path, hub: HubSettings) -> AppOptions {
+    let mut options = AppOptions::new("unused");
+    options.model = StartModel::Default { hub_id: REPO.into() };
+    options.hub = HubSettings { cache_dir: cache.to_owned(), ..hub };
+    options
+}
+
+fn shown_grid(app: &MaeApp) -> Option<(usize, usize)> {
+    app.session.is_up_to_date().then(|| app.session.result.as_ref().map(|shown| shown.grid)).flatten()
+}
+
+#[test]
+fn online_the_demo_stands_in_until_the_default_model_is_downloaded_then_the_window_switches_keeping_the_job() {
+    let hub = FakeHub::start(Weights::Whole);
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = harness(first_run_options(cache.path(), hub.settings(cache.path())));
+    let image_before = harness.state().session.image.as_ref().expect("the sample photo").id;
+    // The user's ratio and seed, set before either model is ready: the switch must keep them.
+    harness.state_mut().settings().mask_ratio = 0.5;
+    harness.state_mut().settings().seed = 7;
+
+    step_until(&mut harness, "the downloaded model's reconstruction", |app| shown_grid(app) == Some(HUB_MODEL_GRID));
+    let app = harness.state();
+    assert_eq!(app.session.result.as_ref().unwrap().mask_spec, MaskSpec::Seed { ratio: 0.5, seed: 7 });
+    assert_eq!(app.session.image.as_ref().unwrap().id, image_before, "the image is kept");
+    assert!(app.session.fetch.is_none());
+    assert_eq!(app.session.settings.model.as_deref(), Some(REPO), "the real model is remembered");
+    let weights = hub.requests().iter().filter(|r| r.starts_with("GET") && r.ends_with("/model.safetensors")).count();
+    assert_eq!(weights, 1, "downloaded once, then loaded from the cache: {:?}", hub.requests());
+}
+
+#[test]
+fn a_model_the_user_chooses_while_the_default_downloads_is_never_replaced() {
+    // The weights download stalls half-way: the demo stays on screen while the status line shows the progress.
+    let hub = FakeHub::start(Weights::Stall);
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = harness(first_run_options(cache.path(), hub.settings(cache.path())));
+    step_until(&mut harness, "the demo model's reconstruction", |app| shown_grid(app) == Some(DEMO_GRID));
+    step_until(&mut harness, "download progress", |app| {
+        app.session.fetch.as_ref().is_some_and(|fetch| fetch.progress.is_some())
+    });
+    harness.get_by_label_contains("the demo model meanwhile");
+    assert_eq!(harness.state().session.settings.model, None, "the stand-in is not remembered");
+
+    let (device, dtype) = (harness.state().session.device, harness.state().session.dtype);
+    harness.state_mut().session.load_model(fixture_model(), device, dtype);
+    assert!(harness.state().session.fetch.is_none(), "choosing a model abandons the background download");
+    step_until(&mut harness, "the chosen model's reconstruction", |app| {
+        shown_grid(app).is_some_and(|grid| grid != DEMO_GRID)
+    });
+    let chosen_grid = shown_grid(harness.state());
+    // However long the window runs on, the chosen model stays.
+    for _ in 0..50 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(shown_grid(harness.state()), chosen_grid);
+    assert_eq!(harness.state().session.settings.model.as_deref(), Some(fixture_model().as_str()));
+}
+
+#[test]
+fn a_silent_hub_ends_the_background_download_with_a_line_and_the_demo_stays_usable() {
+    let cache = tempfile::tempdir().unwrap();
+    let hub = HubSettings {
+        endpoint: Some(silent_hub()),
+        metadata_timeout: Duration::from_secs(1),
+        download_timeout: Duration::from_secs(1),
+        ..HubSettings::from_vars(&|_| None)
+    };
+    let mut harness = harness(first_run_options(cache.path(), hub));
+    step_until(&mut harness, "the download to give up", |app| app.session.fetch.is_none());
+    step_until(&mut harness, "the demo model's reconstruction", |app| shown_grid(app) == Some(DEMO_GRID));
+    let notice = harness.state().session.notice.clone().expect("a line about the download");
+    assert!(!notice.is_error && notice.text.contains("could not be downloaded"), "{}", notice.text);
+    // Still usable: a new ratio gives a new result with the demo.
+    harness.state_mut().settings().mask_ratio = 0.3;
+    step_until(&mut harness, "a result at the new ratio", |app| {
+        app.session.is_up_to_date() && shown_ratio(app) == Some(0.3)
+    });
 }
 
 /// The bad-input corpus (tools/make_bad_inputs.py) through the window: every broken image and model is an error

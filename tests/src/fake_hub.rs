@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use mae_model::hub::{DEFAULT_TIMEOUT, HubSettings};
 
 use crate::fixtures;
 
@@ -53,6 +56,32 @@ impl FakeHub {
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// Hub settings that download from this hub into `cache`, with the default timeouts.
+    pub fn settings(&self, cache: &Path) -> HubSettings {
+        HubSettings {
+            cache_dir: cache.to_owned(),
+            token: None,
+            offline: false,
+            endpoint: Some(self.address.clone()),
+            metadata_timeout: DEFAULT_TIMEOUT,
+            download_timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A server that accepts every connection and never sends a byte (hf-hub's clients would wait for it forever);
+/// returns its address.
+pub fn silent_hub() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().flatten() {
+            open.push(stream);
+        }
+    });
+    address
 }
 
 fn answer(mut stream: TcpStream, files: &HashMap<&str, Vec<u8>>, log: &Mutex<Vec<String>>, weights: Weights) {

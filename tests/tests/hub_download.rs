@@ -8,21 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mae_integration_tests::fake_hub::{COMMIT, FakeHub, REPO, Weights};
+use mae_integration_tests::fake_hub::{COMMIT, FakeHub, REPO, Weights, silent_hub};
 use mae_integration_tests::fixtures;
 use mae_model::hub::{DEFAULT_TIMEOUT, HubSettings};
 use mae_model::source::{DownloadProgress, LoadOptions, ModelLocation, load_model_with_settings};
 use mae_model::{DeviceChoice, LoadedModel, select_device};
 
 fn settings(cache: &Path, hub: &FakeHub) -> HubSettings {
-    HubSettings {
-        cache_dir: cache.to_owned(),
-        token: None,
-        offline: false,
-        endpoint: Some(hub.address.clone()),
-        metadata_timeout: DEFAULT_TIMEOUT,
-        download_timeout: DEFAULT_TIMEOUT,
-    }
+    hub.settings(cache)
 }
 
 fn load(model: &str, settings: &HubSettings, options: &LoadOptions) -> mae_model::Result<LoadedModel> {
@@ -155,19 +148,6 @@ fn an_unreachable_hub_with_an_empty_cache_says_both() {
     assert!(error.contains("cannot reach the Hugging Face hub"), "{error}");
     assert!(error.contains(&cache.path().display().to_string()), "{error}");
     assert!(started.elapsed() < Duration::from_secs(5), "gave up only after {:?}", started.elapsed());
-}
-
-/// A server that accepts every connection and never sends a byte (hf-hub's clients would wait for it forever).
-fn silent_hub() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut open = Vec::new();
-        for stream in listener.incoming().flatten() {
-            open.push(stream);
-        }
-    });
-    address
 }
 
 fn impatient(settings: HubSettings) -> HubSettings {
