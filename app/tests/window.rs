@@ -917,3 +917,26 @@ fn every_bad_image_and_model_of_the_corpus_is_an_error_and_the_window_stays_usab
     });
     assert_eq!(harness.state().session.model_info().unwrap().name, "tiny-p16");
 }
+
+/// The Heads panel in a narrow tile: gallery and plot stay inside it (a control row running past the edge once
+/// widened everything after it).
+#[test]
+fn the_heads_panel_fits_its_tile() {
+    for size in [Vec2::new(1280.0, 800.0), Vec2::new(1600.0, 1000.0)] {
+        let mut harness = harness_with(AppOptions::new(fixture_model()), Remembered::default(), size);
+        harness.state_mut().layout.bring_to_front(PanelId::Heads);
+        step_until(&mut harness, "the head gallery", |app| {
+            app.session.is_up_to_date() && app.session.result.as_ref().is_some_and(|result| result.heads.is_some())
+        });
+        harness.step();
+        let app = harness.state();
+        let tile = app.layout.tree.tiles.find_pane(&PanelId::Heads).unwrap();
+        let tile_rect = app.layout.tree.tiles.rect(tile).unwrap();
+        let gallery = app.panels.heads.gallery_rect.expect("the gallery was drawn");
+        assert!(tile_rect.contains_rect(gallery), "{size:?}: gallery {gallery:?} outside the tile {tile_rect:?}");
+        assert!(!app.panels.heads.plotted.is_empty());
+        for (point, head) in &app.panels.heads.plotted {
+            assert!(tile_rect.contains(*point), "{size:?}: {head:?} plotted at {point:?}, outside {tile_rect:?}");
+        }
+    }
+}

@@ -77,8 +77,10 @@ impl HeadsPanel {
                 .on_hover_text("One colour scale over all heads: their weights compare colour for colour");
             ui.selectable_value(&mut self.scale, GalleryScale::PerHead, "Per-head scale")
                 .on_hover_text("Each thumbnail over its own lowest..highest weight: every head's pattern shows");
-            colormap_combo(ui, "heads colormap", "Colormap", &mut self.colormap);
         });
+        // On a line of its own: a nested horizontal row does not wrap, and one that runs past the tile's edge
+        // widens everything drawn after it.
+        colormap_combo(ui, "heads colormap", "Colormap", &mut self.colormap);
     }
 
     fn gallery(&mut self, ui: &mut egui::Ui, session: &mut Session, height: f32) {
@@ -91,7 +93,6 @@ impl HeadsPanel {
             ui.label("computing the head gallery…");
             return;
         };
-        ui.weak(&heads.gallery.title);
         let texture = self.texture.show(ui.ctx(), "head gallery", result.id, &heads.gallery.picture, session).clone();
         let geometry = heads.gallery.geometry.clone();
         let stats = heads.stats.clone();
