@@ -15,7 +15,7 @@ use crate::atomic_file::write_picture;
 /// Frames drawn with the result before the picture is taken, so layout and textures have settled.
 const SETTLE_FRAMES: usize = 3;
 /// How often a waiting screenshot run looks at its time limit.
-const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a successful screenshot run reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
