@@ -13,6 +13,7 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 use mae_model::MaeOutput;
+use rayon::prelude::*;
 
 use crate::render::attention::{Stack, stack_layers, token_patches};
 
@@ -38,9 +39,14 @@ pub fn head_stats(output: &MaeOutput, stacks: &[Stack]) -> Result<Vec<HeadStats>
             if tokens != distances.tokens {
                 bail!("{stack} layer {layer} covers {tokens} tokens, expected {}", distances.tokens);
             }
-            for (head, plane) in values.chunks_exact(tokens * tokens).enumerate().take(heads) {
-                all.push(one_head(stack, layer, head, plane, &distances));
-            }
+            // Heads in parallel: each is a few hundred thousand logarithms for a base-sized decoder layer.
+            let layer_stats: Vec<HeadStats> = values
+                .par_chunks_exact(tokens * tokens)
+                .take(heads)
+                .enumerate()
+                .map(|(head, plane)| one_head(stack, layer, head, plane, &distances))
+                .collect();
+            all.extend(layer_stats);
         }
     }
     Ok(all)

@@ -353,10 +353,14 @@ pub fn overlay_in_range(
     (low, high): (f32, f32),
 ) -> RgbaImage {
     let (width, height) = base.dimensions();
+    // One colour per patch, not per pixel: evaluating the colormap is the costly part (the head gallery draws
+    // hundreds of these).
+    let colors: Vec<_> =
+        scores.iter().map(|score| score.map(|score| colormap.color(normalize(score, low, high)))).collect();
     RgbaImage::from_fn(width, height, |x, y| {
         let pixel = *base.get_pixel(x, y);
-        match scores.get(patch_at(x, y, width, height, grid)).copied().flatten() {
-            Some(score) => blend(pixel, colormap.color(normalize(score, low, high)), alpha),
+        match colors.get(patch_at(x, y, width, height, grid)).copied().flatten() {
+            Some(color) => blend(pixel, color, alpha),
             None => empty_patch_pixel(pixel),
         }
     })

@@ -5,6 +5,7 @@
 use anyhow::{Result, bail};
 use image::{Rgba, RgbaImage, imageops};
 use mae_model::MaeOutput;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Query, Stack, overlay_in_range, query_token, score_range, stack_layers, token_patches};
@@ -178,14 +179,20 @@ pub fn render_gallery(output: &MaeOutput, base: &RgbaImage, spec: &GallerySpec) 
         let y = top + row as u32 * (thumbnail.1 + GAP);
         let label_top = y + thumbnail.1.saturating_sub(line_height(LABEL_SIZE)) / 2;
         draw_text(&mut picture, &label(*stack, *layer), PADDING as f32, label_top as f32, LABEL_SIZE, INK);
-        for (head, scores) in heads.iter().enumerate() {
-            let range = match spec.scale {
-                GalleryScale::Shared => shared,
-                GalleryScale::PerHead => score_range(scores),
-            };
-            let tile = overlay_in_range(&small, scores, output.grid, spec.colormap, ALPHA, range.unwrap_or((0.0, 1.0)));
+        // Thumbnails in parallel (a base-sized decoder has 16 per row), placed in order.
+        let tiles: Vec<RgbaImage> = heads
+            .par_iter()
+            .map(|scores| {
+                let range = match spec.scale {
+                    GalleryScale::Shared => shared,
+                    GalleryScale::PerHead => score_range(scores),
+                };
+                overlay_in_range(&small, scores, output.grid, spec.colormap, ALPHA, range.unwrap_or((0.0, 1.0)))
+            })
+            .collect();
+        for (head, tile) in tiles.iter().enumerate() {
             let x = left + head as u32 * (thumbnail.0 + GAP);
-            imageops::replace(&mut picture, &tile, i64::from(x), i64::from(y));
+            imageops::replace(&mut picture, tile, i64::from(x), i64::from(y));
         }
     }
     let geometry = GalleryGeometry {
