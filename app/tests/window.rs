@@ -821,7 +821,7 @@ fn online_the_demo_stands_in_until_the_default_model_is_downloaded_then_the_wind
     assert_eq!(app.session.image.as_ref().unwrap().id, image_before, "the image is kept");
     assert!(app.session.fetch.is_none());
     assert_eq!(app.session.settings.model.as_deref(), Some(REPO), "the real model is remembered");
-    let weights = hub.requests().iter().filter(|r| r.starts_with("GET") && r.ends_with("/model.safetensors")).count();
+    let weights = hub.file_downloads().iter().filter(|path| path.ends_with("/model.safetensors")).count();
     assert_eq!(weights, 1, "downloaded once, then loaded from the cache: {:?}", hub.requests());
 }
 

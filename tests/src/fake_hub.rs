@@ -57,6 +57,15 @@ impl FakeHub {
         self.requests.lock().unwrap().clone()
     }
 
+    /// The paths of the files downloaded so far (GETs of `/resolve/` URLs), in order.
+    pub fn file_downloads(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter_map(|request| request.strip_prefix("GET ").map(str::to_owned))
+            .filter(|path| path.contains("/resolve/"))
+            .collect()
+    }
+
     /// Hub settings that download from this hub into `cache`, with the default timeouts.
     pub fn settings(&self, cache: &Path) -> HubSettings {
         HubSettings {
