@@ -6,8 +6,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{MaeError, Result};
-use crate::input_file::{MAX_CONFIG_FILE_BYTES, read_limited};
-use crate::preprocess::MAX_PIXELS;
+use crate::input_file::{MAX_CONFIG_FILE_BYTES, MAX_PIXELS, read_limited};
 
 /// ViTMAE architecture, field names and defaults exactly as transformers' `ViTMAEConfig`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -73,21 +72,13 @@ impl MaeConfig {
         })?;
         Self::from_json_bytes(&bytes).map_err(|problem| MaeError::config(path, problem))
     }
+}
 
-    /// Parses and validates config JSON; the error is a sentence without the file name.
-    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        Self::from_json_bytes(text.as_bytes())
-    }
-
-    /// [`from_json`](Self::from_json) on the file's raw bytes (which need not be UTF-8 to be refused cleanly).
-    pub fn from_json_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let config: Self = parse_json_object(bytes, "config JSON")?;
-        config.validate()?;
-        Ok(config)
-    }
+impl CheckedJson for MaeConfig {
+    const KIND: &'static str = "config JSON";
 
     /// Checks the invariants the forward pass relies on.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    fn validate(&self) -> std::result::Result<(), String> {
         let sizes = [
             ("hidden_size", self.hidden_size),
             ("num_hidden_layers", self.num_hidden_layers),
@@ -133,7 +124,9 @@ impl MaeConfig {
         self.activation()?;
         Ok(())
     }
+}
 
+impl MaeConfig {
     pub fn activation(&self) -> std::result::Result<Activation, String> {
         match self.hidden_act.as_str() {
             "gelu" => Ok(Activation::GeluErf),
@@ -165,6 +158,28 @@ impl MaeConfig {
 /// Largest width, depth or head count a config may declare: 64× vit-mae-huge's widest layer. Larger values can only
 /// be forged, and they would overflow the size arithmetic of shape checks.
 const MAX_DIMENSION: usize = 1 << 20;
+
+/// A config read from JSON and checked before use (the model's `config.json` and `preprocessor_config.json`): one
+/// way to parse, refuse what is not an object, and validate, for both.
+pub trait CheckedJson: Sized + DeserializeOwned {
+    /// What the JSON is, in errors ("config JSON").
+    const KIND: &'static str;
+
+    /// Checks what the code relying on the config needs; the error is a sentence without the file name.
+    fn validate(&self) -> std::result::Result<(), String>;
+
+    /// Parses and validates the JSON text; the error is a sentence without the file name.
+    fn from_json(text: &str) -> std::result::Result<Self, String> {
+        Self::from_json_bytes(text.as_bytes())
+    }
+
+    /// [`from_json`](Self::from_json) on a file's raw bytes (which need not be UTF-8 to be refused cleanly).
+    fn from_json_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let config: Self = parse_json_object(bytes, Self::KIND)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
 
 /// Parses JSON that must be an object, as HF's `from_pretrained` requires (`serde` alone would read a JSON array
 /// into the fields by position).
@@ -216,8 +231,8 @@ pub enum ImageSize {
     Square(usize),
 }
 
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 impl Default for PreprocessorConfig {
     fn default() -> Self {
@@ -245,21 +260,13 @@ impl PreprocessorConfig {
             .map_err(|problem| MaeError::config(path, format!("cannot read the preprocessor config: {problem}")))?;
         Self::from_json_bytes(&bytes).map_err(|problem| MaeError::config(path, problem))
     }
+}
 
-    /// Parses and validates preprocessor JSON (the embedded demo model's); the error is a sentence without the file
-    /// name.
-    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        Self::from_json_bytes(text.as_bytes())
-    }
+impl CheckedJson for PreprocessorConfig {
+    const KIND: &'static str = "preprocessor JSON";
 
-    /// [`from_json`](Self::from_json) on the file's raw bytes.
-    pub fn from_json_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let config: Self = parse_json_object(bytes, "preprocessor JSON")?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks what preprocessing relies on: a size, a pixel count PIL would read, positive std, a known filter.
+    fn validate(&self) -> std::result::Result<(), String> {
         let (h, w) = self.target_size();
         if h == 0 || w == 0 {
             return Err("size must be at least 1×1".into());
@@ -275,7 +282,9 @@ impl PreprocessorConfig {
         self.resample_filter()?;
         Ok(())
     }
+}
 
+impl PreprocessorConfig {
     /// (height, width) after resizing.
     pub fn target_size(&self) -> (usize, usize) {
         match self.size {

@@ -337,7 +337,7 @@ pub struct AttentionOp {
 
 impl AttentionOp {
     /// Values in the output buffer for `tokens` rows of `width`.
-    pub fn output_len(&self, tokens: usize, width: usize) -> usize {
+    fn output_len(&self, tokens: usize, width: usize) -> usize {
         let probabilities = if self.keep_probabilities { self.heads * tokens * tokens } else { 0 };
         probabilities + tokens * width
     }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::config::{MaeConfig, PreprocessorConfig};
+use crate::config::{CheckedJson, MaeConfig, PreprocessorConfig};
 use crate::device::SelectedDevice;
 use crate::error::{MaeError, Result};
 use crate::loader::LoadedModel;

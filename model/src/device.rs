@@ -17,13 +17,11 @@ pub enum DeviceChoice {
 impl std::str::FromStr for DeviceChoice {
     type Err = MaeError;
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "cpu" => Ok(Self::Cpu),
-            "cuda" | "gpu" => Ok(Self::Cuda),
-            "metal" => Ok(Self::Metal),
-            other => Err(MaeError::Device(format!("unknown device \"{other}\" (use auto, cpu, cuda or metal)"))),
-        }
+        let wanted = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|choice| choice.name() == wanted || choice.aliases().contains(&wanted.as_str()))
+            .ok_or_else(|| MaeError::Device(format!("unknown device \"{wanted}\" (use auto, cpu, cuda or metal)")))
     }
 }
 
@@ -36,6 +34,14 @@ impl DeviceChoice {
             Self::Cpu => "cpu",
             Self::Cuda => "cuda",
             Self::Metal => "metal",
+        }
+    }
+
+    /// Other names accepted for the device.
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Self::Cuda => &["gpu"],
+            Self::Auto | Self::Cpu | Self::Metal => &[],
         }
     }
 
@@ -55,22 +61,65 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
-/// The compute dtypes a model can run in, as `--dtype` and the window name them.
-pub const COMPUTE_DTYPES: [(&str, DType); 3] = [("f32", DType::F32), ("f16", DType::F16), ("bf16", DType::BF16)];
+/// A dtype a model can compute in, by the names `--dtype`, the window and its settings use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ComputeDtype {
+    #[default]
+    F32,
+    /// GPUs only.
+    F16,
+    /// GPUs only.
+    Bf16,
+}
+
+impl ComputeDtype {
+    pub const ALL: [ComputeDtype; 3] = [ComputeDtype::F32, ComputeDtype::F16, ComputeDtype::Bf16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
+
+    /// torch's spellings of the same dtype, also accepted.
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Self::F32 => &["float32"],
+            Self::F16 => &["float16", "half"],
+            Self::Bf16 => &["bfloat16"],
+        }
+    }
+
+    pub fn dtype(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::Bf16 => DType::BF16,
+        }
+    }
+}
+
+impl std::str::FromStr for ComputeDtype {
+    type Err = MaeError;
+    fn from_str(text: &str) -> Result<Self> {
+        let wanted = text.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|dtype| dtype.name() == wanted || dtype.aliases().contains(&wanted.as_str()))
+            .ok_or_else(|| MaeError::Device(format!("unknown dtype \"{wanted}\" (use f32, f16 or bf16)")))
+    }
+}
 
 /// Parses a compute dtype name (f32, f16 or bf16; torch's spellings too).
 pub fn parse_dtype(text: &str) -> Result<DType> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "f32" | "float32" => Ok(DType::F32),
-        "f16" | "float16" | "half" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => Err(MaeError::Device(format!("unknown dtype \"{other}\" (use f32, f16 or bf16)"))),
-    }
+    text.parse::<ComputeDtype>().map(ComputeDtype::dtype)
 }
 
 /// The name `parse_dtype` reads back.
 pub fn dtype_name(dtype: DType) -> &'static str {
-    COMPUTE_DTYPES.iter().find(|(_, known)| *known == dtype).map_or("?", |(name, _)| name)
+    ComputeDtype::ALL.into_iter().find(|known| known.dtype() == dtype).map_or("?", ComputeDtype::name)
 }
 
 /// A device that was picked, with a human sentence saying what and why, and the dtype to compute in.

@@ -150,7 +150,7 @@ pub fn check_revision(revision: &str) -> std::result::Result<(), String> {
 }
 
 /// `models--owner--name`, Python's folder name for a model repository.
-pub fn repo_folder(repo: &str) -> String {
+fn repo_folder(repo: &str) -> String {
     format!("models--{}", repo.replace('/', "--"))
 }
 

@@ -12,8 +12,11 @@ use std::path::Path;
 
 use crate::memory::format_bytes;
 
-/// Largest image file read: an uncompressed 16-bit RGBA picture at PIL's pixel limit
-/// ([`crate::preprocess::MAX_PIXELS`]) is ~1.4 GB, any compressed photo is far smaller.
+/// Largest image we decode, in pixels: PIL's own limit (`Image.open` raises `DecompressionBombError` above twice
+/// `Image.MAX_IMAGE_PIXELS` = 89 478 485), so what HF cannot open we refuse too.
+pub const MAX_PIXELS: u64 = 2 * 89_478_485;
+/// Largest image file read: an uncompressed 16-bit RGBA picture at PIL's pixel limit ([`MAX_PIXELS`]) is ~1.4 GB,
+/// any compressed photo is far smaller.
 pub const MAX_IMAGE_FILE_BYTES: u64 = 1536 << 20;
 /// Largest `config.json` / `preprocessor_config.json`: HF configs are a few kB; an ImageNet-21k label map makes
 /// one about 1 MB.

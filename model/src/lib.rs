@@ -5,6 +5,9 @@
 //! reconstruction and (optionally) every attention map. [`demo`] is a small trained model compiled into the crate.
 //! No GUI code lives here.
 
+mod block_mask;
+#[cfg(feature = "clap")]
+mod clap_values;
 pub mod config;
 mod cpu_kernels;
 #[cfg(feature = "cuda")]
@@ -16,9 +19,12 @@ pub mod hub;
 pub mod input_file;
 pub mod interpolate;
 pub mod loader;
+pub mod mask_picture;
 pub mod masking;
 pub mod memory;
+pub mod metrics;
 pub mod model;
+mod mt19937;
 pub mod npy;
 mod ops;
 pub mod original_mae;
@@ -26,19 +32,21 @@ pub mod outputs;
 pub mod patches;
 pub mod pil_resize;
 pub mod preprocess;
+pub mod python_random;
 pub mod source;
 pub mod torch_checkpoint;
 pub mod weights;
 
-pub use config::{MaeConfig, PreprocessorConfig};
+pub use config::{CheckedJson, MaeConfig, PreprocessorConfig};
 pub use demo::{DEMO_MODEL_ARG, DEMO_MODEL_NAME};
-pub use device::{DeviceChoice, SelectedDevice, dtype_name, parse_dtype, select_device};
+pub use device::{ComputeDtype, DeviceChoice, SelectedDevice, dtype_name, parse_dtype, select_device};
 pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
-pub use masking::{MaskSpec, Masking, TorchGenerator};
+pub use masking::{MaskSpec, MaskStrategy, Masking, TorchGenerator};
+pub use metrics::{DisplayPair, Quality};
 pub use model::{ForwardOptions, MaeModel};
 pub use ops::KernelChoice;
 pub use outputs::MaeOutput;
 pub use preprocess::Preprocessor;
-pub use source::{CachedModel, DownloadProgress, LoadOptions, ModelLocation, cached_models, load_model};
+pub use source::{Alongside, CachedModel, DownloadProgress, LoadOptions, ModelLocation, cached_models, load_model};
 pub use weights::WeightStore;

@@ -64,6 +64,35 @@ pub fn forward_pass_bytes(config: &crate::MaeConfig, patches: u64) -> u64 {
     u64::try_from(total).unwrap_or(u64::MAX)
 }
 
+/// Memory a loaded model holds while the window uses it: its parameters at `bytes_per_value` each (the position
+/// embeddings included, as HF stores them), plus one forward pass at mask ratio 0 with every attention map kept.
+pub fn model_bytes(config: &crate::MaeConfig, bytes_per_value: u64) -> u64 {
+    let patches = config.num_patches() as u128;
+    let patch_values = (config.patch_size as u128).pow(2) * config.num_channels as u128;
+    // One transformer layer: q/k/v and output projections with biases, the MLP, two layer norms.
+    let layer = |width: usize, mlp: usize| {
+        let (width, mlp) = (width as u128, mlp as u128);
+        4 * width * width + 4 * width + 2 * width * mlp + mlp + width + 4 * width
+    };
+    let (encoder, decoder) = (config.hidden_size as u128, config.decoder_hidden_size as u128);
+    // Patch embedding, position table, CLS token; layers; final norm; decoder embedding, mask token, position
+    // table; layers; norm; pixel prediction.
+    let parameters = (patch_values * encoder + encoder)
+        + (patches + 1) * encoder
+        + encoder
+        + config.num_hidden_layers as u128 * layer(config.hidden_size, config.intermediate_size)
+        + 2 * encoder
+        + (encoder * decoder + decoder)
+        + decoder
+        + (patches + 1) * decoder
+        + config.decoder_num_hidden_layers as u128
+            * layer(config.decoder_hidden_size, config.decoder_intermediate_size)
+        + 2 * decoder
+        + (decoder * patch_values + patch_values);
+    let weights = u64::try_from(parameters.saturating_mul(u128::from(bytes_per_value))).unwrap_or(u64::MAX);
+    weights.saturating_add(forward_pass_bytes(config, config.num_patches() as u64))
+}
+
 /// "1.5 GB", "340 MB", "12 kB" (decimal units, as file managers show sizes).
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["bytes", "kB", "MB", "GB", "TB", "PB"];
@@ -126,10 +155,37 @@ mod tests {
 
     #[test]
     fn the_budget_is_some_memory_and_absurd_needs_are_refused_with_both_figures() {
-        assert!(budget() > 0);
+        // The kernel's own figure, read here independently: the budget is never more, and without a container or
+        // `ulimit -v` limit it is that figure (it moves a little between two reads, hence 10%).
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let available_kb: u64 = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemAvailable:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+            .unwrap();
+        let (budget, available) = (budget() as f64, available_kb as f64 * 1024.0);
+        assert!(budget > 0.0 && budget <= available * 1.1, "budget {budget}, MemAvailable {available}");
+        if cgroup_headroom().is_none() && address_space_headroom().is_none() {
+            assert!(budget >= available * 0.9, "budget {budget}, MemAvailable {available}");
+        }
         let error = check_fits("the test", u64::MAX).unwrap_err();
         assert!(error.starts_with("the test would need about 18447 PB of memory, more than the "), "{error}");
         assert!(check_fits("nothing", 0).is_ok());
+    }
+
+    #[test]
+    fn a_model_holds_its_parameters_and_one_forward_pass() {
+        // The parameter count against what a checkpoint in the hub's layout actually stores.
+        for name in ["tiny-p8", "tiny-p16", "tiny-p4-normpix"] {
+            let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name);
+            let config = crate::MaeConfig::from_file(&folder.join("config.json")).unwrap();
+            let tensors =
+                candle_core::safetensors::load(folder.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+            let stored: u64 = tensors.values().map(|tensor| tensor.elem_count() as u64).sum();
+            let forward = forward_pass_bytes(&config, config.num_patches() as u64);
+            assert_eq!(model_bytes(&config, 4) - forward, 4 * stored, "{name}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::{Activation, MaeConfig};
+use crate::config::{Activation, CheckedJson, MaeConfig};
 use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
@@ -327,7 +327,7 @@ impl MaeModel {
             )));
         }
         let grid = self.grid_for(height, width)?;
-        let masking = Masking::new(spec, grid.0 * grid.1)?;
+        let masking = Masking::new(spec, grid)?;
         self.device.with_context(|| self.forward_masked(pixel_values, grid, masking, options))
     }
 

@@ -9,7 +9,7 @@
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 
 use crate::cpu_kernels::{AttentionOp, GeluErfOp, LayerNormOp, LinearOp};
-use crate::error::{MaeError, Result};
+use crate::error::Result;
 
 /// Which implementation of the layer ops a model uses where it has a choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,21 +23,12 @@ pub enum KernelChoice {
 }
 
 impl KernelChoice {
+    pub const ALL: [KernelChoice; 2] = [KernelChoice::Fused, KernelChoice::Candle];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Fused => "fused",
             Self::Candle => "candle",
-        }
-    }
-}
-
-impl std::str::FromStr for KernelChoice {
-    type Err = MaeError;
-    fn from_str(text: &str) -> Result<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "fused" => Ok(Self::Fused),
-            "candle" => Ok(Self::Candle),
-            other => Err(MaeError::InvalidInput(format!("unknown kernels \"{other}\" (use fused or candle)"))),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use crate::config::MaeConfig;
+use crate::config::{CheckedJson, MaeConfig};
 use crate::error::{MaeError, Result};
 
 /// Which naming scheme a checkpoint uses.

@@ -14,7 +14,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::config::{PreprocessorConfig, Resample};
 use crate::error::{MaeError, Result};
-use crate::input_file::{MAX_IMAGE_FILE_BYTES, read_limited};
+use crate::input_file::{MAX_IMAGE_FILE_BYTES, MAX_PIXELS, read_limited};
 use crate::memory;
 use crate::pil_resize::{PilFilter, resize_rgb};
 
@@ -24,10 +24,6 @@ pub fn load_rgb_image(path: &Path) -> Result<RgbImage> {
     let bytes = read_limited(path, MAX_IMAGE_FILE_BYTES, "an image file").map_err(|e| MaeError::image(path, e))?;
     decode_rgb_image(&bytes).map_err(|problem| MaeError::image(path, problem))
 }
-
-/// Largest image we decode, in pixels: PIL's own limit (`Image.open` raises `DecompressionBombError` above twice
-/// `Image.MAX_IMAGE_PIXELS` = 89 478 485), so what HF cannot open we refuse too.
-pub const MAX_PIXELS: u64 = 2 * 89_478_485;
 
 /// Decodes image bytes (a dropped file, the clipboard) into PIL-equivalent RGB; the error is a sentence.
 pub fn decode_rgb_image(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
@@ -137,7 +133,7 @@ impl std::io::BufRead for EndWatch<'_> {
 /// PIL's `convert("RGB")`: alpha is dropped (not composited), grey is replicated, and 16-bit data follows PIL's
 /// rules — 16-bit greyscale opens as mode `I;16` and *clips* to 255, while 16-bit grey+alpha and colour keep the
 /// high byte. Clipping makes such images look washed out, but it is what HF feeds the model.
-pub fn to_rgb_like_pil(image: DynamicImage) -> RgbImage {
+fn to_rgb_like_pil(image: DynamicImage) -> RgbImage {
     let (width, height) = (image.width(), image.height());
     let high_byte = |v: u16| (v >> 8) as u8;
     match image {
@@ -162,7 +158,7 @@ pub fn to_rgb_like_pil(image: DynamicImage) -> RgbImage {
 }
 
 /// Nearest-neighbour resize (resample 0), which no ViTMAE checkpoint uses; fast_image_resize's matches Pillow's.
-fn resize_nearest(image: &RgbImage, (width, height): (u32, u32)) -> Result<RgbImage> {
+pub(crate) fn resize_nearest(image: &RgbImage, (width, height): (u32, u32)) -> Result<RgbImage> {
     let source = ResizeImage::from_vec_u8(image.width(), image.height(), image.as_raw().clone(), PixelType::U8x3)
         .map_err(|e| MaeError::InvalidInput(format!("cannot resize the image: {e}")))?;
     let mut target = ResizeImage::new(width, height, PixelType::U8x3);
@@ -185,7 +181,7 @@ impl Preprocessor {
     }
 
     /// Output (height, width) of `resize` for this configuration.
-    pub fn output_size(&self, image: &RgbImage) -> (usize, usize) {
+    fn output_size(&self, image: &RgbImage) -> (usize, usize) {
         if self.config.do_resize {
             self.config.target_size()
         } else {
@@ -235,6 +231,28 @@ impl Preprocessor {
     /// `resize` then `normalize`.
     pub fn pixel_values(&self, image: &RgbImage, device: &Device) -> Result<Tensor> {
         self.normalize(&self.resize(image)?, device)
+    }
+
+    /// Inverse of `normalize` into [0, 1] for the quality metrics: `clip(x·std + mean, 0, 1)` for the hub's
+    /// preprocessing (rescale 1/255), channel-major values with `plane` pixels per channel, computed in f32 as
+    /// NumPy computes it on float32 arrays.
+    pub fn to_unit_range(&self, chw: &[f32], plane: usize) -> Vec<f32> {
+        let (mean, std) = if self.config.do_normalize {
+            (self.config.image_mean, self.config.image_std)
+        } else {
+            ([0.0; 3], [1.0; 3])
+        };
+        let scale = if self.config.do_rescale { self.config.rescale_factor } else { 1.0 };
+        // Values were divided by 255 (or by whatever the rescale factor is the inverse of); undo only the rest.
+        let to_unit = (1.0 / (scale * 255.0)) as f32;
+        chw.iter()
+            .enumerate()
+            .map(|(index, &value)| {
+                let channel = index / plane;
+                let unit = value * std[channel] + mean[channel];
+                (if to_unit == 1.0 { unit } else { unit * to_unit }).clamp(0.0, 1.0)
+            })
+            .collect()
     }
 
     /// Inverse of `normalize` for display, as the MAE demo does: `clip((x·std + mean)·255, 0, 255)`.

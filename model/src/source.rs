@@ -19,6 +19,7 @@ use crate::device::SelectedDevice;
 use crate::error::{MaeError, Result};
 use crate::hub::{self, DownloadControl, HubSettings};
 use crate::loader::LoadedModel;
+use crate::memory;
 use crate::original_mae::{self, KeyLayout};
 use crate::torch_checkpoint;
 use crate::weights::WeightStore;
@@ -100,6 +101,30 @@ pub struct LoadOptions<'a> {
     /// Set it to abandon a download; the load then fails with "download cancelled" and the cache keeps only
     /// complete files.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// A model that stays in memory beside this one (the window's other slot): the pair must fit in the memory
+    /// budget together, or the load is refused before the weights become tensors.
+    pub alongside: Option<Alongside>,
+}
+
+/// A loaded model named by what the user sees, with the memory it holds ([`memory::model_bytes`]).
+#[derive(Clone, Debug)]
+pub struct Alongside {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// Refuses a model that does not fit in the memory budget beside `options.alongside`, naming both sizes.
+fn check_alongside(config: &MaeConfig, name: &str, device: &SelectedDevice, options: &LoadOptions) -> Result<()> {
+    let Some(other) = &options.alongside else { return Ok(()) };
+    let mine = memory::model_bytes(config, device.compute_dtype.size_in_bytes() as u64);
+    let what = format!(
+        "{name} (about {}) beside {} (about {})",
+        memory::format_bytes(mine),
+        other.name,
+        memory::format_bytes(other.bytes)
+    );
+    memory::check_fits(&what, mine.saturating_add(other.bytes))
+        .map_err(|problem| MaeError::InvalidInput(format!("{problem}: close the other model first")))
 }
 
 /// Loads a model from wherever `location` points, with hub settings from the environment (as Python resolves them).
@@ -116,12 +141,13 @@ pub fn load_model_with_settings(
 ) -> Result<LoadedModel> {
     match location {
         ModelLocation::Demo => demo::load_demo(device),
-        ModelLocation::Folder(dir) => load_folder(dir, device),
+        ModelLocation::Folder(dir) => load_folder(dir, device, options),
         ModelLocation::File(file) => {
             if !file.is_file() {
                 return Err(MaeError::weights(file, "weights file not found"));
             }
             let (config, store) = open_weights(file, &file.with_file_name(hub::CONFIG_FILE))?;
+            check_alongside(&config, &file_name(file), device, options)?;
             let folder = file.parent().unwrap_or(Path::new("."));
             LoadedModel::from_parts(config, &store, folder, file_name(file), device, device.compute_dtype)
         }
@@ -131,6 +157,7 @@ pub fn load_model_with_settings(
             let name = location.to_string();
             open_weights(&files.weights, &files.config)
                 .and_then(|(config, store)| {
+                    check_alongside(&config, &name, device, options)?;
                     LoadedModel::from_parts(config, &store, &files.snapshot, name, device, device.compute_dtype)
                 })
                 .map_err(|error| damaged_cache_hint(error, &files.weights))
@@ -138,7 +165,7 @@ pub fn load_model_with_settings(
     }
 }
 
-fn load_folder(dir: &Path, device: &SelectedDevice) -> Result<LoadedModel> {
+fn load_folder(dir: &Path, device: &SelectedDevice, options: &LoadOptions) -> Result<LoadedModel> {
     if !dir.is_dir() {
         return Err(MaeError::config(
             dir,
@@ -151,6 +178,7 @@ fn load_folder(dir: &Path, device: &SelectedDevice) -> Result<LoadedModel> {
             MaeError::weights(dir, format!("the folder has neither {}", hub::WEIGHT_FILES.join(" nor ")))
         })?;
     let (config, store) = open_weights(&weights, &dir.join(hub::CONFIG_FILE))?;
+    check_alongside(&config, &file_name(dir), device, options)?;
     LoadedModel::from_parts(config, &store, dir, file_name(dir), device, device.compute_dtype)
 }
 

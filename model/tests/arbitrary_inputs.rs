@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use cap::Cap;
 use mae_model::npy::NpyFile;
 use mae_model::torch_checkpoint::read_pytorch_checkpoint;
-use mae_model::{MaeConfig, PreprocessorConfig};
+use mae_model::{CheckedJson, MaeConfig, PreprocessorConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 
@@ -302,7 +302,7 @@ proptest! {
             let preprocessor = format!("{{\"size\": {{\"height\": {}, \"width\": {}}}}}", values[0], values[1]);
             if let Ok(config) = PreprocessorConfig::from_json_bytes(preprocessor.as_bytes()) {
                 let (height, width) = config.target_size();
-                prop_assert!((height as u64) * (width as u64) <= mae_model::preprocess::MAX_PIXELS);
+                prop_assert!((height as u64) * (width as u64) <= mae_model::input_file::MAX_PIXELS);
             }
             Ok(())
         })?;
