@@ -23,12 +23,24 @@ pub enum Weights {
     CutOff,
     /// Send half, then wait before hanging up (long enough for a cancel to be the only way out).
     Stall,
+    /// Send half, then wait until the test calls [`FakeHub::release_weights`], then send the rest: a download that
+    /// can finish, when the test says.
+    Held,
 }
 
 pub struct FakeHub {
     pub address: String,
     /// Every "METHOD path" received.
     requests: Arc<Mutex<Vec<String>>>,
+    held: Arc<Held>,
+}
+
+/// The `Weights::Held` weights: released by the test; the connections over after the release, counted.
+#[derive(Default)]
+struct Held {
+    released: Mutex<bool>,
+    finished: Mutex<usize>,
+    changed: std::sync::Condvar,
 }
 
 impl FakeHub {
@@ -44,13 +56,34 @@ impl FakeHub {
                 .collect(),
         );
         let log = Arc::clone(&requests);
+        let held = Arc::new(Held::default());
+        let server_held = Arc::clone(&held);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (files, log) = (Arc::clone(&files), Arc::clone(&log));
-                std::thread::spawn(move || answer(stream, &files, &log, weights));
+                let (files, log, held) = (Arc::clone(&files), Arc::clone(&log), Arc::clone(&server_held));
+                std::thread::spawn(move || answer(stream, &files, &log, weights, &held));
             }
         });
-        Self { address, requests }
+        Self { address, requests, held }
+    }
+
+    /// `Weights::Held`: sends the rest of every held weights download, now and from now on.
+    pub fn release_weights(&self) {
+        *self.held.released.lock().unwrap() = true;
+        self.held.changed.notify_all();
+    }
+
+    /// `Weights::Held`: waits until `count` held weights downloads are over: the rest of the body sent after the
+    /// release and the connection closed by the client, whether it read the body or gave up on it (a minute at
+    /// most: only a hang gets near it).
+    pub fn wait_for_finished_weights(&self, count: usize) {
+        let finished = self.held.finished.lock().unwrap();
+        let (finished, timeout) = self
+            .held
+            .changed
+            .wait_timeout_while(finished, Duration::from_secs(60), |finished| *finished < count)
+            .unwrap();
+        assert!(!timeout.timed_out(), "{} of {count} held downloads finished", *finished);
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -93,7 +126,32 @@ pub fn silent_hub() -> String {
     address
 }
 
-fn answer(mut stream: TcpStream, files: &HashMap<&str, Vec<u8>>, log: &Mutex<Vec<String>>, weights: Weights) {
+/// A port on 127.0.0.1 that refuses every connection for as long as this value lives: its socket is bound but never
+/// listens, so connecting gets "connection refused" at once, and no other process can take the port meanwhile (a
+/// port read from a listener and then dropped could be handed to anyone before the test uses it).
+#[derive(Debug)]
+pub struct RefusingPort {
+    _socket: socket2::Socket,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl RefusingPort {
+    pub fn bind() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        Self { _socket: socket, address: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+fn answer(
+    mut stream: TcpStream,
+    files: &HashMap<&str, Vec<u8>>,
+    log: &Mutex<Vec<String>>,
+    weights: Weights,
+    held: &Held,
+) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
@@ -138,6 +196,17 @@ fn answer(mut stream: TcpStream, files: &HashMap<&str, Vec<u8>>, log: &Mutex<Vec
             if weights == Weights::Stall {
                 std::thread::sleep(Duration::from_secs(20));
             }
+        }
+        Weights::Held if is_weights => {
+            let _ = stream.write_all(&body[..body.len() / 2]);
+            let _ = stream.flush();
+            let released = held.released.lock().unwrap();
+            drop(held.changed.wait_while(released, |released| !*released).unwrap());
+            let _ = stream.write_all(&body[body.len() / 2..]);
+            // The client closes the connection once it has read (or given up on) the body.
+            let _ = stream.read_to_end(&mut Vec::new());
+            *held.finished.lock().unwrap() += 1;
+            held.changed.notify_all();
         }
         _ => {
             let _ = stream.write_all(&body);

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mae_explorer::cli::{DumpArgs, ForwardInputArgs};
+use mae_explorer::cli::{DumpArgs, EngineArgs, ForwardInputArgs, ModelArgs};
 use mae_integration_tests::{compare_outputs, fixtures, read_tensor_file};
+use mae_model::DeviceChoice;
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -21,18 +22,17 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
     case.tensors["noise"].write_npy(&noise).unwrap();
     let out = scratch.join(format!("{}.safetensors", model.file_name().unwrap().to_string_lossy()));
     let args = DumpArgs {
-        model: model.to_string_lossy().into_owned(),
         input: ForwardInputArgs {
             image: None,
             pixel_values: Some(pixel_values),
+            mask: "random".into(),
             noise: Some(noise),
             seed: None,
             mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
         },
-        device: "cpu".into(),
-        dtype: "f32".into(),
+        model: ModelArgs { location: model.to_string_lossy().into_owned() },
+        engine: EngineArgs { device: DeviceChoice::Cpu, ..EngineArgs::default() },
         force: false,
-        kernels: "fused".into(),
         out: out.clone(),
     };
     mae_explorer::commands::dump::run(&args).map_err(|e| format!("{e:#}"))?;
@@ -68,7 +68,9 @@ fn beside_tiny_config(checkpoint: &Path, scratch: &Path) -> PathBuf {
 }
 
 fn load_error(model: &Path) -> String {
-    match mae_explorer::commands::model_arg::load_model(&model.to_string_lossy(), "cpu") {
+    let location = ModelArgs { location: model.to_string_lossy().into_owned() };
+    let engine = EngineArgs { device: DeviceChoice::Cpu, ..EngineArgs::default() };
+    match mae_explorer::commands::model_arg::load_model(&location, &engine) {
         Ok(_) => panic!("{} loaded, but must be refused", model.display()),
         Err(error) => format!("{error:#}"),
     }

@@ -7,8 +7,10 @@
 
 use std::path::Path;
 
-use mae_explorer::cli::{ForwardInputArgs, HeadsArgs, ScaleChoice, StackChoice};
+use mae_explorer::cli::{EngineArgs, ForwardInputArgs, HeadsArgs, ModelArgs, ScaleChoice, StackChoice};
+use mae_explorer::render::Colormap;
 use mae_integration_tests::{fixtures, read_tensor_file};
+use mae_model::DeviceChoice;
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -58,10 +60,12 @@ fn head_statistics_match_the_ones_from_transformers_attentions() {
             case.tensors["noise"].write_npy(&noise).unwrap();
             let out = scratch.path().join("heads.csv");
             let args = HeadsArgs {
-                model: model.display().to_string(),
+                model: ModelArgs { location: model.display().to_string() },
+                engine: EngineArgs { device: DeviceChoice::Cpu, ..EngineArgs::default() },
                 input: ForwardInputArgs {
                     image: None,
                     pixel_values: Some(pixel_values),
+                    mask: "random".into(),
                     noise: Some(noise),
                     seed: None,
                     mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
@@ -71,8 +75,7 @@ fn head_statistics_match_the_ones_from_transformers_attentions() {
                 stack: StackChoice::Both,
                 query: "cls".into(),
                 scale: ScaleChoice::Shared,
-                colormap: "inferno".into(),
-                device: "cpu".into(),
+                colormap: Colormap::Inferno,
                 force: false,
             };
             mae_explorer::commands::heads::run(&args).unwrap();

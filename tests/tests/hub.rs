@@ -73,7 +73,7 @@ fn outputs(loaded: &LoadedModel) -> std::collections::HashMap<String, Tensor> {
     let pixel_values = Tensor::arange(0f32, 3.0 * 32.0 * 32.0, &Device::Cpu)
         .and_then(|t| t.affine(0.37, 0.0)?.sin()?.reshape((1, 3, 32, 32)))
         .unwrap();
-    let spec = MaskSpec::Seed { seed: 2, ratio: 0.5 };
+    let spec = MaskSpec::random(2, 0.5);
     let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions: true }).unwrap();
     output_tensors(&output).unwrap()
 }

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mae_explorer::cli::{DumpArgs, ForwardInputArgs};
+use mae_explorer::cli::{DumpArgs, EngineArgs, ForwardInputArgs, ModelArgs};
 use mae_integration_tests::{TensorFile, compare_outputs, fixtures, read_tensor_file, to_f64};
+use mae_model::{DeviceChoice, KernelChoice};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -22,7 +23,7 @@ fn run_dump(
     noise: Option<&Path>,
     seed: Option<u64>,
     ratio: f64,
-    kernels: &str,
+    kernels: KernelChoice,
 ) -> anyhow::Result<TensorFile> {
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path().join("out.safetensors");
@@ -31,18 +32,17 @@ fn run_dump(
         Input::Image(path) => (Some(path), None),
     };
     let args = DumpArgs {
-        model: model.to_string_lossy().into_owned(),
         input: ForwardInputArgs {
             image,
             pixel_values,
+            mask: "random".into(),
             noise: noise.map(Path::to_owned),
             seed,
             mask_ratio: Some(ratio),
         },
-        device: "cpu".into(),
-        dtype: "f32".into(),
+        model: ModelArgs { location: model.to_string_lossy().into_owned() },
+        engine: EngineArgs { device: DeviceChoice::Cpu, kernels, ..EngineArgs::default() },
         force: false,
-        kernels: kernels.into(),
         out: out.clone(),
     };
     mae_explorer::commands::dump::run(&args)?;
@@ -50,7 +50,7 @@ fn run_dump(
 }
 
 /// Runs `dump` on a fixture case's own pixel values and noise, and compares every output.
-fn check_case(model_dir: &Path, case_path: &Path, kernels: &str) -> Vec<String> {
+fn check_case(model_dir: &Path, case_path: &Path, kernels: KernelChoice) -> Vec<String> {
     let case = read_tensor_file(case_path);
     let scratch = tempfile::tempdir().unwrap();
     let pixel_values = scratch.path().join("pixel_values.npy");
@@ -66,7 +66,7 @@ fn check_case(model_dir: &Path, case_path: &Path, kernels: &str) -> Vec<String> 
 }
 
 /// Checks every fixture case with `dump --kernels <kernels>`.
-fn check_every_case(kernels: &str) {
+fn check_every_case(kernels: KernelChoice) {
     let cases_root = fixtures().join("cases");
     let mut models: Vec<_> = std::fs::read_dir(&cases_root).unwrap().map(|e| e.unwrap().path()).collect();
     models.sort();
@@ -92,14 +92,14 @@ fn check_every_case(kernels: &str) {
 
 #[test]
 fn dump_matches_transformers_on_every_fixture_case() {
-    check_every_case("fused");
+    check_every_case(KernelChoice::Fused);
 }
 
 /// candle's composed ops are what the GPU's fused kernels are compared against (`tools/gpu_check.sh`): they must
 /// meet the same tolerance, here on the CPU.
 #[test]
 fn candle_ops_match_transformers_on_every_fixture_case() {
-    check_every_case("candle");
+    check_every_case(KernelChoice::Candle);
 }
 
 /// Cases made from a photo, run from the photo itself: our decoding and resizing must equal PIL's so exactly
@@ -120,7 +120,7 @@ fn image_cases_match_when_dump_reads_the_image_itself() {
             case.tensors["noise"].write_npy(&noise).unwrap();
             let ratio = case.metadata["mask_ratio"].parse().unwrap();
             let model_dir = fixtures().join("models").join(model);
-            let ours = run_dump(&model_dir, Input::Image(image), Some(&noise), None, ratio, "fused");
+            let ours = run_dump(&model_dir, Input::Image(image), Some(&noise), None, ratio, KernelChoice::Fused);
             let mut ours = ours.unwrap().tensors;
             // pixel_values are floats computed from equal bytes: compare them with the tolerance, not exactly.
             let error = mae_integration_tests::relative_l2(&ours["pixel_values"], &case.tensors["pixel_values"]);
@@ -151,8 +151,9 @@ fn demo_model_matches_transformers_on_a_photo() {
     case.tensors["noise"].write_npy(&noise).unwrap();
     let ratio = case.metadata["mask_ratio"].parse().unwrap();
     let image = mae_integration_tests::repo_root().join("assets").join(&case.metadata["image"]);
-    let mut ours =
-        run_dump(Path::new("demo"), Input::Image(image), Some(&noise), None, ratio, "fused").unwrap().tensors;
+    let mut ours = run_dump(Path::new("demo"), Input::Image(image), Some(&noise), None, ratio, KernelChoice::Fused)
+        .unwrap()
+        .tensors;
     assert!(case.tensors.contains_key("logits") && case.tensors.contains_key("encoder_attentions.0"));
     // what the slim fixture leaves out by design (see tests/fixtures/README.md); anything else must match
     ours.retain(|name, _| {
@@ -183,7 +184,7 @@ fn seed_cases_reproduce_without_the_noise_file() {
                 None,
                 Some(seed.parse().unwrap()),
                 ratio,
-                "fused",
+                KernelChoice::Fused,
             )
             .unwrap();
             for name in ["noise", "mask", "ids_restore"] {

@@ -46,6 +46,38 @@ fn resize_matches_pil_on_awkward_formats_and_photos() {
     eprintln!("{checked} images, largest difference from PIL: {worst} grey levels");
 }
 
+/// `decoded.F`: what PIL's `load_image` (EXIF transpose + `convert("RGB")`) gives before any resizing. Decoding and
+/// conversion are checked on their own, byte for byte and in size, so a fault there is not hidden (or blamed on the
+/// resampler) by the resize.
+#[test]
+fn decoded_pictures_equal_pil_before_resizing() {
+    let dir = fixtures().join("preprocess");
+    let expected = read_tensor_file(&dir.join("expected.safetensors"));
+    let mut report = Vec::new();
+    let mut checked = 0;
+    for (name, want) in &expected.tensors {
+        let Some(file) = name.strip_prefix("decoded.") else { continue };
+        let ours = load_rgb_image(&dir.join(file)).unwrap();
+        let (height, width, channels) = want.dims3().unwrap();
+        assert_eq!(channels, 3, "{name}");
+        if (ours.width() as usize, ours.height() as usize) != (width, height) {
+            report.push(format!("{file}: ours {}×{}, PIL {width}×{height}", ours.width(), ours.height()));
+        } else if let Some(index) = ours.as_raw().iter().zip(to_f64(want)).position(|(a, b)| f64::from(*a) != b) {
+            let pixel = index / 3;
+            report.push(format!(
+                "{file}: first difference at x {} y {} channel {}",
+                pixel % width,
+                pixel / width,
+                index % 3
+            ));
+        }
+        checked += 1;
+    }
+    // Every picture but the four larger lossless PNGs (tests/fixtures/README.md).
+    assert_eq!(checked, 11, "decoded pictures in the fixture");
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
 #[test]
 fn normalized_pixel_values_match_the_image_processor() {
     let expected = read_tensor_file(&fixtures().join("preprocess/expected.safetensors"));
