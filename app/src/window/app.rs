@@ -5,25 +5,24 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
+use eframe::egui::{self, Key, Modifiers};
 use mae_model::hub::HubSettings;
 
 use super::export::ExportDialog;
-use super::files::{DialogAnswer, ImageOrigin, decode_sample};
+use super::files::{DialogAnswer, FileRequest, ImageOrigin, Purpose, decode_sample};
 use super::first_run::{self, FirstLoad, StartModel};
 use super::frame_timer::FrameTimer;
 use super::layout::Layout;
-use super::panels::Panels;
-use super::session::{Handled, Session, SessionSettings};
+use super::panels::{self, PanelId, Panels};
+use super::session::{Handled, MaskMode, Session};
 use super::settings::{Remembered, ToRemember};
+use super::system_dialog::SystemDialog;
 use super::{controls, menu, screenshot, settings, status};
+use crate::jobs::masks::MaskPicture;
 use crate::worker::{ViewOptions, WorkerConfig};
 
-pub const OPEN_SHORTCUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
-pub const EXPORT_SHORTCUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
-pub const SAVE_PICTURES_SHORTCUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
 /// Ratio change per ←/→ press: one patch of a 14×14 grid is ~0.005, so 0.01 moves about two patches.
-pub const RATIO_NUDGE: f64 = 0.01;
+const RATIO_NUDGE: f64 = 0.01;
 
 /// How the window was started.
 #[derive(Debug, Clone)]
@@ -36,7 +35,11 @@ pub struct AppOptions {
     pub dtype: candle_core::DType,
     /// Image to open instead of the sample.
     pub image: Option<PathBuf>,
+    /// Model B to compare A with from the start (`--compare`); without it, the one remembered from the last run.
+    pub compare: Option<String>,
     pub worker: WorkerConfig,
+    /// What is known about the system's file dialog; `None`: checked when the first dialog is asked for.
+    pub system_dialog: Option<SystemDialog>,
     /// `--screenshot`: save a picture of the window once the first reconstruction is on screen, then close.
     pub screenshot: Option<screenshot::ScreenshotPlan>,
 }
@@ -50,7 +53,9 @@ impl AppOptions {
             device: mae_model::DeviceChoice::Cpu,
             dtype: candle_core::DType::F32,
             image: None,
+            compare: None,
             worker: WorkerConfig::default(),
+            system_dialog: None,
             screenshot: None,
         }
     }
@@ -90,17 +95,23 @@ impl MaeApp {
             screenshot: options.screenshot.map(screenshot::ScreenshotState::new),
             pending_image: None,
         };
-        let (device, dtype) = (options.device, options.dtype);
-        app.session.device = device;
-        app.session.dtype = dtype;
+        if let Some(known) = options.system_dialog {
+            app.session.files.assume_system_dialog(known);
+        }
+        app.session.model.device = options.device;
+        app.session.model.dtype = options.dtype;
         match options.model.first_load(&options.hub) {
-            FirstLoad::Model(model) => app.session.load_model(model, device, dtype),
+            FirstLoad::Model(model) => app.session.load_model(model),
             FirstLoad::DemoWhileFetching { hub_id, offline: true } => {
                 app.session.start_with_demo(first_run::offline_message(&hub_id));
             }
             FirstLoad::DemoWhileFetching { hub_id, offline: false } => {
                 app.session.start_with_demo_while_fetching(hub_id);
             }
+        }
+        // After A's load: the worker loads in order, so B is checked against the memory A holds.
+        if let Some(compare) = options.compare.or_else(|| app.session.settings.compare_model.clone()) {
+            app.session.load_compare(compare);
         }
         match options.image {
             // Read on a thread like any other file; the sample is shown meanwhile only if that fails.
@@ -113,15 +124,10 @@ impl MaeApp {
         app
     }
 
-    /// The settings of the session (shorthand for tests and the menus).
-    pub fn settings(&mut self) -> &mut SessionSettings {
-        &mut self.session.settings
-    }
-
     /// Opens an image file as File → Open does (read and decoded off the UI thread).
     pub fn open_image_file(&mut self, path: PathBuf) {
-        match self.session.repaint_context() {
-            Some(ctx) => self.session.files.open_path(path, &ctx),
+        match self.session.forwards.repaint_context() {
+            Some(ctx) => self.session.files.open_path(path, Purpose::Image, &ctx),
             None => self.pending_image = Some(path),
         }
     }
@@ -135,13 +141,13 @@ impl MaeApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
-        self.session.attach(&ctx);
+        self.session.forwards.attach(&ctx);
         let theme = if self.session.settings.dark_theme { egui::Theme::Dark } else { egui::Theme::Light };
         if ctx.theme() != theme {
             ctx.set_theme(theme);
         }
         if let Some(path) = self.pending_image.take() {
-            self.session.files.open_path(path, &ctx);
+            self.session.files.open_path(path, Purpose::Image, &ctx);
         }
         self.receive_worker_responses();
         self.session.poll_fetch();
@@ -149,22 +155,35 @@ impl MaeApp {
         self.export.receive_saves(&mut self.session);
         self.handle_input(&ctx);
 
-        menu::menu_bar(self, ui);
-        status::status_bar(self, ui);
+        let targets = menu::MenuTargets {
+            session: &mut self.session,
+            export: &mut self.export,
+            layout: &mut self.layout,
+            panels: &self.panels,
+        };
+        menu::menu_bar(targets, ui);
+        status::status_bar(&mut self.session, [&self.frame_timer, &self.whole_frame_timer], ui);
         if self.session.settings.show_controls {
             controls::control_panel(&mut self.session, ui);
         }
         // No margin around the tiles: they draw their own frames, and every pixel goes to the pictures.
         let tiles_frame = egui::Frame::central_panel(ui.style()).inner_margin(0.0);
         egui::CentralPanel::default().frame(tiles_frame).show(ui, |ui| {
+            // Fixed before anything is drawn: a widget that overflows the panel widens the panel's `Ui`, and the
+            // tiles would take that width too. They get exactly the area under the banners.
+            let area = ui.max_rect();
             status::banners(&mut self.session, ui);
-            self.layout.ui(ui, &mut self.panels, &mut self.session);
+            let tiles_area = egui::Rect::from_min_max(egui::pos2(area.left(), ui.cursor().top()), area.max);
+            ui.scope_builder(egui::UiBuilder::new().max_rect(tiles_area), |ui| {
+                self.layout.ui(ui, &mut self.panels, &mut self.session);
+            });
         });
         self.export.window(&ctx, &mut self.session, &self.panels.attention.view);
+        self.session.files.show_browser(&ctx);
         self.deliver_commands();
 
         self.session.send_forward_if_changed(self.view_options());
-        screenshot::advance(self, &ctx);
+        screenshot::advance(&mut self.screenshot, &mut self.session, self.panels.any_busy(), &ctx);
         self.frame_timer.record(frame_start.elapsed());
     }
 
@@ -179,9 +198,10 @@ impl MaeApp {
     }
 
     fn receive_worker_responses(&mut self) {
-        while let Some(response) = self.session.next_response() {
+        while let Some(response) = self.session.forwards.next_response() {
             match self.session.handle(response) {
                 Handled::Done => {}
+                Handled::CompareLoaded => self.layout.bring_to_front(PanelId::Compare),
                 Handled::ModelLoaded(info) => self.panels.each_mut(|_, panel| panel.on_model_loaded(&info)),
                 Handled::ForPanels(response) => {
                     self.export.on_response(&response, &mut self.session);
@@ -194,12 +214,9 @@ impl MaeApp {
 
     /// Requests panels made of each other during the frame.
     fn deliver_commands(&mut self) {
-        let (commands, shows) = self.session.take_commands();
-        for command in commands {
+        for command in self.session.messages.take_commands() {
             self.panels.each_mut(|_, panel| panel.on_command(&command));
-        }
-        for panel in shows {
-            self.layout.bring_to_front(panel);
+            self.layout.bring_to_front(panels::addressee(&command));
         }
     }
 
@@ -208,17 +225,27 @@ impl MaeApp {
         while let Ok(loaded) = session.files.images.try_recv() {
             session.files.decoding = session.files.decoding.saturating_sub(1);
             match loaded.result {
+                Ok((rgb, _)) if loaded.purpose == Purpose::Mask => {
+                    session.messages.notice = None;
+                    let path = match &loaded.origin {
+                        ImageOrigin::File(path) => Some(path.clone()),
+                        _ => None,
+                    };
+                    let picture = MaskPicture { name: loaded.origin.display_name(), rgb };
+                    session.set_mask_picture(picture, path);
+                }
                 Ok((rgb, preview)) => {
-                    session.notice = None;
+                    session.messages.notice = None;
                     session.set_image(loaded.origin, rgb, preview);
                 }
                 Err(problem) => {
                     // The picture on screen stays; only the message changes.
-                    let message = format!("could not open {}: {problem}", loaded.origin.display_name());
+                    let what = if loaded.purpose == Purpose::Mask { "the mask picture " } else { "" };
+                    let message = format!("could not open {what}{}: {problem}", loaded.origin.display_name());
                     session.show_error(message.clone());
-                    if session.image.is_none() {
+                    if session.image.input.is_none() && loaded.purpose == Purpose::Image {
                         // The picture asked for on the command line: a screenshot run must not pass without it.
-                        session.startup_image_error = Some(message);
+                        session.image.startup_error = Some(message);
                         let (rgb, preview) = decode_sample();
                         session.set_image(ImageOrigin::Sample, rgb, preview);
                     }
@@ -228,15 +255,27 @@ impl MaeApp {
         while let Ok(answer) = session.files.dialogs.try_recv() {
             session.files.dialog_open = false;
             match answer {
-                DialogAnswer::OpenImage(path) => session.files.open_path(path, ctx),
-                DialogAnswer::OpenModelFolder(path) => {
-                    let (device, dtype) = (session.device, session.dtype);
-                    session.load_model(path.display().to_string(), device, dtype);
+                DialogAnswer::Chosen(request, path) => {
+                    session.files.remember_folder_of(&path);
+                    match request {
+                        FileRequest::OpenImage => session.files.open_path(path, Purpose::Image, ctx),
+                        FileRequest::OpenMask => session.files.open_path(path, Purpose::Mask, ctx),
+                        FileRequest::SaveMask { .. } => self.export.save_mask(path, session),
+                        FileRequest::OpenModel => session.load_model(path.display().to_string()),
+                        FileRequest::OpenDatasetFolder => {
+                            self.panels.dataset.folder = path.display().to_string();
+                            self.panels.dataset.evaluate(session);
+                        }
+                        FileRequest::SavePanels { .. } => self.export.save_pictures(path, session),
+                        FileRequest::SaveDatasetGrid { .. } => {
+                            self.panels.dataset.export_worst(path, session);
+                        }
+                        FileRequest::SaveGrid { .. } => {
+                            self.export.export_grid_to(path, session, &self.panels.attention.view);
+                        }
+                    }
                 }
-                DialogAnswer::SavePanels(path) => self.export.save_pictures(path, session),
-                DialogAnswer::SaveGrid(path) => {
-                    self.export.export_grid_to(path, session, &self.panels.attention.view);
-                }
+                DialogAnswer::NoSystemDialog(request, why) => session.files.browse_in_window(request, Some(why)),
                 DialogAnswer::Cancelled => {}
             }
         }
@@ -256,22 +295,24 @@ impl MaeApp {
             (input.raw.dropped_files.clone(), images, texts)
         });
         let session = &mut self.session;
+        // winit cannot say which panel a drop landed on: while the mask comes from a picture, a dropped or pasted
+        // picture becomes the mask.
+        let purpose = if session.settings.mask_mode == MaskMode::Image { Purpose::Mask } else { Purpose::Image };
         for file in dropped {
             let path = file.path().to_path_buf();
             if path.is_dir() {
-                let (device, dtype) = (session.device, session.dtype);
-                session.load_model(path.display().to_string(), device, dtype);
+                session.load_model(path.display().to_string());
             } else if path.as_os_str().is_empty() {
                 match file.bytes() {
-                    Ok(bytes) => session.files.decode_bytes(ImageOrigin::Clipboard, bytes, ctx),
+                    Ok(bytes) => session.files.decode_bytes(ImageOrigin::Clipboard, purpose, bytes, ctx),
                     Err(problem) => session.show_error(format!("could not read the dropped file: {problem}")),
                 }
             } else {
-                session.files.open_path(path, ctx);
+                session.files.open_path(path, purpose, ctx);
             }
         }
         for image in pasted_images {
-            session.files.paste(&image);
+            session.files.paste(&image, purpose);
         }
         // Pasting a path (copied from a file manager) opens it, when no text field has focus.
         let typing = ctx.memory(|memory| memory.focused().is_some());
@@ -279,19 +320,19 @@ impl MaeApp {
             for text in pasted_text {
                 let path = PathBuf::from(text.trim().trim_start_matches("file://"));
                 if path.is_file() {
-                    session.files.open_path(path, ctx);
+                    session.files.open_path(path, purpose, ctx);
                 }
             }
         }
         let (mut save, mut nudge) = (false, 0.0);
         ctx.input_mut(|input| {
-            if input.consume_shortcut(&OPEN_SHORTCUT) {
-                session.files.pick_image(ctx);
+            if input.consume_shortcut(&menu::OPEN_SHORTCUT) {
+                session.files.ask(FileRequest::OpenImage, ctx);
             }
-            if input.consume_shortcut(&EXPORT_SHORTCUT) {
+            if input.consume_shortcut(&menu::EXPORT_SHORTCUT) {
                 self.export.open = true;
             }
-            save = input.consume_shortcut(&SAVE_PICTURES_SHORTCUT);
+            save = input.consume_shortcut(&menu::SAVE_PICTURES_SHORTCUT);
             if !typing {
                 if input.consume_key(Modifiers::NONE, Key::R) {
                     session.new_random_seed();

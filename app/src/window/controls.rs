@@ -1,16 +1,18 @@
 //! The control panel on the left: model and device, mask ratio, seed, mask mode, display options.
 
 use eframe::egui;
-use mae_model::DeviceChoice;
-use mae_model::device::COMPUTE_DTYPES;
 use mae_model::masking::len_keep;
+use mae_model::{ComputeDtype, DeviceChoice};
 
+use super::files::FileRequest;
 use super::session::{MaskMode, Session};
+use super::text;
 use crate::render::panels::MaskedStyle;
 
 /// The label of the ratio slider (tests find the slider by it).
 pub const RATIO_LABEL: &str = "Mask ratio";
-pub const SEED_LABEL: &str = "Seed";
+const SEED_LABEL: &str = "Seed";
+pub const MASK_LABEL: &str = "Mask";
 
 pub fn control_panel(session: &mut Session, ui: &mut egui::Ui) {
     egui::Panel::left("controls").default_size(250.0).min_size(210.0).show(ui, |ui| {
@@ -18,6 +20,7 @@ pub fn control_panel(session: &mut Session, ui: &mut egui::Ui) {
             // Room for the value box and the label beside the slider, so the panel never has to grow.
             ui.spacing_mut().slider_width = (ui.available_width() - 150.0).clamp(80.0, 240.0);
             model_section(session, ui);
+            compare_section(session, ui);
             ui.separator();
             ui.heading("Masking");
             mask_mode(session, ui);
@@ -36,17 +39,20 @@ pub fn control_panel(session: &mut Session, ui: &mut egui::Ui) {
 
 fn model_section(session: &mut Session, ui: &mut egui::Ui) {
     ui.heading("Model");
-    let loading = session.loading.is_some();
+    let loading = session.model.loading.is_some();
     let field = ui
         .add_enabled(
             !loading,
-            egui::TextEdit::singleline(&mut session.model_field).hint_text("owner/name, folder or weights file"),
+            // The panel's width, however long the path in it: a wider field would widen the panel.
+            egui::TextEdit::singleline(&mut session.model.field)
+                .hint_text("owner/name, folder or weights file")
+                .desired_width(f32::INFINITY),
         )
         .on_hover_text(
             "A Hugging Face model id (facebook/vit-mae-base), a model folder, or a .safetensors/.bin/.pth file",
         );
     let submitted = field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
-    let (mut device, mut dtype) = (session.device, session.dtype);
+    let (mut device, mut dtype) = (session.model.device, session.model.dtype);
     ui.horizontal(|ui| {
         egui::ComboBox::from_id_salt("device")
             .selected_text(device.name())
@@ -65,8 +71,8 @@ fn model_section(session: &mut Session, ui: &mut egui::Ui) {
             egui::ComboBox::from_id_salt("dtype")
                 .selected_text(mae_model::dtype_name(dtype))
                 .show_ui(ui, |ui| {
-                    for (name, choice) in COMPUTE_DTYPES {
-                        ui.selectable_value(&mut dtype, choice, name);
+                    for choice in ComputeDtype::ALL {
+                        ui.selectable_value(&mut dtype, choice.dtype(), choice.name());
                     }
                 })
                 .response
@@ -74,37 +80,110 @@ fn model_section(session: &mut Session, ui: &mut egui::Ui) {
                 .on_disabled_hover_text("The CPU computes in f32");
         });
         let load = ui.add_enabled(!loading, egui::Button::new("Load")).on_hover_text("Load this model on this device");
-        if (load.clicked() || submitted) && !session.model_field.trim().is_empty() {
-            let model = session.model_field.trim().to_string();
-            session.load_model(model, device, dtype);
+        if (load.clicked() || submitted) && !session.model.field.trim().is_empty() {
+            (session.model.device, session.model.dtype) = (device, dtype);
+            let model = session.model.field.trim().to_string();
+            session.load_model(model);
         }
     });
     if device == DeviceChoice::Cpu {
         dtype = candle_core::DType::F32;
     }
-    if (device, dtype) != (session.device, session.dtype) && !loading {
+    if (device, dtype) != (session.model.device, session.model.dtype) && !loading {
         // Another device or dtype reloads the current model there.
-        let model = session.model_arg.clone();
-        session.load_model(model, device, dtype);
+        (session.model.device, session.model.dtype) = (device, dtype);
+        let model = session.model.arg.clone();
+        session.load_model(model);
     }
 }
 
-fn mask_mode(session: &mut Session, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
-        let mut mode = session.settings.mask_mode;
-        ui.radio_value(&mut mode, MaskMode::Random, "Random")
-            .on_hover_text("HF's random masking: the mask torch.manual_seed(seed) draws at the mask ratio");
-        ui.radio_value(&mut mode, MaskMode::Painted, "Painted")
-            .on_hover_text("Choose the masked patches yourself: click or drag over the original or masked picture");
-        if mode != session.settings.mask_mode {
-            session.set_mask_mode(mode);
+/// Accessible names of the comparison's controls (and what tests look for).
+pub const COMPARE_FIELD_LABEL: &str = "Compare with";
+const COMPARE_BUTTON: &str = "Compare";
+pub const CLOSE_COMPARE_BUTTON: &str = "Close B";
+pub const SWAP_BUTTON: &str = "Swap A/B";
+
+/// "Compare with": a second model (model B) to run beside A, or, while one is loaded, its name, Swap and Close.
+fn compare_section(session: &mut Session, ui: &mut egui::Ui) {
+    ui.add_space(4.0);
+    let Some(slot) = session.compare.as_ref() else {
+        // What is typed lives in egui's memory: the session has no use for it until Compare is pressed.
+        let id = ui.make_persistent_id("compare field");
+        let mut text = ui.data_mut(|data| data.get_temp::<String>(id)).unwrap_or_default();
+        let mut submitted = false;
+        ui.horizontal(|ui| {
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut text)
+                        .hint_text("second model")
+                        .desired_width(ui.available_width() - 80.0),
+                )
+                .on_hover_text("Model B: a hub id, model folder, weights file or demo, run beside A on the same mask");
+            field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, COMPARE_FIELD_LABEL));
+            let entered = field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
+            let button = ui
+                .add_enabled(!text.trim().is_empty(), egui::Button::new(COMPARE_BUTTON))
+                .on_hover_text("Load model B and show both in the Compare panel");
+            submitted = (entered || button.clicked()) && !text.trim().is_empty();
+        });
+        if submitted {
+            session.load_compare(text.trim().to_string());
+        }
+        ui.data_mut(|data| data.insert_temp(id, text));
+        return;
+    };
+    let name = match (&slot.loading, slot.info()) {
+        (Some(loading), _) => format!("B: loading {}…", text::shortened(&loading.model, text::NAME_CHARS)),
+        (None, Some(info)) => format!("B: {}", text::shortened(&info.name, text::NAME_CHARS)),
+        (None, None) => "B: none".to_string(),
+    };
+    let ready = slot.info().is_some();
+    ui.horizontal_wrapped(|ui| {
+        ui.label(name);
+        if ui.add_enabled(ready, egui::Button::new(SWAP_BUTTON)).on_hover_text("Make B model A and A model B").clicked()
+        {
+            session.swap_models();
+        }
+        if ui.button(CLOSE_COMPARE_BUTTON).on_hover_text("End the comparison and free model B's memory").clicked() {
+            session.close_compare();
         }
     });
 }
 
+fn mask_mode(session: &mut Session, ui: &mut egui::Ui) {
+    let mut mode = session.settings.mask_mode;
+    egui::ComboBox::from_label(MASK_LABEL)
+        .selected_text(mode.label())
+        .show_ui(ui, |ui| {
+            for choice in MaskMode::ALL {
+                ui.selectable_value(&mut mode, choice, choice.label()).on_hover_text(choice.description());
+            }
+        })
+        .response
+        .on_hover_text(mode.description());
+    if mode != session.settings.mask_mode {
+        if mode == MaskMode::Image && session.mask.picture.is_none() {
+            // Nothing to mask with yet: ask for the picture; the mode changes when it arrives.
+            session.files.ask(FileRequest::OpenMask, ui.ctx());
+        } else {
+            session.set_mask_mode(mode);
+        }
+    }
+    if session.settings.mask_mode == MaskMode::Image {
+        ui.horizontal(|ui| {
+            let name = session.mask.picture.as_ref().map_or("no picture", |picture| picture.name.as_str());
+            ui.add(egui::Label::new(name).truncate()).on_hover_text(name);
+            if ui.button("Open mask…").on_hover_text("A picture whose white areas are masked").clicked() {
+                session.files.ask(FileRequest::OpenMask, ui.ctx());
+            }
+        });
+    }
+}
+
 fn ratio(session: &mut Session, ui: &mut egui::Ui) {
-    let painted = session.settings.mask_mode == MaskMode::Painted;
-    ui.add_enabled_ui(!painted, |ui| {
+    let mode = session.settings.mask_mode;
+    let unused = mode.ratio_unused_because();
+    ui.add_enabled_ui(unused.is_none(), |ui| {
         ui.add(
             egui::Slider::new(&mut session.settings.mask_ratio, 0.0..=1.0)
                 .text(RATIO_LABEL)
@@ -112,45 +191,65 @@ fn ratio(session: &mut Session, ui: &mut egui::Ui) {
                 .fixed_decimals(3),
         )
         .on_hover_text(
-            "Fraction of patches hidden from the encoder (←/→ change it by 0.01). Type an exact value in the box.",
+            "Fraction of patches hidden from the encoder (the Left/Right arrow keys change it by 0.01). Type an exact value in the box.",
         )
-        .on_disabled_hover_text("In painted mode the painted patches decide what is masked");
+        .on_disabled_hover_text(unused.unwrap_or_default());
     });
-    if let Some((rows, cols)) = session.grid() {
+    if let Some((rows, cols)) = session.model.grid() {
         let patches = rows * cols;
-        let masked = match session.settings.mask_mode {
-            MaskMode::Painted => session.painted_mask.iter().filter(|&&m| m).count(),
-            MaskMode::Random => patches - len_keep(patches, session.settings.mask_ratio),
+        let asked = patches - len_keep(patches, session.settings.mask_ratio);
+        // The mask on screen says how many it hid; before it arrives, the painted or asked-for count.
+        let on_screen = session
+            .result()
+            .filter(|_| session.is_up_to_date())
+            .map(|result| (result.masked_patches().iter().filter(|&&masked| masked).count(), result.requested_masked));
+        let (masked, requested) = match (mode, on_screen) {
+            (MaskMode::Painted, _) => (session.mask.painted.iter().filter(|&&m| m).count(), None),
+            (_, Some(counted)) => counted,
+            (_, None) => (asked, None),
         };
-        ui.weak(format!("{masked} of {patches} patches masked ({:.3})", masked as f64 / patches as f64))
-            .on_hover_text("The model keeps int(L·(1−ratio)) patches, as Hugging Face does");
+        let short = requested.filter(|&requested| requested != masked);
+        let text = match short {
+            Some(requested) => {
+                format!("{masked} of {patches} patches masked ({requested} asked: the mask stopped short)")
+            }
+            None => format!("{masked} of {patches} patches masked ({:.3})", masked as f64 / patches as f64),
+        };
+        ui.add(egui::Label::new(egui::RichText::new(text).weak()).wrap()).on_hover_text(
+            "Random, block and centre masks aim for L − int(L·(1−ratio)) patches, the count Hugging Face hides",
+        );
     }
 }
 
 fn seed(session: &mut Session, ui: &mut egui::Ui) {
-    let painted = session.settings.mask_mode == MaskMode::Painted;
-    ui.add_enabled_ui(!painted, |ui| {
+    let uses_seed = session.settings.mask_mode.uses_seed();
+    ui.add_enabled_ui(uses_seed, |ui| {
         ui.horizontal(|ui| {
             ui.label(SEED_LABEL);
             ui.add(egui::DragValue::new(&mut session.settings.seed).speed(1.0).range(0..=u32::MAX as u64))
-                .on_hover_text("The mask torch.manual_seed(seed); torch.rand(1, L) gives (drag or type)");
+                .on_hover_text(
+                    "The seed of the mask: torch.manual_seed for random, random.seed for block, the kept corner of \
+                     each 2×2 for grid (drag or type)",
+                );
             if ui.button("New random seed").on_hover_text("Pick another random mask (R)").clicked() {
                 session.new_random_seed();
             }
         });
-    });
+    })
+    .response
+    .on_disabled_hover_text("This mask does not depend on a seed");
 }
 
 fn painted_tools(session: &mut Session, ui: &mut egui::Ui) {
     ui.horizontal_wrapped(|ui| {
         if ui.button("Mask all").on_hover_text("Hide every patch from the encoder").clicked() {
-            session.painted_mask.iter_mut().for_each(|m| *m = true);
+            session.mask.painted.iter_mut().for_each(|m| *m = true);
         }
         if ui.button("Show all").on_hover_text("Let the encoder see every patch").clicked() {
-            session.painted_mask.iter_mut().for_each(|m| *m = false);
+            session.mask.painted.iter_mut().for_each(|m| *m = false);
         }
         if ui.button("Invert").on_hover_text("Swap masked and visible patches").clicked() {
-            session.painted_mask.iter_mut().for_each(|m| *m = !*m);
+            session.mask.painted.iter_mut().for_each(|m| *m = !*m);
         }
         if ui
             .button("From random")

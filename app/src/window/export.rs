@@ -11,10 +11,12 @@ use eframe::egui;
 use serde::{Deserialize, Serialize};
 
 use super::busy;
+use super::files::FileRequest;
 use super::session::Session;
 use crate::atomic_file::write_picture;
-use crate::jobs::grid::{GridImage, GridImageSource, GridJob, TILE_SIZES};
+use crate::jobs::grid::{CheckedGridJob, GridImage, GridImageSource, GridJob, TILE_SIZES};
 use crate::jobs::lists::{parse_ratios, parse_seeds};
+use crate::jobs::masks::parse_mask_items;
 use crate::render::attention::HeadFusion;
 use crate::render::grid::{AttentionColumn, Column};
 use crate::render::panels::side_by_side;
@@ -40,60 +42,67 @@ const SIMPLE_COLUMNS: [(Column, &str); 7] = [
     ),
 ];
 
+/// The checkbox that puts model B's columns beside A's (shown while B is loaded).
+const BOTH_MODELS_LABEL: &str = "both models (A and B)";
+
 /// The dialog's choices, remembered between runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExportSettings {
-    /// Mask ratios and seeds as typed.
+    /// Masks, mask ratios and seeds as typed.
+    pub masks: String,
     pub ratios: String,
     pub seeds: String,
     pub columns: [bool; SIMPLE_COLUMNS.len()],
     /// Add a column with the attention map the Attention panel shows.
     pub current_attention: bool,
     pub tile_size: u32,
+    /// While model B is loaded: repeat the columns for B (as `export --models A,B` does).
+    pub both_models: bool,
 }
 
 impl Default for ExportSettings {
     fn default() -> Self {
         Self {
+            masks: "random".into(),
             ratios: "0.25, 0.5, 0.75".into(),
             seeds: "0, 1".into(),
             columns: [true, false, true, true, true, false, false],
             current_attention: false,
             tile_size: 224,
+            both_models: true,
         }
     }
 }
 
 impl ExportSettings {
     /// The grid these choices describe for `image`, or the first problem with them.
-    pub fn job(&self, session: &Session, attention: &AttentionView) -> Result<GridJob, String> {
-        let image = session.image.as_ref().ok_or("nothing to export: no image is open")?;
+    pub fn job(&self, session: &Session, attention: &AttentionView) -> Result<CheckedGridJob, String> {
+        let image = session.image.input.as_ref().ok_or("nothing to export: no image is open")?;
         let ratios = parse_ratios(&self.ratios).map_err(|e| format!("mask ratios: {e}"))?;
         let seeds = parse_seeds(&self.seeds).map_err(|e| format!("seeds: {e}"))?;
+        let masks = parse_mask_items(&self.masks).map_err(|e| format!("masks: {e:#}"))?;
         let mut columns: Vec<Column> =
             SIMPLE_COLUMNS.iter().zip(self.columns).filter(|(_, on)| *on).map(|((column, _), _)| *column).collect();
         if self.current_attention {
-            let selection = &attention.selection;
-            columns.push(Column::Attention(AttentionColumn {
-                stack: selection.stack,
-                layer: Some(selection.layer),
-                heads: selection.heads,
-                rollout: selection.rollout,
-                discard_ratio: selection.discard_ratio,
-            }));
+            columns.push(Column::Attention(AttentionColumn::of(&attention.selection)));
         }
         let job = GridJob {
             images: vec![GridImage { name: image.name.clone(), source: GridImageSource::Decoded(image.rgb.clone()) }],
+            masks,
             ratios,
             seeds,
             columns,
             colormap: attention.colormap,
             masked_style: session.settings.masked_style,
             tile_size: self.tile_size,
+            models: if self.both_models && session.compare.as_ref().is_some_and(|b| b.info().is_some()) {
+                2
+            } else {
+                1
+            },
         };
-        job.check().map_err(|e| format!("{e:#}"))?;
-        Ok(job)
+        job.check().map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -137,7 +146,7 @@ impl ExportDialog {
                 self.progress = (0, job.row_count());
                 self.error = None;
                 let job = Box::new(job);
-                self.running = Some(session.request(|id| Request::ExportGrid { id, job, path }));
+                self.running = Some(session.forwards.request(|id| Request::ExportGrid { id, job, path }));
             }
             Err(error) => self.error = Some(error),
         }
@@ -145,17 +154,36 @@ impl ExportDialog {
 
     /// Saves the four pictures on screen to `path` (on a thread; the outcome shows up as a message).
     pub fn save_pictures(&mut self, path: PathBuf, session: &mut Session) {
-        let Some(result) = session.result.as_ref() else {
+        let Some(result) = session.result() else {
             session.show_error("nothing to save yet: no reconstruction is on screen");
             return;
         };
         let pictures = Arc::new(result.pictures.clone());
         let sender = self.finished.0.clone();
-        let ctx = session.repaint_context();
+        let ctx = session.forwards.repaint_context();
         self.saving += 1;
         std::thread::spawn(move || {
             let row = side_by_side(&[&pictures.original, &pictures.masked, &pictures.reconstruction, &pictures.pasted]);
             let result = write_picture(&row, &path).map_err(|error| format!("{error:#}"));
+            let _ = sender.send(SaveOutcome { path, result });
+            if let Some(ctx) = ctx {
+                ctx.request_repaint();
+            }
+        });
+    }
+
+    /// Writes the mask on screen as a picture (white = masked) at the model's input size, off the UI thread.
+    pub fn save_mask(&mut self, path: PathBuf, session: &mut Session) {
+        let Some(mask) = session.mask_on_screen_picture() else {
+            session.show_error("nothing to save yet: no mask is on screen");
+            return;
+        };
+        let sender = self.finished.0.clone();
+        let ctx = session.forwards.repaint_context();
+        self.saving += 1;
+        std::thread::spawn(move || {
+            let picture = image::DynamicImage::ImageLuma8(mask).to_rgba8();
+            let result = write_picture(&picture, &path).map_err(|error| format!("{error:#}"));
             let _ = sender.send(SaveOutcome { path, result });
             if let Some(ctx) = ctx {
                 ctx.request_repaint();
@@ -195,7 +223,7 @@ impl ExportDialog {
 
     /// Asks where to save the four pictures (File → Save, Ctrl+S).
     pub fn ask_where_to_save_pictures(&self, session: &mut Session, ctx: &egui::Context) {
-        if session.result.is_none() {
+        if session.result().is_none() {
             session.show_error("nothing to save yet: no reconstruction is on screen");
             return;
         }
@@ -205,7 +233,7 @@ impl ExportDialog {
             session.settings.mask_ratio,
             session.settings.seed
         );
-        session.files.pick_panels_destination(ctx, name);
+        session.files.ask(FileRequest::SavePanels { suggested_name: name }, ctx);
     }
 
     pub fn window(&mut self, ctx: &egui::Context, session: &mut Session, attention: &AttentionView) {
@@ -214,7 +242,7 @@ impl ExportDialog {
             self.grid_section(ui, session, attention);
             ui.separator();
             ui.heading("Current result");
-            ui.add_enabled_ui(session.result.is_some(), |ui| {
+            ui.add_enabled_ui(session.result().is_some(), |ui| {
                 if ui
                     .button("Four pictures as one PNG…")
                     .on_hover_text("Original, masked, reconstruction and pasted side by side (Ctrl+S)")
@@ -236,17 +264,28 @@ impl ExportDialog {
 
     fn grid_section(&mut self, ui: &mut egui::Ui, session: &mut Session, attention: &AttentionView) {
         ui.heading("Comparison grid");
-        ui.label("One row per mask ratio and seed, one column per view, with captions.");
+        ui.label("One row per mask, mask ratio and seed, one column per view, with captions, PSNR and SSIM.");
         let settings = &mut self.settings;
         egui::Grid::new("export_grid_options").num_columns(2).show(ui, |ui| {
-            ui.label("Mask ratios");
-            ui.text_edit_singleline(&mut settings.ratios).on_hover_text("Values between 0 and 1, commas or spaces");
+            let label = ui.label("Masks");
+            ui.text_edit_singleline(&mut settings.masks).labelled_by(label.id).on_hover_text(
+                "random, block, grid, centre or a picture file, commas between; a :ratio after one replaces the mask \
+                 ratios for it (random:0.75, block:0.5, grid is the MAE paper's Figure 6)",
+            );
             ui.end_row();
-            ui.label("Seeds");
-            ui.text_edit_singleline(&mut settings.seeds).on_hover_text("Whole numbers, commas or spaces");
+            let label = ui.label("Mask ratios");
+            ui.text_edit_singleline(&mut settings.ratios)
+                .labelled_by(label.id)
+                .on_hover_text("Values between 0 and 1, commas or spaces");
             ui.end_row();
-            ui.label("Tile size");
+            let label = ui.label("Seeds");
+            ui.text_edit_singleline(&mut settings.seeds)
+                .labelled_by(label.id)
+                .on_hover_text("Whole numbers, commas or spaces");
+            ui.end_row();
+            let label = ui.label("Tile size");
             ui.add(egui::DragValue::new(&mut settings.tile_size).range(TILE_SIZES).suffix(" px"))
+                .labelled_by(label.id)
                 .on_hover_text("Side of each picture in the grid (patches stay crisp)");
             ui.end_row();
         });
@@ -258,6 +297,10 @@ impl ExportDialog {
             ui.checkbox(&mut settings.current_attention, "attention as in the Attention panel")
                 .on_hover_text("The stack, layer, heads and rollout chosen in the Attention panel (CLS query)");
         });
+        if session.compare.as_ref().is_some_and(|slot| slot.info().is_some()) {
+            ui.checkbox(&mut settings.both_models, BOTH_MODELS_LABEL)
+                .on_hover_text("Repeat the columns for model B, labelled with each model's name");
+        }
         if let Some(error) = &self.error {
             ui.colored_label(egui::Color32::from_rgb(230, 90, 80), error);
         }
@@ -265,7 +308,7 @@ impl ExportDialog {
         ui.horizontal(|ui| {
             let button = ui
                 .add_enabled(
-                    !running && session.image.is_some() && session.model_info().is_some(),
+                    !running && session.image.input.is_some() && session.model.info().is_some(),
                     egui::Button::new("Export grid…"),
                 )
                 .on_hover_text("Choose a file, then the grid is computed in the background")
@@ -276,7 +319,7 @@ impl ExportDialog {
                     Ok(_) => {
                         self.error = None;
                         let name = format!("{}-grid.png", file_stem(session, "grid"));
-                        session.files.pick_grid_destination(ui.ctx(), name);
+                        session.files.ask(FileRequest::SaveGrid { suggested_name: name }, ui.ctx());
                     }
                 }
             }
@@ -289,9 +332,10 @@ impl ExportDialog {
 }
 
 /// The open image's name without extension, for suggested file names.
-fn file_stem(session: &Session, fallback: &str) -> String {
+pub fn file_stem(session: &Session, fallback: &str) -> String {
     session
         .image
+        .input
         .as_ref()
         .map_or(fallback.to_string(), |image| image.name.split('.').next().unwrap_or(fallback).replace(' ', "_"))
 }

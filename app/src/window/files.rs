@@ -1,18 +1,23 @@
 //! Getting pictures and folders into the window without ever blocking it: files are read and decoded on a
-//! short-lived thread, rfd dialogs (which block their caller) run on their own thread, and the answers come
-//! back over a channel that the window polls each frame.
+//! short-lived thread, file dialogs run on their own thread, and the answers come back over a channel that the
+//! window polls each frame. This is the one place that decides between the system's file dialog (rfd, which
+//! blocks its caller) and the in-window browser (`file_browser.rs`): the system's where it can open
+//! (`system_dialog.rs`, checked once on the dialog thread), else the browser, saying why in one line.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui::{self, ColorImage};
 use image::RgbImage;
 use mae_model::preprocess::decode_rgb_image;
 
+use super::file_browser::{BrowserOutcome, FileBrowser, home_folder};
+use super::system_dialog::{self, SystemDialog};
+
 /// The sample photo shown at start: Chelsea the cat (public domain; see assets/LICENSES.md).
-pub const SAMPLE_IMAGE: &[u8] = include_bytes!("../../../assets/chelsea.png");
-pub const SAMPLE_NAME: &str = "chelsea.png (sample)";
+const SAMPLE_IMAGE: &[u8] = include_bytes!("../../../assets/chelsea.png");
+const SAMPLE_NAME: &str = "chelsea.png (sample)";
 
 /// Where a picture came from, for titles, errors and the recent-files list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,10 +39,18 @@ impl ImageOrigin {
     }
 }
 
+/// What a picture being read will be: the image the model sees, or a mask (white = masked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Image,
+    Mask,
+}
+
 /// A decoded picture, or the sentence saying why it could not be.
 #[derive(Debug)]
 pub struct LoadedImage {
     pub origin: ImageOrigin,
+    pub purpose: Purpose,
     /// The picture and a small preview of it (shown until the model's result arrives).
     pub result: Result<(Arc<RgbImage>, ColorImage), String>,
 }
@@ -58,14 +71,91 @@ fn with_preview(rgb: RgbImage) -> (Arc<RgbImage>, ColorImage) {
     (Arc::new(rgb), small)
 }
 
-/// What a dialog thread answers.
+/// Pictures the open dialogs offer (the decoder reads any of them).
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"];
+
+/// What a file dialog is for. The one request goes to the system's dialog or to the in-window browser, and its
+/// answer comes back the same way from either.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileRequest {
+    OpenImage,
+    /// A model folder (config.json + weights), or one weights file in the in-window browser.
+    OpenModel,
+    /// A folder of images for the Dataset panel.
+    OpenDatasetFolder,
+    /// A picture that becomes the mask (white = masked).
+    OpenMask,
+    SaveMask {
+        suggested_name: String,
+    },
+    SavePanels {
+        suggested_name: String,
+    },
+    SaveGrid {
+        suggested_name: String,
+    },
+    /// The Dataset panel's grid of its worst images.
+    SaveDatasetGrid {
+        suggested_name: String,
+    },
+}
+
+impl FileRequest {
+    pub fn title(&self) -> &'static str {
+        match self {
+            FileRequest::OpenImage => "Open an image",
+            FileRequest::OpenModel => "Open a model folder (config.json + model.safetensors)",
+            FileRequest::OpenDatasetFolder => "Choose a folder of images to evaluate",
+            FileRequest::OpenMask => "Open a mask picture (white = masked)",
+            FileRequest::SaveMask { .. } => "Save the mask as a picture (white = masked)",
+            FileRequest::SavePanels { .. } => "Save the four pictures as one PNG",
+            FileRequest::SaveGrid { .. } => "Export the comparison grid",
+            FileRequest::SaveDatasetGrid { .. } => "Export the worst images as a grid",
+        }
+    }
+
+    /// The file name a save starts with; `None` when opening.
+    pub fn suggested_name(&self) -> Option<&str> {
+        match self {
+            FileRequest::SaveMask { suggested_name }
+            | FileRequest::SavePanels { suggested_name }
+            | FileRequest::SaveGrid { suggested_name }
+            | FileRequest::SaveDatasetGrid { suggested_name } => Some(suggested_name),
+            FileRequest::OpenImage
+            | FileRequest::OpenModel
+            | FileRequest::OpenDatasetFolder
+            | FileRequest::OpenMask => None,
+        }
+    }
+
+    /// The system's dialog for this request (blocks until it closes; `None` for a cancel, or a dialog that could
+    /// not open).
+    fn show_system_dialog(&self) -> Option<PathBuf> {
+        let dialog = rfd::FileDialog::new().set_title(self.title());
+        match self {
+            FileRequest::OpenImage | FileRequest::OpenMask => {
+                dialog.add_filter("Images", &IMAGE_EXTENSIONS).pick_file()
+            }
+            FileRequest::OpenModel | FileRequest::OpenDatasetFolder => dialog.pick_folder(),
+            FileRequest::SaveMask { suggested_name } | FileRequest::SavePanels { suggested_name } => {
+                dialog.add_filter("PNG image", &["png"]).set_file_name(suggested_name).save_file()
+            }
+            FileRequest::SaveGrid { suggested_name } | FileRequest::SaveDatasetGrid { suggested_name } => dialog
+                .add_filter("PNG image", &["png"])
+                .add_filter("JPEG image", &["jpg", "jpeg"])
+                .set_file_name(suggested_name)
+                .save_file(),
+        }
+    }
+}
+
+/// What a file dialog answers.
 #[derive(Debug)]
 pub enum DialogAnswer {
-    OpenImage(PathBuf),
-    OpenModelFolder(PathBuf),
-    SavePanels(PathBuf),
-    SaveGrid(PathBuf),
+    Chosen(FileRequest, PathBuf),
     Cancelled,
+    /// The system's dialog cannot open here (why, in one line): the in-window browser takes the request.
+    NoSystemDialog(FileRequest, String),
 }
 
 /// Background file work: decoding and dialogs. Poll `images` and `dialogs` every frame.
@@ -75,8 +165,14 @@ pub struct FileTasks {
     pub images: Receiver<LoadedImage>,
     dialog_sender: Sender<DialogAnswer>,
     pub dialogs: Receiver<DialogAnswer>,
-    /// A dialog is open (only one at a time, as desktop apps do).
+    /// A system dialog is open (only one at a time, as desktop apps do).
     pub dialog_open: bool,
+    /// The in-window file browser, while it is open.
+    pub browser: Option<FileBrowser>,
+    /// Whether the system's dialog can open here: checked on the first dialog's thread, then known.
+    system_dialog: Arc<OnceLock<SystemDialog>>,
+    /// The folder of the last file opened or chosen, where the in-window browser starts.
+    pub last_folder: Option<PathBuf>,
     /// Images being decoded.
     pub decoding: usize,
 }
@@ -85,37 +181,48 @@ impl Default for FileTasks {
     fn default() -> Self {
         let (image_sender, images) = crossbeam_channel::unbounded();
         let (dialog_sender, dialogs) = crossbeam_channel::unbounded();
-        Self { image_sender, images, dialog_sender, dialogs, dialog_open: false, decoding: 0 }
+        Self {
+            image_sender,
+            images,
+            dialog_sender,
+            dialogs,
+            dialog_open: false,
+            browser: None,
+            system_dialog: Arc::default(),
+            last_folder: None,
+            decoding: 0,
+        }
     }
 }
 
 impl FileTasks {
     /// Decodes bytes off the UI thread (large photos take a while).
-    pub fn decode_bytes(&mut self, origin: ImageOrigin, bytes: Vec<u8>, ctx: &egui::Context) {
+    pub fn decode_bytes(&mut self, origin: ImageOrigin, purpose: Purpose, bytes: Vec<u8>, ctx: &egui::Context) {
         self.decoding += 1;
         let sender = self.image_sender.clone();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
             let result = decode_rgb_image(&bytes).map(with_preview);
-            let _ = sender.send(LoadedImage { origin, result });
+            let _ = sender.send(LoadedImage { origin, purpose, result });
             ctx.request_repaint();
         });
     }
 
     /// Reads and decodes a file off the UI thread.
-    pub fn open_path(&mut self, path: PathBuf, ctx: &egui::Context) {
+    pub fn open_path(&mut self, path: PathBuf, purpose: Purpose, ctx: &egui::Context) {
+        self.remember_folder_of(&path);
         self.decoding += 1;
         let sender = self.image_sender.clone();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
             let result = read_image_file(&path).map(with_preview);
-            let _ = sender.send(LoadedImage { origin: ImageOrigin::File(path), result });
+            let _ = sender.send(LoadedImage { origin: ImageOrigin::File(path), purpose, result });
             ctx.request_repaint();
         });
     }
 
     /// A clipboard image arrives already decoded; alpha is dropped as PIL's `convert("RGB")` does.
-    pub fn paste(&mut self, image: &ColorImage) {
+    pub fn paste(&mut self, image: &ColorImage, purpose: Purpose) {
         let [width, height] = image.size;
         let result = if width == 0 || height == 0 {
             Err("the clipboard image is empty".to_string())
@@ -126,68 +233,74 @@ impl FileTasks {
                 .ok_or_else(|| "the clipboard image has an inconsistent size".to_string())
         };
         self.decoding += 1;
-        let _ = self.image_sender.send(LoadedImage { origin: ImageOrigin::Clipboard, result });
+        let _ = self.image_sender.send(LoadedImage { origin: ImageOrigin::Clipboard, purpose, result });
     }
 
-    pub fn pick_image(&mut self, ctx: &egui::Context) {
-        self.run_dialog(ctx, |dialog| {
-            dialog
-                .set_title("Open an image")
-                .add_filter("Images", &["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"])
-                .pick_file()
-                .map_or(DialogAnswer::Cancelled, DialogAnswer::OpenImage)
-        });
-    }
-
-    pub fn pick_model_folder(&mut self, ctx: &egui::Context) {
-        self.run_dialog(ctx, |dialog| {
-            dialog
-                .set_title("Open a model folder (config.json + model.safetensors)")
-                .pick_folder()
-                .map_or(DialogAnswer::Cancelled, DialogAnswer::OpenModelFolder)
-        });
-    }
-
-    pub fn pick_panels_destination(&mut self, ctx: &egui::Context, suggested_name: String) {
-        self.run_dialog(ctx, move |dialog| {
-            dialog
-                .set_title("Save the four panels as one PNG")
-                .add_filter("PNG image", &["png"])
-                .set_file_name(suggested_name)
-                .save_file()
-                .map_or(DialogAnswer::Cancelled, DialogAnswer::SavePanels)
-        });
-    }
-
-    pub fn pick_grid_destination(&mut self, ctx: &egui::Context, suggested_name: String) {
-        self.run_dialog(ctx, move |dialog| {
-            dialog
-                .set_title("Export the comparison grid")
-                .add_filter("PNG image", &["png"])
-                .add_filter("JPEG image", &["jpg", "jpeg"])
-                .set_file_name(suggested_name)
-                .save_file()
-                .map_or(DialogAnswer::Cancelled, DialogAnswer::SaveGrid)
-        });
-    }
-
-    fn run_dialog(&mut self, ctx: &egui::Context, show: impl FnOnce(rfd::FileDialog) -> DialogAnswer + Send + 'static) {
-        if self.dialog_open {
+    /// Asks the user for a file: in the system's dialog where it can open, else in the in-window browser.
+    pub fn ask(&mut self, request: FileRequest, ctx: &egui::Context) {
+        if self.dialog_open || self.browser.is_some() {
+            return;
+        }
+        if let Some(SystemDialog::Unavailable(why)) = self.system_dialog.get() {
+            let why = why.clone();
+            self.browse_in_window(request, Some(why));
             return;
         }
         self.dialog_open = true;
-        let sender = self.dialog_sender.clone();
-        let ctx = ctx.clone();
+        let (sender, known, ctx) = (self.dialog_sender.clone(), self.system_dialog.clone(), ctx.clone());
         std::thread::spawn(move || {
-            let _ = sender.send(show(rfd::FileDialog::new()));
+            // The first check may wait for the bus for a few seconds: here, never on the UI thread.
+            let answer = match known.get_or_init(system_dialog::detect) {
+                SystemDialog::Available => match request.show_system_dialog() {
+                    Some(path) => DialogAnswer::Chosen(request, path),
+                    None => DialogAnswer::Cancelled,
+                },
+                SystemDialog::Unavailable(why) => DialogAnswer::NoSystemDialog(request, why.clone()),
+            };
+            let _ = sender.send(answer);
             ctx.request_repaint();
         });
+    }
+
+    /// Takes what is known about the system's dialog instead of checking (tests, and embedding without one).
+    pub fn assume_system_dialog(&mut self, known: SystemDialog) {
+        self.system_dialog = Arc::new(OnceLock::from(known));
+    }
+
+    /// Opens the in-window browser for `request` where the last file was, with `note` saying why it is used.
+    pub fn browse_in_window(&mut self, request: FileRequest, note: Option<String>) {
+        let start = self
+            .last_folder
+            .clone()
+            .filter(|folder| folder.is_dir())
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(home_folder);
+        self.browser = Some(FileBrowser::new(request, start, note));
+    }
+
+    /// Draws the in-window browser while it is open; its choice is answered as a dialog's.
+    pub fn show_browser(&mut self, ctx: &egui::Context) {
+        let Some(outcome) = self.browser.as_mut().and_then(|browser| browser.show(ctx)) else { return };
+        let Some(browser) = self.browser.take() else { return };
+        let answer = match outcome {
+            BrowserOutcome::Chosen(path) => DialogAnswer::Chosen(browser.request, path),
+            BrowserOutcome::Cancelled => DialogAnswer::Cancelled,
+        };
+        let _ = self.dialog_sender.send(answer);
+        ctx.request_repaint();
+    }
+
+    /// The next browser starts in the folder of `path`.
+    pub fn remember_folder_of(&mut self, path: &Path) {
+        if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            self.last_folder = Some(folder.to_owned());
+        }
     }
 }
 
 /// Reads an image file as the commands do (bounded read, regular files only, truncated JPEGs refused), with a
 /// one-line reason on failure that names the file.
-pub fn read_image_file(path: &Path) -> Result<RgbImage, String> {
+fn read_image_file(path: &Path) -> Result<RgbImage, String> {
     mae_model::preprocess::load_rgb_image(path).map_err(|error| error.to_string())
 }
 

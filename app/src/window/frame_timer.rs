@@ -31,8 +31,4 @@ impl FrameTimer {
     pub fn max_ms(&self) -> Option<f64> {
         self.recent.iter().max().map(|d| d.as_secs_f64() * 1e3)
     }
-
-    pub fn clear(&mut self) {
-        self.recent.clear();
-    }
 }

@@ -17,6 +17,9 @@ use super::session::Session;
 const TREE_ID: &str = "mae_explorer_tiles";
 /// The four pictures of a result, in the default 2×2 grid.
 const PICTURES: [PanelId; 4] = [PanelId::Original, PanelId::Masked, PanelId::Reconstruction, PanelId::Pasted];
+/// Tabs of the default layout that start closed (View reopens them; the Compare panel opens when model B loads), so
+/// the pictures keep their size until they are wanted.
+const CLOSED_AT_START: [PanelId; 2] = [PanelId::Compare, PanelId::Dataset];
 /// Height of a tile's tab bar (a little under egui_tiles' 24: the pictures get the rest).
 const TAB_BAR_HEIGHT: f32 = 20.0;
 /// Space between tiles.
@@ -24,10 +27,26 @@ const GAP: f32 = 2.0;
 /// Inner margin of a panel inside its tile.
 const PANE_MARGIN: f32 = 2.0;
 
+/// Space on either side of a tab's title (egui_tiles' 8, less: all analysis tabs fit beside larger pictures).
+const TAB_TITLE_SPACING: f32 = 6.0;
+/// What a tab needs besides its title: the spacing, egui_tiles' close button (12 px) and the padding before it.
+const TAB_CHROME_WIDTH: f32 = 2.0 * TAB_TITLE_SPACING + 4.0 + 12.0;
+
 pub struct Layout {
     pub tree: Tree<PanelId>,
-    /// A fresh default layout whose proportions are fitted to the window on the next frame.
-    needs_fit: bool,
+    fit: Fit,
+}
+
+/// Whether the default proportions follow the tiles' area.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fit {
+    /// A fresh default layout: fitted on the next frame.
+    Needed,
+    /// Fitted for `area` with these shares of the pictures and the analysis tabs: fitted again when the area
+    /// changes (window resized, a banner shown or gone), until the user moves the divider.
+    Following { area: Vec2, shares: [f32; 2] },
+    /// A remembered layout, or one the user changed: left as it is.
+    Off,
 }
 
 impl std::fmt::Debug for Layout {
@@ -38,7 +57,7 @@ impl std::fmt::Debug for Layout {
 
 impl Default for Layout {
     fn default() -> Self {
-        Self { tree: default_tree(), needs_fit: true }
+        Self { tree: default_tree(), fit: Fit::Needed }
     }
 }
 
@@ -58,6 +77,11 @@ fn default_tree() -> Tree<PanelId> {
     let analysis: Vec<TileId> =
         PanelId::ALL.iter().filter(|panel| !PICTURES.contains(panel)).map(|&panel| tiles.insert_pane(panel)).collect();
     let analysis = tiles.insert_tab_tile(analysis);
+    for &panel in &CLOSED_AT_START {
+        if let Some(tile) = tiles.find_pane(&panel) {
+            tiles.set_visible(tile, false);
+        }
+    }
     let root = tiles.insert_container(Linear::new_binary(LinearDir::Horizontal, [grid, analysis], 0.6));
     Tree::new(egui::Id::unique(TREE_ID), root, tiles)
 }
@@ -67,7 +91,7 @@ impl Layout {
     /// not); otherwise the default layout.
     pub fn restored(tree: Option<Tree<PanelId>>) -> Self {
         match tree {
-            Some(tree) if holds_every_panel_once(&tree) => Self { tree, needs_fit: false },
+            Some(tree) if holds_every_panel_once(&tree) => Self { tree, fit: Fit::Off },
             _ => Self::default(),
         }
     }
@@ -109,8 +133,19 @@ impl Layout {
 
     /// Draws every open tile.
     pub fn ui(&mut self, ui: &mut egui::Ui, panels: &mut Panels, session: &mut Session) {
-        if std::mem::take(&mut self.needs_fit) {
-            self.fit_default(ui.available_size());
+        let area = ui.available_size();
+        let refit = match self.fit {
+            Fit::Needed => true,
+            Fit::Following { area: fitted, shares } if self.root_shares() == Some(shares) => fitted != area,
+            Fit::Following { .. } => {
+                self.fit = Fit::Off;
+                false
+            }
+            Fit::Off => false,
+        };
+        if refit {
+            let tabs_width = analysis_tabs_width(ui, panels);
+            self.fit_default(area, tabs_width);
         }
         let alone = self
             .tree
@@ -128,18 +163,47 @@ impl Layout {
         }
     }
 
-    /// Gives the picture grid the width at which its four tiles come out square for this window size, and the
-    /// analysis tabs the rest.
-    fn fit_default(&mut self, available: Vec2) {
+    /// Gives the picture grid the width at which its four tiles come out square for this area, as long as the
+    /// analysis tabs keep `tabs_width` (every tab visible), and the analysis tabs the rest.
+    fn fit_default(&mut self, available: Vec2, tabs_width: f32) {
+        self.fit = Fit::Off;
         let Some(root) = self.tree.root() else { return };
         let Some(Tile::Container(Container::Linear(linear))) = self.tree.tiles.get_mut(root) else { return };
         let [grid, analysis] = linear.children[..] else { return };
         let picture_side = (available.y - GAP) / 2.0 - 2.0 * PANE_MARGIN;
-        let grid_width = 2.0 * (picture_side + 2.0 * PANE_MARGIN) + GAP;
+        let square_grid_width = 2.0 * (picture_side + 2.0 * PANE_MARGIN) + GAP;
+        let grid_width = square_grid_width.min(available.x - GAP - tabs_width);
         let fraction = (grid_width / available.x.max(1.0)).clamp(0.4, 0.75);
-        linear.shares.set_share(grid, 2.0 * fraction);
-        linear.shares.set_share(analysis, 2.0 * (1.0 - fraction));
+        let shares = [2.0 * fraction, 2.0 * (1.0 - fraction)];
+        linear.shares.set_share(grid, shares[0]);
+        linear.shares.set_share(analysis, shares[1]);
+        self.fit = Fit::Following { area: available, shares };
     }
+
+    /// The shares of the root's two children (pictures, analysis tabs), while the root is that split.
+    fn root_shares(&self) -> Option<[f32; 2]> {
+        let Some(Tile::Container(Container::Linear(linear))) = self.tree.tiles.get(self.tree.root()?) else {
+            return None;
+        };
+        let [grid, analysis] = linear.children[..] else { return None };
+        Some([linear.shares[grid], linear.shares[analysis]])
+    }
+}
+
+/// The width the default analysis tab bar needs to show every tab open at start without scrolling.
+fn analysis_tabs_width(ui: &egui::Ui, panels: &Panels) -> f32 {
+    let font = egui::TextStyle::Button.resolve(ui.style());
+    let color = ui.visuals().text_color();
+    PanelId::ALL
+        .iter()
+        .filter(|panel| !PICTURES.contains(panel) && !CLOSED_AT_START.contains(panel))
+        .map(|&panel| {
+            let title = panels.get(panel).title().to_string();
+            ui.fonts_mut(|fonts| fonts.layout_no_wrap(title, font.clone(), color)).size().x + TAB_CHROME_WIDTH
+        })
+        .sum::<f32>()
+        // Rounding of the tiles' widths.
+        + 2.0
 }
 
 fn holds_every_panel_once(tree: &Tree<PanelId>) -> bool {
@@ -204,6 +268,10 @@ impl egui_tiles::Behavior<PanelId> for TileBehavior<'_> {
 
     fn gap_width(&self, _style: &egui::Style) -> f32 {
         GAP
+    }
+
+    fn tab_title_spacing(&self, _visuals: &egui::Visuals) -> f32 {
+        TAB_TITLE_SPACING
     }
 
     fn simplification_options(&self) -> SimplificationOptions {

@@ -2,18 +2,37 @@
 
 use eframe::egui;
 
-use super::app::{EXPORT_SHORTCUT, MaeApp, OPEN_SHORTCUT, SAVE_PICTURES_SHORTCUT};
-use super::panels::PanelId;
+use eframe::egui::{Key, KeyboardShortcut, Modifiers};
 
-pub fn menu_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
+use super::export::ExportDialog;
+use super::files::{FileRequest, Purpose};
+use super::layout::Layout;
+use super::panels::{PanelId, Panels};
+use super::session::Session;
+use super::status::cached_model_button;
+use super::text;
+
+pub const OPEN_SHORTCUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
+pub const EXPORT_SHORTCUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
+pub const SAVE_PICTURES_SHORTCUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
+
+/// What the menus act on.
+pub struct MenuTargets<'a> {
+    pub session: &'a mut Session,
+    pub export: &'a mut ExportDialog,
+    pub layout: &'a mut Layout,
+    pub panels: &'a Panels,
+}
+
+pub fn menu_bar(mut app: MenuTargets<'_>, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
     egui::Panel::top("menu_bar").show(ui, |ui| {
         egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| file_menu(app, ui, &ctx));
-            ui.menu_button("View", |ui| view_menu(app, ui));
+            ui.menu_button("File", |ui| file_menu(&mut app, ui, &ctx));
+            ui.menu_button("View", |ui| view_menu(&mut app, ui));
             ui.menu_button("Help", |ui| {
                 ui.label("Shortcuts: Ctrl+O open · Ctrl+V paste · Ctrl+S save pictures · Ctrl+E export");
-                ui.label("R new random seed · ←/→ change the mask ratio by 0.01");
+                ui.label("R new random seed · Left/Right arrow keys change the mask ratio by 0.01");
                 ui.label("Painted mode: click or drag over the original/masked picture to toggle patches.");
                 ui.label("Tiles: drag a tab to move it, drag an edge to resize, × to close (View reopens).");
                 ui.separator();
@@ -22,7 +41,7 @@ pub fn menu_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                     .on_hover_text("Make the model worker panic on purpose: the window reports it and carries on")
                     .clicked()
                 {
-                    app.session.crash_worker();
+                    app.session.forwards.crash_worker();
                     ui.close();
                 }
             });
@@ -37,21 +56,34 @@ pub fn menu_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
     });
 }
 
-fn file_menu(app: &mut MaeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
-    let session = &mut app.session;
+fn file_menu(app: &mut MenuTargets<'_>, ui: &mut egui::Ui, ctx: &egui::Context) {
+    let session = &mut *app.session;
     if ui
         .add(egui::Button::new("Open image…").shortcut_text(ctx.format_shortcut(&OPEN_SHORTCUT)))
         .on_hover_text("Open a photo (PNG, JPEG, WebP, …). You can also drop a file or paste an image.")
         .clicked()
     {
-        session.files.pick_image(ctx);
+        session.files.ask(FileRequest::OpenImage, ctx);
+        ui.close();
+    }
+    if ui
+        .button("Browse files in the window…")
+        .on_hover_text("Open an image with the window's own file browser instead of the system's dialog")
+        .clicked()
+    {
+        session.files.browse_in_window(FileRequest::OpenImage, None);
         ui.close();
     }
     ui.add_enabled_ui(!session.settings.recent_files.is_empty(), |ui| {
         ui.menu_button("Open recent", |ui| {
             for path in session.settings.recent_files.clone() {
-                if ui.button(path.display().to_string()).on_hover_text("Open this file again").clicked() {
-                    session.files.open_path(path, ctx);
+                let full = path.display().to_string();
+                if ui
+                    .button(text::shortened(&full, text::NAME_CHARS))
+                    .on_hover_text(format!("Open {full} again"))
+                    .clicked()
+                {
+                    session.files.open_path(path, Purpose::Image, ctx);
                     ui.close();
                 }
             }
@@ -62,19 +94,25 @@ fn file_menu(app: &mut MaeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
         .on_hover_text("A folder with config.json and model.safetensors (a ViTMAE checkpoint)")
         .clicked()
     {
-        session.files.pick_model_folder(ctx);
+        session.files.ask(FileRequest::OpenModel, ctx);
+        ui.close();
+    }
+    if ui
+        .button("Open mask…")
+        .on_hover_text("A picture whose white areas are masked (any size; cut into the model's patches)")
+        .clicked()
+    {
+        session.files.ask(FileRequest::OpenMask, ctx);
         ui.close();
     }
     let cached_menu = ui.menu_button("Models in the Hugging Face cache", |ui| {
-        let cached = session.cached_models.get_or_insert_with(mae_model::cached_models).clone();
+        let cached = session.model.cached_models.get_or_insert_with(mae_model::cached_models).clone();
         if cached.is_empty() {
             ui.label("The cache holds no ViTMAE models");
         }
         for model in cached {
-            let size = format!("{:.0} MB", model.size_bytes as f64 / 1e6);
-            if ui.button(format!("{} ({size})", model.repo)).on_hover_text("Load this model").clicked() {
-                let (device, dtype) = (session.device, session.dtype);
-                session.load_model(model.repo.clone(), device, dtype);
+            if cached_model_button(ui, &model).clicked() {
+                session.load_model(model.repo);
                 ui.close();
             }
         }
@@ -89,7 +127,18 @@ fn file_menu(app: &mut MaeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
         .on_hover_text("Original, masked, reconstruction and pasted side by side in one picture")
         .clicked()
     {
-        app.export.ask_where_to_save_pictures(&mut app.session, ctx);
+        app.export.ask_where_to_save_pictures(app.session, ctx);
+        ui.close();
+    }
+    let session = &mut *app.session;
+    let has_mask = session.result().is_some();
+    if ui
+        .add_enabled(has_mask, egui::Button::new("Save mask…"))
+        .on_hover_text("The mask on screen as a picture (white = masked) that File > Open mask… reads back")
+        .clicked()
+    {
+        let name = format!("{}-mask.png", super::export::file_stem(session, "mask"));
+        session.files.ask(FileRequest::SaveMask { suggested_name: name }, ctx);
         ui.close();
     }
     if ui
@@ -107,7 +156,7 @@ fn file_menu(app: &mut MaeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
 }
 
 /// A checkbox per panel (open/closed), the control panel, the theme and "Reset layout".
-fn view_menu(app: &mut MaeApp, ui: &mut egui::Ui) {
+fn view_menu(app: &mut MenuTargets<'_>, ui: &mut egui::Ui) {
     for &panel in PanelId::ALL {
         let mut open = app.layout.is_open(panel);
         let entry = app.panels.get(panel);

@@ -6,6 +6,7 @@ pub mod app;
 pub mod busy;
 pub mod controls;
 pub mod export;
+pub mod file_browser;
 pub mod files;
 pub mod first_run;
 pub mod frame_timer;
@@ -16,6 +17,8 @@ pub mod screenshot;
 pub mod session;
 pub mod settings;
 pub mod status;
+pub mod system_dialog;
+pub mod text;
 pub mod texture;
 
 use std::sync::{Arc, Mutex};
@@ -26,26 +29,26 @@ use eframe::egui;
 
 pub use app::{AppOptions, MaeApp};
 
-use candle_core::DType;
-use mae_model::DeviceChoice;
-
 use crate::cli::{DEFAULT_MODEL, WindowArgs, WindowPanel};
 use first_run::StartModel;
 use panels::PanelId;
 
 /// `--screenshot` gives up after this long without a reconstruction on screen.
-pub const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 const APP_ID: &str = "mae-explorer";
 /// The window's size at start (it remembers its size between runs) and with `--screenshot`.
-pub const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
+const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
 
 /// Opens the window and runs until it is closed. With `--screenshot`, prints `forward_ms=<x>` (the forward pass
 /// whose result is in the picture) on success.
 pub fn run(args: &WindowArgs) -> Result<()> {
+    let launched = std::time::Instant::now();
     let screenshot = args.screenshot.as_ref().map(|path| screenshot::ScreenshotPlan {
         path: path.clone(),
         timeout: SCREENSHOT_TIMEOUT,
         outcome: Arc::new(Mutex::new(None)),
+        launched,
+        ratio_steps: args.ratio_steps,
     });
     if let Some(plan) = &screenshot
         && let Some(folder) = plan.path.parent().filter(|folder| !folder.as_os_str().is_empty())
@@ -56,9 +59,6 @@ pub fn run(args: &WindowArgs) -> Result<()> {
     if let Some(ratio) = args.mask_ratio {
         mae_model::masking::check_ratio(ratio)?;
     }
-    // Refused here, before a window opens; `start_options` then reads them.
-    args.device.as_deref().map(str::parse::<DeviceChoice>).transpose()?;
-    args.dtype.as_deref().map(mae_model::parse_dtype).transpose()?;
     let size = args.window_size.map_or(WINDOW_SIZE, |(width, height)| [width as f32, height as f32]);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -81,12 +81,19 @@ pub fn run(args: &WindowArgs) -> Result<()> {
                 if screenshot.is_none() { settings::load(creation.storage) } else { settings::Remembered::default() };
             let options = start_options(&args, &mut remembered, screenshot);
             let mut app = MaeApp::new(options, remembered);
+            if let Some(folder) = &args.evaluate {
+                app.panels.dataset.folder = folder.display().to_string();
+                app.panels.dataset.start_when_ready = true;
+                app.layout.bring_to_front(PanelId::Dataset);
+            }
             for panel in &args.panel {
                 app.layout.bring_to_front(match panel {
                     WindowPanel::Attention => PanelId::Attention,
                     WindowPanel::Loss => PanelId::Loss,
                     WindowPanel::Ensemble => PanelId::Ensemble,
                     WindowPanel::Heads => PanelId::Heads,
+                    WindowPanel::Compare => PanelId::Compare,
+                    WindowPanel::Dataset => PanelId::Dataset,
                 });
             }
             Ok(Box::new(app))
@@ -100,6 +107,11 @@ pub fn run(args: &WindowArgs) -> Result<()> {
                 Some(ms) => println!("forward_ms={ms:.1}"),
                 None => println!("forward_ms=cached"),
             }
+            println!("first_picture_ms={:.1}", captured.first_picture_ms);
+            if let (Some(warm), Some(latency)) = (captured.warm_forward_ms, captured.latency_ms) {
+                println!("warm_forward_ms={warm:.1}");
+                println!("latency_ms={latency:.1}");
+            }
             Ok(())
         }
         Some(Err(error)) => bail!("no screenshot: {error}"),
@@ -109,7 +121,7 @@ pub fn run(args: &WindowArgs) -> Result<()> {
 
 /// How the window starts: the command line's model, device, dtype, ratio and seed win over what the last run
 /// remembered (which `remembered` is updated with), and those over the defaults.
-pub fn start_options(
+fn start_options(
     args: &WindowArgs,
     remembered: &mut settings::Remembered,
     screenshot: Option<screenshot::ScreenshotPlan>,
@@ -125,15 +137,27 @@ pub fn start_options(
         Some(model) => StartModel::Chosen(model),
         None => StartModel::Default { hub_id: DEFAULT_MODEL.into() },
     };
-    let device = args.device.as_deref().unwrap_or(&session.device).parse().unwrap_or_default();
-    let dtype = mae_model::parse_dtype(args.dtype.as_deref().unwrap_or(&session.dtype)).unwrap_or(DType::F32);
+    let device = args.device.unwrap_or_else(|| session.device.parse().unwrap_or_default());
+    let dtype = args.dtype.unwrap_or_else(|| session.dtype.parse().unwrap_or_default()).dtype();
     let hub = mae_model::hub::HubSettings::from_env();
-    AppOptions { model, hub, device, dtype, image: args.image.clone(), worker: Default::default(), screenshot }
+    AppOptions {
+        model,
+        hub,
+        device,
+        dtype,
+        image: args.image.clone(),
+        compare: args.compare.clone(),
+        worker: Default::default(),
+        system_dialog: None,
+        screenshot,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use candle_core::DType;
     use clap::Parser;
+    use mae_model::DeviceChoice;
 
     use super::*;
     use crate::cli::Cli;

@@ -1,6 +1,9 @@
 //! `--screenshot PNG`: run until the first reconstruction is on screen, save a picture of the whole window, and
 //! close; the outcome becomes the exit status, and the time of the forward pass whose result is in the picture is
-//! reported. A time limit makes sure it never hangs.
+//! reported, with the time from launch to the first picture. With `--ratio-steps N` the run first moves the mask
+//! ratio N times as a slow drag does (+0.01 each, −0.01 past 0.95, each picture awaited before the next move) and
+//! reports the median warm forward pass and the median latency from a move to its picture. A time limit makes
+//! sure it never hangs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -8,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use super::app::MaeApp;
-use super::session::ModelState;
+use super::session::{ModelState, Session};
 use crate::atomic_file::write_picture;
 
 /// Frames drawn with the result before the picture is taken, so layout and textures have settled.
@@ -20,18 +22,31 @@ const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// What a successful screenshot run reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Captured {
-    /// The forward pass whose result is in the picture, in milliseconds.
+    /// The forward pass whose result is in the picture (both passes of a pair), in milliseconds.
     pub forward_ms: Option<f64>,
+    /// From launch to the first picture on screen.
+    pub first_picture_ms: f64,
+    /// Medians over the ratio steps: the forward passes, and each move's wait for its picture.
+    pub warm_forward_ms: Option<f64>,
+    pub latency_ms: Option<f64>,
 }
 
+/// Ratio moves stay inside this range (a step past its top goes down instead).
+const RATIO_STEP_TOP: f64 = 0.95;
+const RATIO_STEP: f64 = 0.01;
+
 /// The outcome, shared between the app, the screenshot callback and `window::run`.
-pub type Outcome = Arc<Mutex<Option<Result<Captured, String>>>>;
+type Outcome = Arc<Mutex<Option<Result<Captured, String>>>>;
 
 #[derive(Debug, Clone)]
 pub struct ScreenshotPlan {
     pub path: PathBuf,
     pub timeout: Duration,
     pub outcome: Outcome,
+    /// When the program started (the first picture is timed from here).
+    pub launched: Instant,
+    /// Ratio moves after the first picture, before the screenshot.
+    pub ratio_steps: usize,
 }
 
 #[derive(Debug)]
@@ -41,11 +56,45 @@ pub struct ScreenshotState {
     settled_frames: usize,
     requested: bool,
     closing: bool,
+    first_picture_ms: Option<f64>,
+    /// The move in progress: when it was made and the forward request that was newest before it.
+    moving: Option<(Instant, Option<u64>)>,
+    warm_forward_ms: Vec<f64>,
+    latency_ms: Vec<f64>,
 }
 
 impl ScreenshotState {
     pub fn new(plan: ScreenshotPlan) -> Self {
-        Self { plan, started: Instant::now(), settled_frames: 0, requested: false, closing: false }
+        Self {
+            plan,
+            started: Instant::now(),
+            settled_frames: 0,
+            requested: false,
+            closing: false,
+            first_picture_ms: None,
+            moving: None,
+            warm_forward_ms: Vec::new(),
+            latency_ms: Vec::new(),
+        }
+    }
+
+    /// Moves the ratio while steps remain, timing each move's picture.
+    fn step_ratio(&mut self, session: &mut Session, forward_ms: Option<f64>) -> Step {
+        if let Some((moved, sent_before)) = self.moving {
+            if session.forwards.last_sent_id() == sent_before || !session.is_up_to_date() {
+                return Step::Waiting;
+            }
+            self.latency_ms.push(moved.elapsed().as_secs_f64() * 1e3);
+            self.warm_forward_ms.extend(forward_ms);
+            self.moving = None;
+        }
+        if self.latency_ms.len() >= self.plan.ratio_steps {
+            return Step::Done;
+        }
+        let up = session.settings.mask_ratio + RATIO_STEP <= RATIO_STEP_TOP;
+        self.moving = Some((Instant::now(), session.forwards.last_sent_id()));
+        session.nudge_ratio(if up { RATIO_STEP } else { -RATIO_STEP });
+        Step::Moved
     }
 
     fn finish(&self, result: Result<Captured, String>) {
@@ -60,21 +109,50 @@ impl ScreenshotState {
     }
 }
 
-pub fn advance(app: &mut MaeApp, ctx: &egui::Context) {
-    let session = &app.session;
-    let failure = match &session.model {
-        ModelState::Failed(error) if session.loading.is_none() => {
-            Some(format!("the model could not be loaded: {error}"))
-        }
-        _ => session
-            .startup_image_error
-            .clone()
-            .or_else(|| session.last_forward_error.as_ref().map(|error| format!("the model could not run: {error}"))),
+/// Where the ratio moves of a screenshot run stand.
+enum Step {
+    /// The ratio just moved: the next frame sends its forward request.
+    Moved,
+    /// The moved ratio's picture is not on screen yet (the worker's answer wakes the window).
+    Waiting,
+    Done,
+}
+
+/// The middle value (the mean of the two middle ones for an even count); `None` for no values.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
+}
+
+/// Takes the screenshot once the result is on screen and no panel's background job is still running (the loss
+/// curve of a visible Loss panel, say); exits with the failure when the model or the image could not be used.
+pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panels_busy: bool, ctx: &egui::Context) {
+    let failure =
+        match &session.model.state {
+            ModelState::Failed(error) if session.model.loading.is_none() => {
+                Some(format!("the model could not be loaded: {error}"))
+            }
+            _ => session.image.startup_error.clone().or_else(|| {
+                session.forwards.last_error.as_ref().map(|error| format!("the model could not run: {error}"))
+            }),
+        };
+    // With model B, the picture waits for the pair and its time is both forward passes.
+    let pair_ready = match &session.compare {
+        None => true,
+        Some(slot) => slot.loading.is_none() && session.result().is_some_and(|result| result.compare.is_some()),
     };
-    // The result is on screen, and a loss curve being computed for a visible Loss panel has arrived.
-    let ready = session.is_up_to_date() && app.panels.loss.curve.request_id.is_none();
-    let forward_ms = session.result.as_ref().and_then(|result| result.forward_ms);
-    let Some(state) = app.screenshot.as_mut() else { return };
+    let ready = session.is_up_to_date() && !panels_busy && pair_ready;
+    let forward_ms = session.result().and_then(|result| {
+        let b_ms = result.compare.as_ref().map_or(Some(0.0), |pair| pair.forward_ms);
+        Some(result.forward_ms? + b_ms?)
+    });
+    let Some(state) = state.as_mut() else { return };
     if state.closing {
         return;
     }
@@ -83,14 +161,28 @@ pub fn advance(app: &mut MaeApp, ctx: &egui::Context) {
     } else if state.started.elapsed() > state.plan.timeout {
         state.finish(Err(format!("no reconstruction was on screen after {} s", state.plan.timeout.as_secs())));
     } else if ready && !state.requested {
+        let first_picture_ms = *state.first_picture_ms.get_or_insert(state.plan.launched.elapsed().as_secs_f64() * 1e3);
+        match state.step_ratio(session, forward_ms) {
+            Step::Moved => {
+                ctx.request_repaint();
+                return;
+            }
+            Step::Waiting => {
+                // Frames meanwhile would take the CPU the model needs; this only keeps the time limit noticed.
+                ctx.request_repaint_after(TIMEOUT_CHECK_INTERVAL);
+                return;
+            }
+            Step::Done => {}
+        }
         state.settled_frames += 1;
         if state.settled_frames > SETTLE_FRAMES {
             state.requested = true;
             let path = state.plan.path.clone();
             let outcome = state.plan.outcome.clone();
             let repaint = ctx.clone();
+            let (warm_forward_ms, latency_ms) = (median(&state.warm_forward_ms), median(&state.latency_ms));
             ctx.request_screenshot(move |image| {
-                let captured = Captured { forward_ms };
+                let captured = Captured { forward_ms, first_picture_ms, warm_forward_ms, latency_ms };
                 let [width, height] = image.size;
                 let rgba: Vec<u8> = image.pixels.iter().flat_map(|pixel| pixel.to_srgba_unmultiplied()).collect();
                 let result = match image::RgbaImage::from_raw(width as u32, height as u32, rgba) {
@@ -114,5 +206,17 @@ pub fn advance(app: &mut MaeApp, ctx: &egui::Context) {
         ctx.request_repaint();
     } else {
         ctx.request_repaint_after(TIMEOUT_CHECK_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
     }
 }

@@ -2,23 +2,38 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::app::MaeApp;
 use super::busy;
-use super::session::{ModelState, Session};
+use super::files::FileRequest;
+use super::frame_timer::FrameTimer;
+use super::session::{Loading, ModelState, Session};
+use super::text;
 use crate::worker::LoadProgress;
+use mae_model::CachedModel;
 
 const ERROR_COLOR: Color32 = Color32::from_rgb(230, 90, 80);
+/// Room kept beside a message for its buttons (More/Less and Dismiss, or Cancel).
+const NOTICE_BUTTONS_WIDTH: f32 = 130.0;
+/// Narrowest a message is wrapped to, however narrow the window.
+const MIN_TEXT_WIDTH: f32 = 60.0;
 
-pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
+/// The bottom line: model, load or download progress, the last forward, the worker's counts, frame times (the
+/// window's own code, then whole frames) and the image.
+pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 2], ui: &mut egui::Ui) {
     egui::Panel::bottom("status_bar").show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {
-            let session = &mut app.session;
-            match &session.model {
+            match &session.model.state {
                 ModelState::Ready(info) => {
                     let dtype = mae_model::dtype_name(info.dtype);
-                    ui.label(format!("model {} · {} · {dtype}", info.name, info.device)).on_hover_text(format!(
-                        "{}×{} input, {}×{} patches of {} px, loaded in {:.0} ms",
-                        info.image_size.1, info.image_size.0, info.grid.1, info.grid.0, info.patch_size, info.load_ms
+                    let name = text::shortened(&info.name, text::NAME_CHARS);
+                    ui.label(format!("model {name} · {} · {dtype}", info.device)).on_hover_text(format!(
+                        "{}: {}×{} input, {}×{} patches of {} px, loaded in {:.0} ms",
+                        info.name,
+                        info.image_size.1,
+                        info.image_size.0,
+                        info.grid.1,
+                        info.grid.0,
+                        info.patch_size,
+                        info.load_ms
                     ));
                 }
                 ModelState::Loading => {
@@ -29,18 +44,17 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                 }
             }
             let mut cancel = false;
-            if let Some(loading) = &session.loading {
+            if let Some(loading) = &session.model.loading {
                 ui.separator();
                 busy::indicator(ui);
-                let what = format!("{}: {}", loading.model, loading.progress);
-                ui.label(format!("{what} ({:.0} s)", loading.since.elapsed().as_secs_f64()));
+                ui.label(load_progress_line(loading)).on_hover_text(&loading.model);
                 if let Some(fraction) = loading.progress.fraction() {
                     ui.add(egui::ProgressBar::new(fraction).desired_width(120.0));
                 }
                 cancel = matches!(loading.progress, LoadProgress::Downloading(_))
                     && ui.small_button("Cancel").on_hover_text("Stop the download").clicked();
             }
-            if let Some(fetch) = &session.fetch {
+            if let Some(fetch) = &session.model.fetch {
                 ui.separator();
                 busy::indicator(ui);
                 let what = match &fetch.progress {
@@ -61,10 +75,10 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                     ui.small_button("Cancel").on_hover_text("Stop the download and keep the demo model").clicked();
             }
             if cancel {
-                session.cancel_model_load();
+                session.model.cancel_load();
             }
             ui.separator();
-            match session.result.as_ref() {
+            match session.result() {
                 Some(result) => {
                     let forward = result.forward_ms.map_or("cached".to_string(), |ms| format!("{ms:.0} ms"));
                     ui.label(format!("last forward {forward} · draw {:.0} ms", result.render_ms))
@@ -74,22 +88,24 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                     ui.label("no result yet");
                 }
             }
-            if !session.is_up_to_date() && session.result.is_some() {
-                busy::indicator(ui).on_hover_text("A newer request is being computed");
+            if !session.is_up_to_date() && session.result().is_some() {
+                // A still word, not a spinner: a forward pass is under a second, its answer wakes the window, and
+                // every frame drawn meanwhile (a software renderer's) is CPU taken from that very forward pass.
+                ui.weak("computing…").on_hover_text("A newer request is being computed");
             }
             ui.separator();
-            let stats = session.worker_stats();
+            let stats = session.forwards.stats();
             ui.label(format!("forwards {}", stats.forwards())).on_hover_text(format!(
                 "{} forward requests, {} skipped because a newer one was waiting",
                 stats.forward_requests(),
                 stats.superseded()
             ));
-            if let (Some(mean), Some(max)) = (app.frame_timer.mean_ms(), app.frame_timer.max_ms()) {
+            if let (Some(mean), Some(max)) = (ui_frame.mean_ms(), ui_frame.max_ms()) {
                 ui.separator();
                 ui.label(format!("UI frame {mean:.1} ms (max {max:.1})"))
                     .on_hover_text("Time the window's own code takes per frame, over the last frames");
             }
-            if let (Some(mean), Some(max)) = (app.whole_frame_timer.mean_ms(), app.whole_frame_timer.max_ms()) {
+            if let (Some(mean), Some(max)) = (whole_frame.mean_ms(), whole_frame.max_ms()) {
                 ui.label(format!("whole frame {mean:.1} ms (max {max:.1})")).on_hover_text(
                     "Whole frames as eframe measures them: the window's code, tessellation and rendering \
                      (without waiting for the display)",
@@ -100,9 +116,11 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
                 busy::indicator(ui);
                 ui.label("opening an image…");
             }
-            if let Some(image) = &session.image {
+            if let Some(image) = &session.image.input {
                 ui.separator();
-                ui.label(format!("{} ({}×{})", image.name, image.rgb.width(), image.rgb.height()));
+                let size = format!(" ({}×{})", image.rgb.width(), image.rgb.height());
+                let name = text::shortened(&image.name, text::NAME_CHARS);
+                ui.label(format!("{name}{size}")).on_hover_text(&image.name);
             }
         });
     });
@@ -110,9 +128,7 @@ pub fn status_bar(app: &mut MaeApp, ui: &mut egui::Ui) {
 
 /// The message banner and, when there is no model, why and the way out.
 pub fn banners(session: &mut Session, ui: &mut egui::Ui) {
-    let model_trouble = session.loading.is_some() && !matches!(session.model, ModelState::Ready(_))
-        || matches!(session.model, ModelState::Failed(_));
-    if session.notice.is_none() && !model_trouble {
+    if session.messages.notice.is_none() && !session.model.in_trouble() {
         return;
     }
     egui::Frame::new().inner_margin(egui::Margin::symmetric(8, 4)).show(ui, |ui| {
@@ -122,27 +138,43 @@ pub fn banners(session: &mut Session, ui: &mut egui::Ui) {
 }
 
 fn notice_banner(session: &mut Session, ui: &mut egui::Ui) {
-    let Some(notice) = session.notice.clone() else { return };
+    let Some(notice) = session.messages.notice.as_mut() else { return };
     let color = if notice.is_error { ERROR_COLOR } else { ui.visuals().text_color() };
-    ui.horizontal(|ui| {
-        ui.label(RichText::new(&notice.text).color(color));
-        if ui.small_button("Dismiss").on_hover_text("Hide this message").clicked() {
-            session.notice = None;
+    let mut dismissed = false;
+    ui.horizontal_top(|ui| {
+        let text_width = (ui.available_width() - NOTICE_BUTTONS_WIDTH).max(MIN_TEXT_WIDTH);
+        let max_rows = (!notice.expanded).then_some(text::MESSAGE_ROWS);
+        let cut = ui
+            .allocate_ui(egui::vec2(text_width, 0.0), |ui| {
+                text::wrapped_message(ui, &notice.text, color, text_width, max_rows)
+            })
+            .inner;
+        if (cut || notice.expanded)
+            && ui
+                .small_button(if notice.expanded { "Less" } else { "More" })
+                .on_hover_text(if notice.expanded { "Show the first lines only" } else { "Show the whole message" })
+                .clicked()
+        {
+            notice.expanded = !notice.expanded;
         }
+        dismissed = ui.small_button("Dismiss").on_hover_text("Hide this message").clicked();
     });
+    if dismissed {
+        session.messages.notice = None;
+    }
     ui.add_space(4.0);
 }
 
 fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
-    match &session.model {
-        ModelState::Failed(error) if session.loading.is_none() => {
+    match &session.model.state {
+        ModelState::Failed(error) if session.model.loading.is_none() => {
             let error = error.clone();
             egui::Frame::group(ui.style()).show(ui, |ui| {
                 ui.label(RichText::new("No model is loaded").strong().size(16.0));
-                ui.label(format!("{} could not be loaded: {error}", session.model_arg));
-                let hub_id = mae_model::hub::split_repo_id(&session.model_arg).is_ok()
-                    && !std::path::Path::new(&session.model_arg).exists();
+                ui.label(format!("{} could not be loaded: {error}", session.model.arg));
+                let hub_id = mae_model::hub::split_repo_id(&session.model.arg).is_ok()
+                    && !std::path::Path::new(&session.model.arg).exists();
                 if hub_id {
                     ui.label(
                         "Without a network connection, a hub model must already be in the Hugging Face cache. \
@@ -151,14 +183,12 @@ fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
                 } else {
                     ui.label("A model folder holds config.json and model.safetensors (or pytorch_model.bin).");
                 }
-                let (device, dtype) = (session.device, session.dtype);
-                if let Some(cached) = session.cached_models.clone().filter(|models| !models.is_empty()) {
+                if let Some(cached) = session.model.cached_models.clone().filter(|models| !models.is_empty()) {
                     ui.label("Models in your Hugging Face cache:");
                     ui.horizontal_wrapped(|ui| {
                         for model in cached {
-                            let size = format!("{:.0} MB", model.size_bytes as f64 / 1e6);
-                            if ui.button(&model.repo).on_hover_text(format!("Load {} ({size})", model.repo)).clicked() {
-                                session.load_model(model.repo.clone(), device, dtype);
+                            if cached_model_button(ui, &model).clicked() {
+                                session.load_model(model.repo);
                             }
                         }
                     });
@@ -169,35 +199,34 @@ fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
                         .on_hover_text("Pick a folder with config.json and model.safetensors")
                         .clicked()
                     {
-                        session.files.pick_model_folder(&ctx);
+                        session.files.ask(FileRequest::OpenModel, &ctx);
                     }
-                    let model = session.model_arg.clone();
+                    let model = session.model.arg.clone();
                     if ui.button("Try again").on_hover_text(format!("Load {model} again")).clicked() {
-                        session.load_model(model, device, dtype);
+                        session.load_model(model);
                     }
                 });
             });
             ui.add_space(6.0);
         }
         ModelState::Loading | ModelState::Failed(_) => {
-            let Some(loading) = &session.loading else { return };
+            let Some(loading) = &session.model.loading else { return };
             let downloading = matches!(loading.progress, LoadProgress::Downloading(_));
             let fraction = loading.progress.fraction();
-            let text = format!(
-                "{}: {} ({:.0} s) — you can open an image meanwhile",
-                loading.model,
-                loading.progress,
-                loading.since.elapsed().as_secs_f64()
-            );
+            let line = format!("{} — you can open an image meanwhile", load_progress_line(loading));
             let cancel = ui
-                .horizontal(|ui| {
+                .horizontal_top(|ui| {
                     busy::indicator(ui);
-                    ui.label(text);
+                    let text_width = (ui.available_width() - NOTICE_BUTTONS_WIDTH).max(MIN_TEXT_WIDTH);
+                    let color = ui.visuals().text_color();
+                    ui.allocate_ui(egui::vec2(text_width, 0.0), |ui| {
+                        text::wrapped_message(ui, &line, color, text_width, Some(text::MESSAGE_ROWS))
+                    });
                     downloading && ui.button("Cancel").on_hover_text("Stop the download").clicked()
                 })
                 .inner;
             if cancel {
-                session.cancel_model_load();
+                session.model.cancel_load();
             }
             if let Some(fraction) = fraction {
                 ui.add(egui::ProgressBar::new(fraction).show_percentage().desired_width(400.0));
@@ -206,4 +235,17 @@ fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
         }
         ModelState::Ready(_) => {}
     }
+}
+
+/// "model: what the load is doing (seconds so far)", the model's name shortened.
+fn load_progress_line(loading: &Loading) -> String {
+    let model = text::shortened(&loading.model, text::NAME_CHARS);
+    format!("{model}: {} ({:.0} s)", loading.progress, loading.since.elapsed().as_secs_f64())
+}
+
+/// A button that loads a model of the Hugging Face cache (in the File menu and the no-model banner).
+pub fn cached_model_button(ui: &mut egui::Ui, model: &CachedModel) -> egui::Response {
+    let size = format!("{:.0} MB", model.size_bytes as f64 / 1e6);
+    ui.button(format!("{} ({size})", text::shortened(&model.repo, text::NAME_CHARS)))
+        .on_hover_text(format!("Load {} (already downloaded: no network needed)", model.repo))
 }

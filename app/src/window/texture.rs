@@ -1,10 +1,10 @@
 //! A panel's GPU texture: created once, then updated in place with `TextureHandle::set` when the picture it shows
 //! changes (uploading a picture is the only picture work the UI thread does).
 
+use std::cell::Cell;
+
 use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
 use image::RgbaImage;
-
-use super::session::Session;
 
 #[derive(Default)]
 pub struct PanelTexture {
@@ -19,12 +19,20 @@ impl std::fmt::Debug for PanelTexture {
     }
 }
 
-/// Crisp (nearest) or smooth (linear) scaling, as the Display settings say.
-pub fn filtering(session: &Session) -> TextureOptions {
-    if session.settings.nearest_filtering { TextureOptions::NEAREST } else { TextureOptions::LINEAR }
+/// How panels upload pictures: the filtering the Display settings chose, and the counter of textures created
+/// (which should stay at one per picture however many results arrive).
+#[derive(Clone, Copy)]
+pub struct Upload<'a> {
+    pub filtering: TextureOptions,
+    pub created: &'a Cell<usize>,
 }
 
-pub fn color_image(picture: &RgbaImage) -> ColorImage {
+/// Crisp (nearest) or smooth (linear) scaling.
+pub fn filtering(nearest: bool) -> TextureOptions {
+    if nearest { TextureOptions::NEAREST } else { TextureOptions::LINEAR }
+}
+
+fn color_image(picture: &RgbaImage) -> ColorImage {
     ColorImage::from_rgba_unmultiplied([picture.width() as usize, picture.height() as usize], picture.as_raw())
 }
 
@@ -37,9 +45,9 @@ impl PanelTexture {
         name: &str,
         key: u64,
         picture: &RgbaImage,
-        session: &Session,
+        upload: Upload<'_>,
     ) -> &TextureHandle {
-        self.show_with(ctx, name, key, session, || color_image(picture))
+        self.show_with(ctx, name, key, upload, || color_image(picture))
     }
 
     /// As `show`, for a picture that is already an egui image (made on demand).
@@ -48,17 +56,17 @@ impl PanelTexture {
         ctx: &egui::Context,
         name: &str,
         key: u64,
-        session: &Session,
+        upload: Upload<'_>,
         picture: impl FnOnce() -> ColorImage,
     ) -> &TextureHandle {
-        let options = filtering(session);
+        let options = upload.filtering;
         let wanted = Some((key, options));
         if self.holds != wanted || self.handle.is_none() {
             match self.handle.as_mut() {
                 Some(handle) => handle.set(picture(), options),
                 None => {
                     self.handle = Some(ctx.load_texture(name, picture(), options));
-                    session.texture_creations.set(session.texture_creations.get() + 1);
+                    upload.created.set(upload.created.get() + 1);
                 }
             }
             self.holds = wanted;

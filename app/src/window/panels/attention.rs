@@ -4,17 +4,20 @@
 use eframe::egui::{self, Color32, Sense, Stroke};
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{Part, colormap_combo, picture_and_controls};
+use super::widgets::{Part, colormap_combo, model_switch, picture_and_controls, shown_model};
 use super::{Panel, PanelCommand, fit_picture, patch_rect, patch_under};
 use crate::render::attention::{HeadFusion, Query, Stack};
 use crate::window::session::Session;
 use crate::window::texture::PanelTexture;
-use crate::worker::{AttentionView, ModelInfo, ViewOptions};
+use crate::worker::{AttentionView, ModelInfo, Slot, ViewOptions};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AttentionPanel {
     pub view: AttentionView,
+    /// Which compared model's attention the panel shows.
+    #[serde(skip)]
+    pub model: Slot,
     #[serde(skip)]
     texture: PanelTexture,
 }
@@ -23,6 +26,16 @@ pub struct AttentionPanel {
 const FUSIONS: [HeadFusion; 3] = [HeadFusion::Mean, HeadFusion::Max, HeadFusion::Min];
 
 impl AttentionPanel {
+    /// Keeps the layer and head inside the model's ranges.
+    fn fit_selection(&mut self, info: &ModelInfo) {
+        let (layers, heads) = self.stack_size(info);
+        let selection = &mut self.view.selection;
+        selection.layer = selection.layer.min(layers.saturating_sub(1));
+        if matches!(selection.heads, HeadFusion::Head(head) if head >= heads) {
+            selection.heads = HeadFusion::Mean;
+        }
+    }
+
     /// (layers, heads) of the chosen stack.
     fn stack_size(&self, info: &ModelInfo) -> (usize, usize) {
         match self.view.selection.stack {
@@ -32,13 +45,14 @@ impl AttentionPanel {
     }
 
     fn picture(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        let texture = session.result.as_ref().and_then(|result| {
-            let overlay = result.pictures.attention.as_ref()?;
-            Some(self.texture.show(ui.ctx(), "attention", result.id, overlay, session).clone())
+        let shown = shown_model(self.model, session);
+        let texture = session.result().and_then(|result| result.side(shown)).and_then(|side| {
+            let overlay = side.pictures.attention.as_ref()?;
+            Some(self.texture.show(ui.ctx(), "attention", side.texture_key, overlay, session.upload()).clone())
         });
         let (rect, response) = fit_picture(ui, texture.as_ref(), session, Sense::click(), "attention overlay");
         let response = response.on_hover_text("Click a patch to see where it looks; right-click for CLS");
-        let Some(grid) = session.grid() else { return };
+        let Some(grid) = session.model.grid() else { return };
         if let Query::Patch(patch) = session.settings.query {
             let outline = Stroke::new(2.0, Color32::from_rgb(80, 220, 255));
             ui.painter_at(rect).rect_stroke(patch_rect(rect, grid, patch), 0.0, outline, egui::StrokeKind::Inside);
@@ -53,6 +67,7 @@ impl AttentionPanel {
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, session: &mut Session, info: &ModelInfo) {
+        model_switch(ui, &mut self.model, session);
         let (layers, heads) = self.stack_size(info);
         let selection = &mut self.view.selection;
         ui.horizontal(|ui| {
@@ -109,10 +124,17 @@ impl Panel for AttentionPanel {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        let Some(info) = session.model_info().cloned() else {
+        // The layer and head ranges are those of the model shown.
+        let shown = match shown_model(self.model, session) {
+            Slot::A => session.model.info(),
+            Slot::B => session.compare.as_ref().and_then(|slot| slot.info()),
+        };
+        let Some(info) = shown.cloned() else {
             ui.label("Attention maps appear once a model is loaded.");
             return;
         };
+        // The A/B switch may have changed the model shown.
+        self.fit_selection(&info);
         picture_and_controls(ui, |ui, part| match part {
             Part::Picture => self.picture(ui, session),
             Part::Controls => self.controls(ui, session, &info),
@@ -122,20 +144,16 @@ impl Panel for AttentionPanel {
     fn add_view(&self, view: &mut ViewOptions, session: &Session) {
         let mut attention = self.view.clone();
         attention.selection.query = session.settings.query;
-        view.attention = Some(attention);
+        view.for_slot(shown_model(self.model, session)).attention = Some(attention);
     }
 
     fn on_model_loaded(&mut self, info: &ModelInfo) {
-        let (layers, heads) = self.stack_size(info);
-        let selection = &mut self.view.selection;
-        selection.layer = selection.layer.min(layers.saturating_sub(1));
-        if matches!(selection.heads, HeadFusion::Head(head) if head >= heads) {
-            selection.heads = HeadFusion::Mean;
-        }
+        self.fit_selection(info);
     }
 
     fn on_command(&mut self, command: &PanelCommand) {
-        let PanelCommand::FocusHead { stack, layer, head } = *command;
+        let PanelCommand::FocusHead { stack, layer, head, model } = *command;
+        self.model = model;
         let selection = &mut self.view.selection;
         selection.stack = stack;
         selection.layer = layer;

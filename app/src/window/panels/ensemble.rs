@@ -13,7 +13,7 @@ use crate::window::texture::PanelTexture;
 use crate::worker::{EnsembleResult, ModelInfo, Request, Response};
 
 /// Largest seed ensemble offered (each seed is one forward pass).
-pub const MAX_ENSEMBLE_SIZE: usize = 64;
+const MAX_ENSEMBLE_SIZE: usize = 64;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -51,11 +51,13 @@ impl Default for EnsemblePanel {
 impl EnsemblePanel {
     /// Asks for the current seed and the next `size - 1`, at the current ratio.
     pub fn request(&mut self, session: &mut Session) {
-        let Some(image) = session.image.clone() else { return };
+        let Some(image) = session.image.input.clone() else { return };
         let first = session.settings.seed;
         let seeds = (0..self.size as u64).map(|offset| first.wrapping_add(offset)).collect();
         let (ratio, colormap) = (session.settings.mask_ratio, self.colormap);
-        let id = session.request(|id| Request::Ensemble { id, image, ratio, seeds, colormap });
+        // Seeds only vary the drawn strategies that use them; the others are averaged over random masks.
+        let strategy = session.settings.mask_mode.strategy().filter(|s| s.uses_seed()).unwrap_or_default();
+        let id = session.forwards.request(|id| Request::Ensemble { id, image, strategy, ratio, seeds, colormap });
         self.running = Some((id, (0, self.size)));
         self.error = None;
     }
@@ -69,7 +71,7 @@ impl EnsemblePanel {
             colormap_combo(ui, "ensemble colormap", "Colormap", &mut self.colormap);
             let last = first.wrapping_add(self.size as u64 - 1);
             let compute = ui
-                .add_enabled(self.running.is_none() && session.model_info().is_some(), egui::Button::new("Compute"))
+                .add_enabled(self.running.is_none() && session.model.info().is_some(), egui::Button::new("Compute"))
                 .on_hover_text(format!(
                     "Run seeds {first}…{last} at ratio {:.3} and show the mean and spread of the pasted-back pictures",
                     session.settings.mask_ratio
@@ -97,13 +99,17 @@ impl Panel for EnsemblePanel {
         "Mean and spread of the reconstructions over several random masks"
     }
 
+    fn is_busy(&self) -> bool {
+        self.running.is_some()
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         self.controls(ui, session);
         let Some(result) = self.result.clone() else {
             ui.label("Where the pasted-back pictures of different masks disagree, the model is unsure.");
             return;
         };
-        let stale = session.image.as_ref().map(|image| image.id) != Some(result.image_id)
+        let stale = session.image.input.as_ref().map(|image| image.id) != Some(result.image_id)
             || result.ratio != session.settings.mask_ratio
             || result.seeds.first() != Some(&session.settings.seed)
             || result.seeds.len() != self.size;
@@ -119,8 +125,8 @@ impl Panel for EnsemblePanel {
         }
         colormap_legend(ui, self.colormap, 0.0, result.max_std, "per-pixel standard deviation (0–255 units)");
         let ctx = ui.ctx().clone();
-        let mean = self.mean.show(&ctx, "ensemble mean", result.id, &result.mean, session).clone();
-        let std = self.std.show(&ctx, "ensemble std", result.id, &result.std, session).clone();
+        let mean = self.mean.show(&ctx, "ensemble mean", result.id, &result.mean, session.upload()).clone();
+        let std = self.std.show(&ctx, "ensemble std", result.id, &result.std, session.upload()).clone();
         let size = ui.available_size();
         let horizontal = size.x >= size.y;
         let half =

@@ -6,15 +6,15 @@ use eframe::egui::{self, Color32, Pos2, Sense, Vec2};
 use egui_plot::{MarkerShape, Plot, PlotPoint, Points};
 use serde::{Deserialize, Serialize};
 
-use super::widgets::colormap_combo;
-use super::{Panel, PanelCommand, PanelId};
+use super::widgets::{colormap_combo, model_switch, shown_model};
+use super::{Panel, PanelCommand};
 use crate::head_stats::HeadStats;
 use crate::render::Colormap;
 use crate::render::attention::Stack;
 use crate::render::gallery::GalleryScale;
 use crate::window::session::Session;
 use crate::window::texture::PanelTexture;
-use crate::worker::{HeadsView, ViewOptions};
+use crate::worker::{HeadsView, Slot, ViewOptions};
 
 const ENCODER_COLOR: Color32 = Color32::from_rgb(240, 160, 60);
 const DECODER_COLOR: Color32 = Color32::from_rgb(90, 170, 240);
@@ -28,6 +28,9 @@ pub struct HeadsPanel {
     pub stack: Stack,
     pub scale: GalleryScale,
     pub colormap: Colormap,
+    /// Which compared model's heads the panel shows.
+    #[serde(skip)]
+    pub model: Slot,
     /// Where each head was plotted on screen last frame (for clicks, and tests).
     #[serde(skip)]
     pub plotted: Vec<(Pos2, (Stack, usize, usize))>,
@@ -44,6 +47,7 @@ impl Default for HeadsPanel {
             stack: Stack::Encoder,
             scale: GalleryScale::Shared,
             colormap: Colormap::Inferno,
+            model: Slot::A,
             plotted: Vec::new(),
             gallery_rect: None,
             texture: PanelTexture::default(),
@@ -51,10 +55,10 @@ impl Default for HeadsPanel {
     }
 }
 
-/// Asks the Attention panel to show this head, and brings it forward.
-fn focus(session: &mut Session, (stack, layer, head): (Stack, usize, usize)) {
-    session.command(PanelCommand::FocusHead { stack, layer, head });
-    session.show_panel(PanelId::Attention);
+/// Asks the Attention panel to show this head (delivering the command brings it forward).
+fn focus(session: &mut Session, model: Slot, (stack, layer, head): (Stack, usize, usize)) {
+    let model = shown_model(model, session);
+    session.messages.send(PanelCommand::FocusHead { stack, layer, head, model });
 }
 
 fn describe(stats: &HeadStats) -> String {
@@ -85,15 +89,16 @@ impl HeadsPanel {
 
     fn gallery(&mut self, ui: &mut egui::Ui, session: &mut Session, height: f32) {
         self.gallery_rect = None;
-        let Some(result) = session.result.as_ref() else {
+        let Some(result) = session.result().and_then(|result| result.side(shown_model(self.model, session))) else {
             ui.label("The head gallery appears with the first reconstruction.");
             return;
         };
-        let Some(heads) = result.heads.as_ref() else {
+        let Some(heads) = result.heads else {
             ui.label("computing the head gallery…");
             return;
         };
-        let texture = self.texture.show(ui.ctx(), "head gallery", result.id, &heads.gallery.picture, session).clone();
+        let (key, picture) = (result.texture_key, &heads.gallery.picture);
+        let texture = self.texture.show(ui.ctx(), "head gallery", key, picture, session.upload()).clone();
         let geometry = heads.gallery.geometry.clone();
         let stats = heads.stats.clone();
         let size = Vec2::new(ui.available_width(), height);
@@ -115,14 +120,15 @@ impl HeadsPanel {
             response.clone().on_hover_text(describe(found));
         }
         if response.clicked() {
-            focus(session, head);
+            focus(session, self.model, head);
         }
     }
 
     fn distance_plot(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         self.plotted.clear();
-        let Some(stats) = session.result.as_ref().and_then(|result| result.heads.as_ref()).map(|h| h.stats.clone())
-        else {
+        let shown = shown_model(self.model, session);
+        let side = session.result().and_then(|result| result.side(shown));
+        let Some(stats) = side.and_then(|side| side.heads).map(|heads| heads.stats.clone()) else {
             return;
         };
         let encoder_layers = stats.iter().filter(|s| s.stack == Stack::Encoder).map(|s| s.layer + 1).max().unwrap_or(0);
@@ -184,7 +190,7 @@ impl HeadsPanel {
             response.response.clone().on_hover_text(describe(found));
         }
         if response.response.clicked() {
-            focus(session, head);
+            focus(session, self.model, head);
         }
     }
 }
@@ -199,10 +205,11 @@ impl Panel for HeadsPanel {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        if session.model_info().is_none() {
+        if session.model.info().is_none() {
             ui.label("The heads appear once a model is loaded.");
             return;
         }
+        model_switch(ui, &mut self.model, session);
         self.controls(ui);
         let gallery_height = (ui.available_height() * 0.6).max(80.0);
         self.gallery(ui, session, gallery_height);
@@ -211,7 +218,7 @@ impl Panel for HeadsPanel {
     }
 
     fn add_view(&self, view: &mut ViewOptions, session: &Session) {
-        view.heads = Some(HeadsView {
+        view.for_slot(shown_model(self.model, session)).heads = Some(HeadsView {
             stack: self.stack,
             query: session.settings.query,
             scale: self.scale,

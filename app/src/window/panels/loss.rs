@@ -6,14 +6,16 @@ use eframe::egui::{self, Color32, Sense};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
-use super::widgets::{Part, colormap_combo, colormap_legend, picture_and_controls};
+use super::picture::quality_text;
+use super::widgets::{Part, colormap_combo, colormap_legend, model_switch, picture_and_controls, shown_model};
 use super::{Panel, fit_picture};
 use crate::jobs::loss_curve::default_ratios;
 use crate::render::loss::loss_range;
 use crate::window::busy;
-use crate::window::session::Session;
+use crate::window::session::{MaskMode, Session};
 use crate::window::texture::PanelTexture;
-use crate::worker::{LossView, ModelInfo, Request, Response, ViewOptions};
+use crate::worker::{LossView, ModelInfo, Request, Response, Slot, ViewOptions};
+use mae_model::MaskStrategy;
 
 const HISTOGRAM_BINS: usize = 24;
 const PLOT_HEIGHT: f32 = 150.0;
@@ -28,12 +30,17 @@ pub enum LossPlot {
     Histogram,
 }
 
+/// The strategy the curve draws: the current one where the ratio changes it, else random.
+fn curve_strategy(mode: MaskMode) -> MaskStrategy {
+    mode.strategy().filter(|strategy| strategy.uses_ratio()).unwrap_or_default()
+}
+
 /// The loss-vs-ratio curve: asked for when the panel is visible and its image, seed or model changed.
 #[derive(Debug, Clone, Default)]
 pub struct LossCurveState {
     pub request_id: Option<u64>,
-    /// (model generation, image id, seed) the curve belongs to.
-    pub key: Option<(u64, u64, u64)>,
+    /// (model generation, image id, strategy, seed) the curve belongs to.
+    pub key: Option<(u64, u64, MaskStrategy, u64)>,
     pub progress: (usize, usize),
     pub points: Vec<(f64, Option<f32>)>,
     pub error: Option<String>,
@@ -44,6 +51,9 @@ pub struct LossCurveState {
 pub struct LossPanel {
     pub view: LossView,
     pub plot: LossPlot,
+    /// Which compared model the heatmap, numbers and plot show (the curve is always model A's).
+    #[serde(skip)]
+    pub model: Slot,
     #[serde(skip)]
     pub curve: LossCurveState,
     #[serde(skip)]
@@ -52,22 +62,25 @@ pub struct LossPanel {
 
 impl LossPanel {
     fn request_curve_if_stale(&mut self, session: &mut Session) {
-        let Some(image) = session.image.clone() else { return };
+        let Some(image) = session.image.input.clone() else { return };
         let seed = session.settings.seed;
-        let key = Some((session.model_generation, image.id, seed));
-        if session.model_info().is_none() || self.curve.key == key {
+        let strategy = curve_strategy(session.settings.mask_mode);
+        let key = Some((session.model.generation, image.id, strategy, seed));
+        if session.model.info().is_none() || self.curve.key == key {
             return;
         }
         let ratios = default_ratios();
         let total = ratios.len();
-        let id = session.request(|id| Request::LossCurve { id, image, seed, ratios });
+        let id = session.forwards.request(|id| Request::LossCurve { id, image, strategy, seed, ratios });
         self.curve = LossCurveState { request_id: Some(id), key, progress: (0, total), ..LossCurveState::default() };
     }
 
     fn picture(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        let texture = session.result.as_ref().and_then(|result| {
-            let overlay = result.pictures.loss.as_ref()?;
-            Some(self.texture.show(ui.ctx(), "loss", result.id, overlay, session).clone())
+        let shown = shown_model(self.model, session);
+        let side = session.result().and_then(|result| result.side(shown));
+        let texture = side.and_then(|side| {
+            let overlay = side.pictures.loss.as_ref()?;
+            Some(self.texture.show(ui.ctx(), "loss", side.texture_key, overlay, session.upload()).clone())
         });
         let legend_height = 2.0 * ui.spacing().interact_size.y;
         let picture_height = (ui.available_height() - legend_height).max(32.0);
@@ -76,23 +89,37 @@ impl LossPanel {
                 .1
                 .on_hover_text("Per-patch mean squared error (brighter = worse)");
         });
-        if let Some(result) = &session.result {
+        if let Some(side) = side {
             // Each heatmap spans its own lowest..highest patch loss.
-            let (low, high) = loss_range(&result.patch_loss);
+            let (low, high) = loss_range(side.patch_loss);
             colormap_legend(ui, self.view.colormap, low, high, "patch loss");
         }
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, session: &Session) {
-        let Some(result) = session.result.as_ref() else {
+        model_switch(ui, &mut self.model, session);
+        let Some(result) = session.result().and_then(|result| result.side(shown_model(self.model, session))) else {
             ui.label("The per-patch loss appears with the first reconstruction.");
             return;
         };
         let format = |value: Option<f32>| value.map_or("none".to_string(), |v| format!("{v:.4}"));
-        ui.label(format!("masked patches: mean loss {}", format(result.masked_loss)))
+        ui.label(format!("masked patches: mean loss {}", format(result.quality.masked_loss)))
             .on_hover_text("The training loss: mean squared error over the hidden patches");
-        ui.label(format!("visible patches: mean loss {}", format(result.visible_loss)))
+        ui.label(format!("visible patches: mean loss {}", format(result.quality.visible_loss)))
             .on_hover_text("How well the model copies what it saw (not part of the training loss)");
+        ui.add(egui::Label::new(quality_text(result.quality, result.uses_target_statistics)).wrap()).on_hover_text(
+            "Of the pasted-back picture against the original, before 8-bit rounding: PSNR over all pixels and over \
+             the masked ones, SSIM as scikit-image computes it",
+        );
+        if result.uses_target_statistics {
+            ui.add(
+                egui::Label::new(
+                    "This is a norm-pix model: its pictures and these numbers use each hidden patch's own mean and \
+                     variance, which the model never saw.",
+                )
+                .wrap(),
+            );
+        }
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.plot, LossPlot::Sorted, "Sorted")
                 .on_hover_text("Every patch's loss, worst first");
@@ -155,8 +182,16 @@ impl LossPanel {
     }
 
     fn curve_plot(&self, ui: &mut egui::Ui, session: &Session) {
-        ui.label(format!("Mean masked loss vs. mask ratio (seed {})", session.settings.seed))
-            .on_hover_text("Computed in the background, one ratio at a time, with the current image and seed");
+        let strategy = curve_strategy(session.settings.mask_mode);
+        ui.label(format!(
+            "Mean masked loss vs. mask ratio ({} masks, seed {})",
+            strategy.name(),
+            session.settings.seed
+        ))
+        .on_hover_text(
+            "Computed in the background, one ratio at a time, with the current image, mask strategy and seed \
+                 (random masks for grid, picture and painted masks, which the ratio does not change)",
+        );
         let curve = &self.curve;
         if curve.request_id.is_some() {
             ui.horizontal(|ui| {
@@ -170,9 +205,8 @@ impl LossPanel {
         let points: Vec<[f64; 2]> =
             curve.points.iter().filter_map(|(ratio, loss)| loss.map(|l| [*ratio, f64::from(l)])).collect();
         let current = session
-            .result
-            .as_ref()
-            .and_then(|result| result.masked_loss)
+            .result()
+            .and_then(|result| result.quality.masked_loss)
             .map(|loss| [session.settings.mask_ratio, f64::from(loss)]);
         Plot::new("loss_vs_ratio")
             .height(PLOT_HEIGHT)
@@ -199,6 +233,10 @@ impl Panel for LossPanel {
         "Per-patch loss heatmap, its distribution and the loss-vs-ratio curve"
     }
 
+    fn is_busy(&self) -> bool {
+        self.curve.request_id.is_some()
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         self.request_curve_if_stale(session);
         picture_and_controls(ui, |ui, part| match part {
@@ -207,8 +245,8 @@ impl Panel for LossPanel {
         });
     }
 
-    fn add_view(&self, view: &mut ViewOptions, _session: &Session) {
-        view.loss = Some(self.view.clone());
+    fn add_view(&self, view: &mut ViewOptions, session: &Session) {
+        view.for_slot(shown_model(self.model, session)).loss = Some(self.view.clone());
     }
 
     fn on_response(&mut self, response: &Response, _session: &mut Session) {

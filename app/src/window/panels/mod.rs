@@ -7,6 +7,8 @@
 //! all built from that list.
 
 mod attention;
+pub mod compare;
+pub mod dataset;
 mod ensemble;
 mod heads;
 mod loss;
@@ -17,13 +19,15 @@ use eframe::egui;
 use serde::{Deserialize, Serialize};
 
 pub use attention::AttentionPanel;
+pub use compare::ComparePanel;
+pub use dataset::DatasetPanel;
 pub use ensemble::EnsemblePanel;
 pub use heads::HeadsPanel;
 pub use loss::LossPanel;
 pub use picture::{Picture, PicturePanel, fit_picture, patch_rect, patch_under};
 
+pub use super::session::PanelCommand;
 use super::session::Session;
-use crate::render::attention::Stack;
 use crate::worker::{ModelInfo, Response, ViewOptions};
 
 /// One view of the window.
@@ -46,15 +50,20 @@ pub trait Panel {
     /// A new model is in use: forget results of the old one and bring settings into its ranges.
     fn on_model_loaded(&mut self, _info: &ModelInfo) {}
 
-    /// A request another panel made through [`Session::command`].
+    /// Whether a background job of this panel is still running (a screenshot waits for it).
+    fn is_busy(&self) -> bool {
+        false
+    }
+
+    /// A request another panel made through [`Messages::send`](super::session::Messages::send).
     fn on_command(&mut self, _command: &PanelCommand) {}
 }
 
-/// Requests between panels, delivered after the frame.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PanelCommand {
-    /// Show this attention head in the Attention panel (and bring that panel to the front).
-    FocusHead { stack: Stack, layer: usize, head: usize },
+/// The panel a command is for, brought to the front when the command is delivered.
+pub fn addressee(command: &PanelCommand) -> PanelId {
+    match command {
+        PanelCommand::FocusHead { .. } => PanelId::Attention,
+    }
 }
 
 /// Declares the panels: `Id, field: Type = constructor,` per line. Generates [`PanelId`] (what the tiles hold),
@@ -110,6 +119,8 @@ panel_list! {
     Loss, loss: LossPanel = LossPanel::default(),
     Ensemble, ensemble: EnsemblePanel = EnsemblePanel::default(),
     Heads, heads: HeadsPanel = HeadsPanel::default(),
+    Compare, compare: ComparePanel = ComparePanel::default(),
+    Dataset, dataset: DatasetPanel = DatasetPanel::default(),
 }
 
 impl std::fmt::Debug for Panels {
@@ -119,6 +130,11 @@ impl std::fmt::Debug for Panels {
 }
 
 impl Panels {
+    /// Whether any panel's background job is still running.
+    pub fn any_busy(&self) -> bool {
+        PanelId::ALL.iter().any(|&id| self.get(id).is_busy())
+    }
+
     /// Every panel, with its id.
     pub fn each_mut(&mut self, mut visit: impl FnMut(PanelId, &mut dyn Panel)) {
         for &id in PanelId::ALL {

@@ -7,9 +7,11 @@ use image::RgbaImage;
 use serde::{Deserialize, Serialize};
 
 use super::Panel;
+use crate::render::grid::psnr_line;
 use crate::window::session::{MaskMode, Session};
 use crate::window::texture::PanelTexture;
-use crate::worker::ResultPictures;
+use crate::worker::{ForwardResult, ResultPictures};
+use mae_model::Quality;
 
 /// Which picture of the result a panel shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,13 +59,15 @@ impl PicturePanel {
         let ctx = ui.ctx();
         if self.picture == Picture::Original
             && !session.result_is_current()
-            && let Some((image_id, preview)) = &session.preview
+            && let Some((image_id, preview)) = &session.image.preview
         {
-            return Some(self.preview.show_with(ctx, "preview", *image_id, session, || preview.clone()).clone());
+            return Some(
+                self.preview.show_with(ctx, "preview", *image_id, session.upload(), || preview.clone()).clone(),
+            );
         }
-        let result = session.result.as_ref()?;
+        let result = session.result()?;
         let (name, picture) = (self.title(), self.picture.of(&result.pictures));
-        Some(self.texture.show(ctx, name, result.id, picture, session).clone())
+        Some(self.texture.show(ctx, name, result.id, picture, session.upload()).clone())
     }
 }
 
@@ -91,7 +95,7 @@ impl Panel for PicturePanel {
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         let texture = self.texture(ui, session);
         if self.picture == Picture::Reconstruction
-            && session.result.as_ref().is_some_and(|result| result.uses_target_statistics)
+            && session.result().is_some_and(|result| result.uses_target_statistics)
         {
             ui.colored_label(
                 Color32::from_rgb(230, 170, 60),
@@ -102,8 +106,13 @@ impl Panel for PicturePanel {
         let sense = if self.picture.paintable() { Sense::click_and_drag() } else { Sense::hover() };
         let label = format!("{} picture", self.title());
         let (rect, response) = fit_picture(ui, texture.as_ref(), session, sense, &label);
+        if self.picture == Picture::Pasted
+            && let Some(result) = &session.result()
+        {
+            quality_caption(ui, rect, &quality_line(result));
+        }
         let response = response.on_hover_text(self.description());
-        let Some(grid) = session.grid() else { return };
+        let Some(grid) = session.model.grid() else { return };
         if self.picture.paintable() {
             paint_interaction(session, &response, rect, grid);
             let painter = ui.painter_at(rect);
@@ -118,6 +127,39 @@ impl Panel for PicturePanel {
     }
 }
 
+/// "PSNR 23.41 dB (masked 21.02 dB) · SSIM 0.812", noting a norm-pix model's use of the target statistics.
+pub fn quality_line(result: &ForwardResult) -> String {
+    quality_text(&result.quality, result.uses_target_statistics)
+}
+
+/// PSNR (all and masked pixels) and SSIM, saying when a norm-pix model's pictures use the hidden patches' own
+/// statistics.
+pub fn quality_text(quality: &Quality, uses_target_statistics: bool) -> String {
+    let ssim = quality.ssim.map_or("none".to_string(), |ssim| format!("{ssim:.3}"));
+    let leak = if uses_target_statistics { " (with the hidden patches' own statistics)" } else { "" };
+    format!("{} · SSIM {ssim}{leak}", psnr_line(quality))
+}
+
+/// The measurements along the bottom edge of the pasted-back picture, on a dark band (like the tile titles), so the
+/// picture keeps the whole tile.
+fn quality_caption(ui: &mut egui::Ui, picture: Rect, line: &str) {
+    let font = egui::FontId::proportional(13.0);
+    let galley = ui.painter().layout(line.to_string(), font, Color32::WHITE, (picture.width() - 8.0).max(16.0));
+    let band = Rect::from_min_max(
+        egui::pos2(picture.left(), picture.bottom() - galley.size().y - 4.0),
+        picture.right_bottom(),
+    );
+    let painter = ui.painter_at(picture);
+    painter.rect_filled(band, 0.0, Color32::from_black_alpha(170));
+    painter.galley(band.min + Vec2::new(4.0, 2.0), galley, Color32::WHITE);
+    ui.interact(band, ui.make_persistent_id("quality caption"), Sense::hover())
+        .on_hover_text(
+            "PSNR over all pixels and over the masked ones only (visible pixels are copied), and SSIM (Wang et al. \
+             2004, as scikit-image computes it), on the pictures before 8-bit rounding",
+        )
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, line));
+}
+
 /// Draws `texture` as large as the available space allows, keeping the model input's aspect, centred. Without a
 /// texture it draws a placeholder saying why. `label` names the picture for screen readers (and tests).
 pub fn fit_picture(
@@ -127,7 +169,7 @@ pub fn fit_picture(
     sense: Sense,
     label: &str,
 ) -> (Rect, egui::Response) {
-    let (height, width) = session.model_info().map_or((224, 224), |info| info.image_size);
+    let (height, width) = session.model.info().map_or((224, 224), |info| info.image_size);
     let aspect = height as f32 / width.max(1) as f32;
     let available = ui.available_size().max(Vec2::splat(32.0));
     let side = available.x.min(available.y / aspect.max(1e-3));
@@ -143,7 +185,7 @@ pub fn fit_picture(
         }
         None => {
             painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-            let text = if session.model_info().is_some() { "computing…" } else { "waiting for a model" };
+            let text = if session.model.info().is_some() { "computing…" } else { "waiting for a model" };
             painter.text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
@@ -177,19 +219,19 @@ fn paint_interaction(session: &mut Session, response: &egui::Response, rect: Rec
         if let Some(pointer) = response.interact_pointer_pos() {
             let patch = patch_under(pointer, rect, grid);
             session.toggle_patch(patch);
-            session.paint_stroke = session.painted_mask.get(patch).copied();
+            session.mask.paint_stroke = session.mask.painted.get(patch).copied();
         }
     } else if response.dragged()
-        && let (Some(pointer), Some(value)) = (response.interact_pointer_pos(), session.paint_stroke)
+        && let (Some(pointer), Some(value)) = (response.interact_pointer_pos(), session.mask.paint_stroke)
         && rect.contains(pointer)
     {
         let patch = patch_under(pointer, rect, grid);
-        if let Some(masked) = session.painted_mask.get_mut(patch) {
+        if let Some(masked) = session.mask.painted.get_mut(patch) {
             *masked = value;
         }
     }
     if response.drag_stopped() || response.clicked() {
-        session.paint_stroke = None;
+        session.mask.paint_stroke = None;
     }
 }
 
@@ -205,7 +247,7 @@ fn draw_painted_mask(session: &Session, painter: &egui::Painter, rect: Rect, gri
         painter.vline(x, rect.y_range(), line);
     }
     if shade {
-        for (patch, _) in session.painted_mask.iter().enumerate().filter(|(_, masked)| **masked) {
+        for (patch, _) in session.mask.painted.iter().enumerate().filter(|(_, masked)| **masked) {
             painter.rect_filled(patch_rect(rect, grid, patch), 0.0, Color32::from_black_alpha(150));
         }
     }

@@ -1,9 +1,11 @@
-//! Small pieces the analysis panels share: how a panel splits its tile between picture and controls, and the
-//! colormap chooser.
+//! Small pieces the analysis panels share: how a panel splits its tile between picture and controls, the
+//! colormap chooser, and the A/B switch of the panels that can show either compared model.
 
 use eframe::egui::{self, Color32, Rect, Vec2};
 
 use crate::render::Colormap;
+use crate::window::session::Session;
+use crate::worker::Slot;
 
 /// Controls need about this much width to be usable.
 const CONTROLS_WIDTH: f32 = 290.0;
@@ -55,7 +57,7 @@ pub fn colormap_combo(ui: &mut egui::Ui, id: &str, label: &str, colormap: &mut C
                 }
             })
             .response
-            .on_hover_text(format!("{label}: the colours of the heatmap (low → high)"));
+            .on_hover_text(format!("{label}: the colours of the heatmap (low to high)"));
     });
 }
 
@@ -76,5 +78,22 @@ pub fn colormap_legend(ui: &mut egui::Ui, colormap: Colormap, low: f32, high: f3
         }
         ui.label(crate::render::loss::format_value(high));
         response.on_hover_text(format!("{what}: {colormap} from {low} (left) to {high} (right)"));
+    });
+}
+
+/// The model a panel with an A/B switch shows: its choice, or A while no model B is loaded.
+pub fn shown_model(choice: Slot, session: &Session) -> Slot {
+    let b_ready = session.compare.as_ref().is_some_and(|slot| slot.info().is_some());
+    if b_ready { choice } else { Slot::A }
+}
+
+/// The A/B switch of the Attention, Loss and Heads panels, shown while a model B is loaded.
+pub fn model_switch(ui: &mut egui::Ui, choice: &mut Slot, session: &Session) {
+    let Some(b) = session.compare.as_ref().and_then(|slot| slot.info()) else { return };
+    let a = session.model.info().map_or("model A", |info| info.name.as_str());
+    ui.horizontal(|ui| {
+        ui.label("Model");
+        ui.selectable_value(choice, Slot::A, "A").on_hover_text(format!("Show {a} (model A)"));
+        ui.selectable_value(choice, Slot::B, "B").on_hover_text(format!("Show {} (model B)", b.name));
     });
 }

@@ -1,0 +1,150 @@
+//! The worker and the forward passes: request ids, the newest forward request sent (so an unchanged screen sends
+//! nothing), the result on screen and the last forward error, and the context the worker wakes.
+
+use std::sync::{Arc, OnceLock};
+
+use eframe::egui;
+use mae_model::MaskSpec;
+
+use crate::worker::{
+    ForwardRequest, ForwardResult, ImageInput, Request, Response, ViewOptions, Worker, WorkerConfig, WorkerStats,
+};
+
+/// What a forward request asks for, compared frame to frame to decide whether to send a new one.
+#[derive(Debug, Clone, PartialEq)]
+struct SentForward {
+    model_generation: u64,
+    /// Model B's generation and mask, when a pair is asked for.
+    compare: Option<(u64, MaskSpec)>,
+    image_id: u64,
+    mask: MaskSpec,
+    view: ViewOptions,
+}
+
+pub struct Forwards {
+    worker: Worker,
+    next_id: u64,
+    /// The last forward request sent: what it asked for and its id.
+    sent: Option<(SentForward, u64)>,
+    /// The result on screen.
+    pub result: Option<ForwardResult>,
+    pub last_error: Option<String>,
+    /// Set on the first frame; the worker's wake-up call reads it.
+    repaint_target: Arc<OnceLock<egui::Context>>,
+}
+
+impl Forwards {
+    /// Starts the worker; `worker.notify` is called (besides waking the window) after every response.
+    pub fn spawn(worker: WorkerConfig) -> Self {
+        let repaint_target: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
+        let target = repaint_target.clone();
+        let outer_notify = worker.notify.clone();
+        let worker = Worker::spawn(WorkerConfig {
+            notify: Arc::new(move || {
+                wake(&target);
+                outer_notify();
+            }),
+            ..worker
+        });
+        Self { worker, next_id: 1, sent: None, result: None, last_error: None, repaint_target }
+    }
+
+    /// Remembers the window's context so the worker and file threads can wake it.
+    pub fn attach(&self, ctx: &egui::Context) {
+        let _ = self.repaint_target.set(ctx.clone());
+    }
+
+    pub fn repaint_context(&self) -> Option<egui::Context> {
+        self.repaint_target.get().cloned()
+    }
+
+    /// A call that wakes the window once it is attached (for threads other than the worker).
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
+        let target = self.repaint_target.clone();
+        move || wake(&target)
+    }
+
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        self.worker.stats()
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Sends a request to the worker and returns its id (the id inside `make`'s request).
+    pub fn request(&mut self, make: impl FnOnce(u64) -> Request) -> u64 {
+        let id = self.next_id();
+        self.worker.send(make(id));
+        id
+    }
+
+    /// Sends a request that makes the worker panic (Help → "Test crash recovery" and tests).
+    pub fn crash_worker(&mut self) {
+        self.worker.send(Request::Crash);
+    }
+
+    /// Sends the forward request for these model generations (A's, and B's with its mask when a pair is asked
+    /// for), image, mask and view, unless it was the last one sent.
+    pub fn send_if_changed(
+        &mut self,
+        model_generation: u64,
+        compare: Option<(u64, MaskSpec)>,
+        image: ImageInput,
+        mask: MaskSpec,
+        view: ViewOptions,
+    ) {
+        let key = SentForward { model_generation, compare, image_id: image.id, mask: mask.clone(), view };
+        if self.sent.as_ref().is_some_and(|(sent, _)| *sent == key) {
+            return;
+        }
+        let view = key.view.clone();
+        let compare_mask = key.compare.as_ref().map(|(_, mask)| mask.clone());
+        let id = self.request(|id| Request::Forward(Box::new(ForwardRequest { id, image, mask, view, compare_mask })));
+        self.sent = Some((key, id));
+    }
+
+    /// The worker restarted and lost what was in flight: the next frame asks again.
+    pub fn forget_sent(&mut self) {
+        self.sent = None;
+    }
+
+    /// The id of the newest forward request sent, if any.
+    pub fn last_sent_id(&self) -> Option<u64> {
+        self.sent.as_ref().map(|(_, id)| *id)
+    }
+
+    /// Whether the picture on screen answers the newest request.
+    pub fn is_up_to_date(&self) -> bool {
+        match (&self.result, self.last_sent_id()) {
+            (Some(result), Some(sent)) => result.id == sent,
+            _ => false,
+        }
+    }
+
+    /// Shows `result` unless a newer one is already on screen; returns whether it is shown. Results can only be
+    /// older than what is shown if the worker answered out of order: never step backwards. Newer ones are shown
+    /// even if a still newer request is pending, so dragging keeps the picture at most one forward pass behind.
+    pub fn take_result(&mut self, result: ForwardResult) -> bool {
+        if self.result.as_ref().is_some_and(|shown| shown.id >= result.id) {
+            return false;
+        }
+        self.last_error = None;
+        self.result = Some(result);
+        true
+    }
+
+    /// A response that has arrived from the worker, if any.
+    pub fn next_response(&mut self) -> Option<Response> {
+        self.worker.try_recv()
+    }
+}
+
+/// Wakes the window, once it is attached.
+fn wake(target: &OnceLock<egui::Context>) {
+    if let Some(ctx) = target.get() {
+        ctx.request_repaint();
+    }
+}

@@ -1,0 +1,448 @@
+//! What every panel shares, in parts that each own one thing: the settings, the model slot, the image slot, the
+//! mask state, the worker with its forward passes and the result on screen, the notice, the file work and the
+//! panels' outbox. Panels read the parts and ask through them; the session itself only does what spans parts
+//! (loading a model, sending the forward request the screen describes, taking in worker responses).
+
+mod forwards;
+mod image_slot;
+mod mask_state;
+mod messages;
+mod model_slot;
+mod settings;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use eframe::egui;
+use mae_model::hub::HubSettings;
+use mae_model::{MaskSpec, ModelLocation};
+
+pub use forwards::Forwards;
+pub use image_slot::ImageSlot;
+pub use mask_state::MaskState;
+pub use messages::{Messages, Notice, PanelCommand};
+pub use model_slot::{Loading, ModelSlot, ModelState};
+pub use settings::{MAX_RECENT_FILES, MaskMode, SessionSettings};
+
+use super::files::{FileTasks, ImageOrigin};
+use super::first_run::{Fetch, FetchEvent};
+use super::texture::{Upload, filtering};
+use crate::jobs::masks::MaskPicture;
+use crate::render::attention::Query;
+use crate::worker::{ForwardResult, LoadRequest, ModelInfo, Request, Response, Slot, ViewOptions, WorkerConfig};
+
+pub struct Session {
+    pub settings: SessionSettings,
+    /// Model A: the one every panel shows.
+    pub model: ModelSlot,
+    /// Model B, while A is compared with it (the Compare panel).
+    pub compare: Option<ModelSlot>,
+    pub image: ImageSlot,
+    pub mask: MaskState,
+    pub forwards: Forwards,
+    pub files: FileTasks,
+    pub messages: Messages,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("model", &self.model.state)
+            .field("settings", &self.settings)
+            .field("result", &self.result().map(|result| result.id))
+            .field("sent", &self.forwards.last_sent_id())
+            .field("notice", &self.messages.notice)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the session did with a worker response.
+pub enum Handled {
+    /// Consumed.
+    Done,
+    /// A new model is in use: the panels must hear of it.
+    ModelLoaded(ModelInfo),
+    /// Model B is in: the Compare panel comes to the front.
+    CompareLoaded,
+    /// Not the session's: the panels may want it.
+    ForPanels(Response),
+}
+
+impl Session {
+    /// Starts the worker; `worker.notify` is called (besides waking the window) after every response.
+    pub fn new(settings: SessionSettings, hub: HubSettings, worker: WorkerConfig) -> Self {
+        let settings = settings.sanitized();
+        let mut files = FileTasks::default();
+        if let Some(recent) = settings.recent_files.first() {
+            files.remember_folder_of(recent);
+        }
+        let mut session = Self {
+            model: ModelSlot::new(&settings, hub),
+            compare: None,
+            settings,
+            image: ImageSlot::default(),
+            mask: MaskState::default(),
+            forwards: Forwards::spawn(worker),
+            files,
+            messages: Messages::default(),
+        };
+        session.restore_mask_picture();
+        session
+    }
+
+    /// Reads the remembered mask picture again when the session starts in `Image` mode; without it, the session
+    /// starts with random masks and says why.
+    fn restore_mask_picture(&mut self) {
+        if self.settings.mask_mode != MaskMode::Image {
+            return;
+        }
+        let Some(path) = self.settings.mask_picture.clone() else {
+            self.settings.mask_mode = MaskMode::Random;
+            return;
+        };
+        match MaskPicture::read(&path) {
+            Ok(picture) => self.set_mask_picture(picture, Some(path)),
+            Err(error) => {
+                self.settings.mask_mode = MaskMode::Random;
+                self.show_error(format!("the last mask picture could not be read ({error:#}): back to random masks"));
+            }
+        }
+    }
+
+    /// How panels upload their pictures now.
+    pub fn upload(&self) -> Upload<'_> {
+        Upload { filtering: filtering(self.settings.nearest_filtering), created: &self.messages.textures_created }
+    }
+
+    /// The result on screen.
+    pub fn result(&self) -> Option<&ForwardResult> {
+        self.forwards.result.as_ref()
+    }
+
+    /// Whether the picture on screen answers the newest request.
+    pub fn is_up_to_date(&self) -> bool {
+        self.forwards.is_up_to_date()
+    }
+
+    /// Whether the result on screen was computed for the image now open.
+    pub fn result_is_current(&self) -> bool {
+        self.result().map(|result| result.image_id) == self.image.id()
+    }
+
+    /// Loads the model the user chose, on the device and dtype the model slot holds; the current one stays in use
+    /// until the new one is ready. A model that cannot even be named (`ModelLocation` refuses it) is an error at
+    /// once. A first-run download in the background is abandoned: the user's choice is never replaced.
+    pub fn load_model(&mut self, model: String) {
+        if let Some(fetch) = self.model.fetch.take() {
+            fetch.cancel();
+        }
+        let hub = self.model.hub().clone();
+        self.request_load(model, true, hub);
+    }
+
+    /// Starts with the built-in demo while `hub_id` downloads in the background (first run, online), and switches
+    /// to it once it is in the cache.
+    pub fn start_with_demo_while_fetching(&mut self, hub_id: String) {
+        let hub = self.model.hub().clone();
+        self.request_load(super::first_run::demo(), false, hub.clone());
+        self.model.fetch = Some(Fetch::start(hub_id, hub, self.forwards.waker()));
+    }
+
+    /// Starts with the built-in demo because `why` (first run, offline).
+    pub fn start_with_demo(&mut self, why: String) {
+        let hub = self.model.hub().clone();
+        self.request_load(super::first_run::demo(), false, hub);
+        self.show_info(why);
+    }
+
+    fn request_load(&mut self, model: String, remember: bool, hub: HubSettings) {
+        let location: ModelLocation = match model.parse() {
+            Ok(location) => location,
+            Err(error) => {
+                self.show_error(format!("{error}"));
+                return;
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (device, dtype) = (self.model.device, self.model.dtype);
+        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, slot: Slot::A };
+        let id = self.forwards.request(|id| Request::LoadModel { id, load });
+        self.model.started_loading(id, model, remember, cancel);
+    }
+
+    /// Loads `model` as model B beside A (on A's device and dtype); it is remembered for the next start once in.
+    pub fn load_compare(&mut self, model: String) {
+        let location: ModelLocation = match model.parse() {
+            Ok(location) => location,
+            Err(error) => {
+                self.show_error(format!("model B: {error}"));
+                return;
+            }
+        };
+        let mut slot = self.compare.take().unwrap_or_else(|| ModelSlot::beside(&self.model));
+        let (device, dtype) = (self.model.device, self.model.dtype);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let hub = slot.hub().clone();
+        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, slot: Slot::B };
+        let id = self.forwards.request(|id| Request::LoadModel { id, load });
+        slot.started_loading(id, model, true, cancel);
+        self.compare = Some(slot);
+    }
+
+    /// Ends the comparison: model B is freed and not loaded again at the next start.
+    pub fn close_compare(&mut self) {
+        if let Some(slot) = self.compare.take() {
+            slot.cancel_load();
+        }
+        self.forwards.request(|_| Request::CloseCompare);
+        self.settings.compare_model = None;
+    }
+
+    /// Asks the worker to make B model A and A model B (answered with `Swapped`).
+    pub fn swap_models(&mut self) {
+        if self.compare.as_ref().is_some_and(|slot| slot.info().is_some()) && self.model.info().is_some() {
+            self.forwards.request(|id| Request::SwapModels { id });
+        }
+    }
+
+    /// Model B's generation and mask for a pair: the same spec, except that a painted or picture mask (a list of
+    /// patches) only means something on A's own grid. `None` when no pair can run.
+    fn compare_mask(&self, mask: &MaskSpec) -> Option<(u64, MaskSpec)> {
+        let slot = self.compare.as_ref()?;
+        let b_grid = slot.grid()?;
+        let same_grid = Some(b_grid) == self.model.grid();
+        match mask {
+            MaskSpec::Keep { .. } if !same_grid => None,
+            _ => Some((slot.generation, mask.clone())),
+        }
+    }
+
+    /// Takes in what the background download reported: on success the session switches to the downloaded model
+    /// (image, ratio, seed and mask stay as they are); on failure the demo stays and a line says why.
+    pub fn poll_fetch(&mut self) {
+        let Some(fetch) = self.model.fetch.as_mut() else { return };
+        let mut finished = None;
+        while let Ok(event) = fetch.events.try_recv() {
+            match event {
+                FetchEvent::Progress(progress) => fetch.progress = Some(progress),
+                other => finished = Some(other),
+            }
+        }
+        let Some(event) = finished else { return };
+        let hub_id = fetch.hub_id.clone();
+        self.model.fetch = None;
+        match event {
+            FetchEvent::Done => {
+                // The files are in the cache: load them from there, with no second round trip to the hub.
+                let cached = HubSettings { offline: true, ..self.model.hub().clone() };
+                self.request_load(hub_id, true, cached);
+            }
+            FetchEvent::Failed(error) => self.show_info(format!(
+                "Showing the small built-in demo model: {hub_id} could not be downloaded ({error}). Load it from the \
+                 model field when you are online."
+            )),
+            FetchEvent::Progress(_) => {}
+        }
+    }
+
+    pub fn set_image(&mut self, origin: ImageOrigin, rgb: Arc<image::RgbImage>, preview: egui::ColorImage) {
+        if let ImageOrigin::File(path) = &origin {
+            self.settings.remember_file(path.clone());
+        }
+        let id = self.forwards.next_id();
+        self.image.set(id, origin.display_name(), rgb, preview);
+    }
+
+    /// The mask the controls describe.
+    pub fn mask_spec(&self) -> Option<MaskSpec> {
+        self.mask.spec(&self.settings, self.model.grid())
+    }
+
+    /// Uses `picture` as the mask (switching to `Image` mode); `path` is remembered for the next start.
+    pub fn set_mask_picture(&mut self, picture: MaskPicture, path: Option<PathBuf>) {
+        self.mask.set_picture(picture);
+        self.settings.mask_picture = path;
+        self.settings.mask_mode = MaskMode::Image;
+        self.fit_mask_picture();
+    }
+
+    /// Cuts the mask picture into the current model's patches; one that cannot be is dropped for random masks.
+    fn fit_mask_picture(&mut self) {
+        let Some(info) = self.model.info() else { return };
+        if let Err(error) = self.mask.fit_picture_to(info) {
+            self.show_error(format!("{error}; back to random masks"));
+            self.settings.mask_mode = MaskMode::Random;
+        }
+    }
+
+    /// The mask on screen, as a picture of the model's input size (white = masked), for File → Save mask….
+    pub fn mask_on_screen_picture(&self) -> Option<image::GrayImage> {
+        let result = self.result()?;
+        Some(mae_model::mask_picture::mask_to_picture(&result.masked_patches(), result.grid, result.patch_size))
+    }
+
+    pub fn set_mask_mode(&mut self, mode: MaskMode) {
+        if mode == MaskMode::Painted && self.settings.mask_mode != MaskMode::Painted {
+            // Painting starts from whatever mask is on screen.
+            self.mask.painted.clear();
+            self.fit_painted_mask();
+        }
+        self.settings.mask_mode = mode;
+    }
+
+    /// Makes the painted mask match the model's grid, starting from the mask on screen when there is one.
+    fn fit_painted_mask(&mut self) {
+        let Some(grid) = self.model.grid() else { return };
+        let on_screen = self.result().map(ForwardResult::masked_patches);
+        self.mask.fit_painted_to(grid, on_screen, &self.settings);
+    }
+
+    /// Painted mode: start again from the random mask of the current seed and ratio.
+    pub fn reset_painted_to_random(&mut self) {
+        if let Some(grid) = self.model.grid() {
+            self.mask.paint_random(grid, &self.settings);
+        }
+    }
+
+    /// Flips one patch of the painted mask (switching to painted mode).
+    pub fn toggle_patch(&mut self, patch: usize) {
+        self.set_mask_mode(MaskMode::Painted);
+        self.mask.toggle(patch);
+    }
+
+    pub fn nudge_ratio(&mut self, delta: f64) {
+        let ratio = ((self.settings.mask_ratio + delta) * 1000.0).round() / 1000.0;
+        self.settings.mask_ratio = ratio.clamp(0.0, 1.0);
+    }
+
+    pub fn new_random_seed(&mut self) {
+        // Seeds people can read and type again; the time is a fine source of variety here.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let mut next = u64::from(nanos) % 100_000;
+        if next == self.settings.seed {
+            next = (next + 1) % 100_000;
+        }
+        self.settings.seed = next;
+    }
+
+    pub fn show_error(&mut self, text: impl Into<String>) {
+        self.messages.notice = Some(Notice { text: text.into(), is_error: true, expanded: false });
+    }
+
+    pub fn show_info(&mut self, text: impl Into<String>) {
+        self.messages.notice = Some(Notice { text: text.into(), is_error: false, expanded: false });
+    }
+
+    /// Sends the forward request that describes what should be on screen, unless it was already sent.
+    pub fn send_forward_if_changed(&mut self, view: ViewOptions) {
+        let (Some(image), Some(mask)) = (self.image.input.clone(), self.mask_spec()) else { return };
+        if self.model.info().is_none() {
+            return;
+        }
+        let compare = self.compare_mask(&mask);
+        self.forwards.send_if_changed(self.model.generation, compare, image, mask, view);
+    }
+
+    /// Takes in a worker response: model loads and forward results are the session's; the rest goes on to the
+    /// panels.
+    pub fn handle(&mut self, response: Response) -> Handled {
+        let loading_id = self.model.loading.as_ref().map(|loading| loading.id);
+        let compare_loading_id = self.compare.as_ref().and_then(|slot| slot.loading.as_ref()).map(|loading| loading.id);
+        match response {
+            Response::ModelLoading { id, progress } if Some(id) == compare_loading_id => {
+                if let Some(loading) = self.compare.as_mut().and_then(|slot| slot.loading.as_mut()) {
+                    loading.progress = progress;
+                }
+                Handled::Done
+            }
+            Response::ModelLoaded { id, info } if Some(id) == compare_loading_id => {
+                if let Some(slot) = self.compare.as_mut() {
+                    slot.loaded(*info);
+                    self.settings.compare_model = Some(slot.arg.clone());
+                }
+                Handled::CompareLoaded
+            }
+            Response::Failed { id, error } if Some(id) == compare_loading_id => {
+                let model = self.compare.take().map(|slot| slot.arg).unwrap_or_default();
+                self.show_error(format!("model B ({model}) could not be loaded: {error}"));
+                Handled::Done
+            }
+            Response::Swapped { .. } => {
+                if let Some(slot) = self.compare.as_mut() {
+                    self.model.swap_models(slot);
+                    self.settings.model = Some(self.model.arg.clone());
+                    self.settings.compare_model = Some(slot.arg.clone());
+                }
+                match self.model.info() {
+                    Some(info) => Handled::ModelLoaded(info.clone()),
+                    None => Handled::Done,
+                }
+            }
+            Response::ModelLoading { id, progress } if Some(id) == loading_id => {
+                if let Some(loading) = self.model.loading.as_mut() {
+                    loading.progress = progress;
+                }
+                Handled::Done
+            }
+            Response::ModelLoaded { id, info } if Some(id) == loading_id => {
+                let grid_changed = self.model.grid() != Some(info.grid);
+                if self.model.loaded((*info).clone()) {
+                    self.settings.model = Some(self.model.arg.clone());
+                }
+                self.settings.device = self.model.device.name().into();
+                self.settings.dtype = mae_model::dtype_name(self.model.dtype).into();
+                self.fit_mask_picture();
+                if grid_changed {
+                    self.mask.painted.clear();
+                    self.settings.query = Query::Cls;
+                    if self.settings.mask_mode == MaskMode::Painted {
+                        self.fit_painted_mask();
+                    }
+                }
+                Handled::ModelLoaded(*info)
+            }
+            Response::Failed { id, error } if Some(id) == loading_id => {
+                self.model.loading = None;
+                match &self.model.state {
+                    // A model is in use: say the new one failed and keep going with the old one.
+                    ModelState::Ready(info) => {
+                        let name = info.name.clone();
+                        self.show_error(format!("{error} (still using {name})"));
+                    }
+                    _ => {
+                        // Offer what the cache holds instead (a directory listing: quick).
+                        self.model.cached_models = Some(mae_model::cached_models());
+                        self.model.state = ModelState::Failed(error);
+                    }
+                }
+                Handled::Done
+            }
+            // Answers to loads that were replaced by a newer choice.
+            Response::ModelLoading { .. } | Response::ModelLoaded { .. } => Handled::Done,
+            Response::Forward(result) => {
+                let b_error = result.compare.as_ref().and_then(|pair| pair.overlay_error.as_ref());
+                let overlay_error =
+                    result.overlay_error.clone().or_else(|| b_error.map(|error| format!("model B: {error}")));
+                if self.forwards.take_result(*result)
+                    && let Some(error) = overlay_error
+                {
+                    self.show_error(error);
+                }
+                Handled::Done
+            }
+            Response::Failed { id, error } if Some(id) == self.forwards.last_sent_id() => {
+                self.show_error(format!("the model could not run: {error}"));
+                self.forwards.last_error = Some(error);
+                Handled::Done
+            }
+            Response::Restarted { message } => {
+                self.show_error(message.clone());
+                // Whatever was in flight is lost: ask again.
+                self.forwards.forget_sent();
+                Handled::ForPanels(Response::Restarted { message })
+            }
+            other => Handled::ForPanels(other),
+        }
+    }
+}
