@@ -54,14 +54,9 @@ pub fn check_output_folder(target: &Path) -> Result<()> {
 }
 
 /// Calls `write` with the path of a temporary file beside `target` (it exists, empty; write into it, do not
-/// replace it), then renames it into place, replacing an existing `target`. On any error the temporary file is
-/// removed and `target` is untouched.
-pub fn write_atomically(target: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    write_output(target, true, write)
-}
-
-/// [`write_atomically`] for the CLI's `--out`: without `force` an existing `target` is never replaced, not even
-/// one that appeared while the output was being computed.
+/// replace it), then renames it into place. On any error the temporary file is removed and `target` is untouched.
+/// Without `force` an existing `target` is never replaced, not even one that appeared while the output was being
+/// computed.
 pub fn write_output(target: &Path, force: bool, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let folder = existing_output_folder(target)?;
     let temporary = temporary_file_in(&folder)
@@ -126,17 +121,17 @@ mod tests {
     fn failures_leave_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.bin");
-        let err = write_atomically(&target, |tmp| {
+        let err = write_output(&target, true, |tmp| {
             std::fs::write(tmp, b"partial")?;
             bail!("boom")
         });
         assert!(err.is_err());
         assert!(names_in(dir.path()).is_empty());
-        write_atomically(&target, |tmp| Ok(std::fs::write(tmp, b"whole")?)).unwrap();
+        write_output(&target, true, |tmp| Ok(std::fs::write(tmp, b"whole")?)).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"whole");
         assert!(check_overwrite(&target, false).is_err());
         assert!(check_overwrite(&target, true).is_ok());
-        assert!(write_atomically(&dir.path().join("missing/out.bin"), |_| Ok(())).is_err());
+        assert!(write_output(&dir.path().join("missing/out.bin"), true, |_| Ok(())).is_err());
     }
 
     #[test]

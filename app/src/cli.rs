@@ -2,16 +2,62 @@
 
 use std::path::PathBuf;
 
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use mae_model::{ComputeDtype, DeviceChoice, KernelChoice, ModelLocation};
+
+use crate::render::Colormap;
+use crate::render::panels::MaskedStyle;
 
 /// The default model: the base ViTMAE checkpoint from the Hugging Face hub.
 pub const DEFAULT_MODEL: &str = "facebook/vit-mae-base";
+
+// The help of `--model`, `--device` and `--dtype`, written once for the commands and the window (which appends its
+// own default: the last one used).
+macro_rules! model_help {
+    () => {
+        "Hub id (owner/name[@revision]), model folder, weights file (.safetensors/.bin/.pth), or `demo` (the small \
+         model built in; a folder named demo is `./demo`)"
+    };
+}
+macro_rules! device_help {
+    () => {
+        "Where the model runs: auto is the GPU when this build has one, else the CPU (saying why)"
+    };
+}
+macro_rules! dtype_help {
+    () => {
+        "Compute dtype: f16 and bf16 only on a GPU"
+    };
+}
+
+/// `--model`, as every command takes it.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    #[arg(long = "model", id = "model", value_name = "DIR|FILE|HUB_ID|demo", help = model_help!())]
+    pub location: String,
+}
+
+/// Where and how the model computes: the same options, values and defaults in every command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Args)]
+pub struct EngineArgs {
+    #[arg(long, value_enum, ignore_case = true, default_value_t, help = device_help!())]
+    pub device: DeviceChoice,
+    #[arg(long, value_enum, ignore_case = true, default_value_t, help = dtype_help!())]
+    pub dtype: ComputeDtype,
+    /// Layer kernels: fused (the device's fused kernels where it has them) or candle (candle's composed ops, the
+    /// reference the fused kernels are checked and timed against)
+    #[arg(long, value_enum, ignore_case = true, default_value_t)]
+    pub kernels: KernelChoice,
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "mae-explorer",
     version,
-    about = "Watch a ViTMAE masked autoencoder take an image apart and put it back together"
+    about = "Watch a ViTMAE masked autoencoder take an image apart and put it back together",
+    // Every command lays out its help alike (clap would pick per command), so shared options read the same in each.
+    next_line_help = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -23,29 +69,42 @@ pub struct Cli {
 /// Options of the window (no subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct WindowArgs {
-    /// Model folder, Hugging Face hub id, or `demo` (the small model built in; a folder named demo is `./demo`)
-    /// [default: the last model used, else facebook/vit-mae-base]
-    #[arg(long, value_name = "DIR|HUB_ID|demo")]
+    #[arg(
+        long,
+        value_name = "DIR|FILE|HUB_ID|demo",
+        help = concat!(model_help!(), " [default: the last model used, else facebook/vit-mae-base]")
+    )]
     pub model: Option<String>,
-    /// auto, cpu, cuda or metal [default: the last one used, else auto]
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Compute dtype: f32, or f16/bf16 on a GPU [default: the last one used, else f32]
-    #[arg(long)]
-    pub dtype: Option<String>,
+    #[arg(long, value_enum, ignore_case = true, help = concat!(device_help!(), " [default: the last one used, else auto]"))]
+    pub device: Option<DeviceChoice>,
+    #[arg(long, value_enum, ignore_case = true, help = concat!(dtype_help!(), " [default: the last one used, else f32]"))]
+    pub dtype: Option<ComputeDtype>,
     /// Mask ratio to start with [default: the last one used, else 0.75]
     #[arg(long, allow_negative_numbers = true)]
     pub mask_ratio: Option<f64>,
     /// Seed of the mask to start with (torch.manual_seed value) [default: the last one used, else 2]
     #[arg(long)]
     pub seed: Option<u64>,
+    /// A second model (model B) to compare the first with, side by side on the same mask (same forms as --model)
+    /// [default: the one compared last time, if the comparison was left open]
+    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
+    pub compare: Option<String>,
+    /// Evaluate every image of this folder in the Dataset panel once the model is ready (with --screenshot, the
+    /// picture waits until all are measured)
+    #[arg(long, value_name = "FOLDER")]
+    pub evaluate: Option<PathBuf>,
     /// Image to open [default: the built-in sample photo]
     #[arg(value_name = "IMAGE")]
     pub image: Option<PathBuf>,
     /// Save a picture of the whole window once the first reconstruction is on screen, print the time of its
-    /// forward pass as `forward_ms=<x>`, then exit.
+    /// forward pass as `forward_ms=<x>` (of both models' passes with --compare), then exit.
     #[arg(long, value_name = "PNG")]
     pub screenshot: Option<PathBuf>,
+    /// With --screenshot: first move the mask ratio this many times as a slow drag does (+0.01 each, -0.01 past
+    /// 0.95, each picture awaited), then print the medians as `warm_forward_ms=` and `latency_ms=` (from a move to
+    /// its picture on screen)
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "screenshot")]
+    pub ratio_steps: usize,
     /// Window size in pixels, e.g. 1920x1080 [default: 1280x800, or the size it had last time]
     #[arg(long, value_name = "WxH", value_parser = parse_window_size)]
     pub window_size: Option<(u32, u32)>,
@@ -60,6 +119,8 @@ pub enum WindowPanel {
     Loss,
     Ensemble,
     Heads,
+    Compare,
+    Dataset,
 }
 
 /// "1920x1080" → (1920, 1080), each side 320..=8192.
@@ -82,6 +143,12 @@ pub enum Command {
     LossCurve(LossCurveArgs),
     /// Per-head attention statistics (mean attention distance, entropy, CLS share) as CSV, and the head gallery.
     Heads(HeadsArgs),
+    /// Evaluate a folder (or a list) of images: losses, PSNR and SSIM per image and seed, written as CSV row by
+    /// row (resumable, shardable), with a summary at the end.
+    Eval(EvalArgs),
+    /// Run the same images and masks through several models: one CSV row per image × ratio × seed × model, each
+    /// model's means and how many cases each wins.
+    Compare(CompareArgs),
 }
 
 /// The input of one forward pass, as `dump` and `heads` take it.
@@ -93,10 +160,16 @@ pub struct ForwardInputArgs {
     /// Already-preprocessed input, a float .npy of shape [1, 3, H, W].
     #[arg(long)]
     pub pixel_values: Option<PathBuf>,
+    /// The mask: random (HF's, after torch.manual_seed), block (BEiT's block-wise, after Python's random.seed),
+    /// grid (one patch of every 2×2 kept: 75%), centre (a centred hole), or a picture file whose white areas are
+    /// masked (named as a path: `./grid` is a file, `grid` the strategy).
+    #[arg(long, value_name = "random|block|grid|centre|FILE", default_value = "random", conflicts_with = "noise")]
+    pub mask: String,
     /// Masking noise, a float .npy of shape [1, L] (HF's `noise` argument).
     #[arg(long, conflicts_with = "seed")]
     pub noise: Option<PathBuf>,
-    /// Draw the noise as `torch.manual_seed(SEED); torch.rand(1, L)` does (default 0).
+    /// Seed of the mask (default 0): `torch.manual_seed(SEED); torch.rand(1, L)` for random, `random.seed(SEED)`
+    /// for block, the kept corner of each 2×2 for grid.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Fraction of patches to mask (default: the config's mask_ratio).
@@ -106,25 +179,15 @@ pub struct ForwardInputArgs {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// Hub id (owner/name[@revision]), model folder, weights file (.safetensors/.bin/.pth), or `demo` (the small
-    /// model built in; a folder named demo is `./demo`).
-    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     #[command(flatten)]
     pub input: ForwardInputArgs,
-    /// auto, cpu, cuda or metal.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Compute dtype: f32, or f16/bf16 on a GPU.
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Layer kernels: fused (the device's fused kernels where it has them) or candle (candle's composed ops, the
-    /// reference the fused kernels are checked against).
-    #[arg(long, default_value = "fused")]
-    pub kernels: String,
     /// Output .safetensors file.
     #[arg(long)]
     pub out: PathBuf,
@@ -132,10 +195,10 @@ pub struct DumpArgs {
 
 #[derive(Debug, Args)]
 pub struct HeadsArgs {
-    /// Hub id (owner/name[@revision]), model folder, weights file (.safetensors/.bin/.pth), or `demo` (the small
-    /// model built in; a folder named demo is `./demo`).
-    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     #[command(flatten)]
     pub input: ForwardInputArgs,
     /// Output .csv file (stack,layer,head,mean_distance_px,entropy,cls_share; one row per head).
@@ -153,12 +216,9 @@ pub struct HeadsArgs {
     /// The gallery's colours: one scale for all heads (shared) or one per head (per-head).
     #[arg(long, value_enum, default_value = "shared")]
     pub scale: ScaleChoice,
-    /// Colormap of the gallery: viridis, inferno, magma, turbo or cividis.
-    #[arg(long, default_value = "inferno")]
-    pub colormap: String,
-    /// auto, cpu, cuda or metal.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Colormap of the gallery.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Colormap::Inferno)]
+    pub colormap: Colormap,
     /// Replace output files that exist.
     #[arg(long)]
     pub force: bool,
@@ -179,10 +239,10 @@ pub enum ScaleChoice {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Hub id (owner/name[@revision]), model folder, weights file (.safetensors/.bin/.pth), or `demo` (the small
-    /// model built in; a folder named demo is `./demo`).
-    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Timed runs after warm-up.
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
@@ -195,19 +255,15 @@ pub struct BenchArgs {
     /// Fraction of patches to mask.
     #[arg(long, default_value_t = 0.75, allow_negative_numbers = true)]
     pub mask_ratio: f64,
-    /// auto, cpu, cuda or metal.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Compute dtype: f32, or f16/bf16 on a GPU.
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    /// The mask: random (HF's, after torch.manual_seed), block (BEiT's block-wise, after Python's random.seed),
+    /// grid (one patch of every 2×2 kept: 75%), centre (a centred hole), or a picture file whose white areas are
+    /// masked, drawn with seed 0 (named as a path: `./grid` is a file, `grid` the strategy).
+    #[arg(long, value_name = "random|block|grid|centre|FILE", default_value = "random")]
+    pub mask: String,
     /// Also time the Heads panel's work on each output: every head's statistics (both stacks) and the head
     /// gallery of each stack, printed as heads_ms.
     #[arg(long)]
     pub heads: bool,
-    /// Layer kernels: fused (the device's fused kernels where it has them) or candle (candle's composed ops).
-    #[arg(long, default_value = "fused")]
-    pub kernels: String,
     /// Time the forward pass without attention probabilities (as PyTorch's sdpa runs it) instead of with them.
     #[arg(long, conflicts_with = "heads")]
     pub no_attentions: bool,
@@ -215,35 +271,41 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Model folder, weights file, Hugging Face hub id, or `demo` (the small model built in; a folder named demo
-    /// is `./demo`).
-    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelChoiceArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Images, or folders whose images all become rows (repeatable).
     #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
     pub image: Vec<PathBuf>,
     /// Comma-separated mask ratios in [0, 1]; each makes rows.
     #[arg(long, value_name = "R,R,...", default_value = "0.5,0.75,0.9", allow_hyphen_values = true)]
     pub mask_ratios: String,
-    /// Comma-separated seeds (torch.manual_seed values); each makes rows.
+    /// Comma-separated seeds of the masks; each makes rows.
     #[arg(long, value_name = "S,S,...", default_value = "0,1,2", allow_hyphen_values = true)]
     pub seeds: String,
+    /// Comma-separated masks; each makes rows: random, block, grid, centre or a picture file (white = masked),
+    /// each optionally with its own ratio, which replaces --mask-ratios for it: `random:0.75,block:0.5,grid` draws
+    /// the MAE paper's Figure 6. A mask the ratio does not change (grid, picture) takes the first ratio only, one
+    /// the seed does not change (centre, picture) the first seed only, so no row repeats another.
+    #[arg(long = "masks", alias = "mask", value_name = "M[:R],...", default_value = "random")]
+    pub masks: String,
+    /// Also write one CSV row per grid row: image, mask, ratio, seed, masked patches, losses, PSNR and SSIM.
+    #[arg(long, value_name = "CSV")]
+    pub metrics_csv: Option<PathBuf>,
     /// Comma-separated columns: original, mask, masked, reconstruction, pasted, loss,
     /// attention[:encoder|decoder][:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...].
     #[arg(long, value_name = "C,C,...", default_value = "original,masked,reconstruction,pasted")]
     pub columns: String,
-    /// Colormap of loss and attention heatmaps: viridis, inferno, magma, turbo or cividis.
-    #[arg(long, default_value = "viridis")]
-    pub colormap: String,
-    /// How masked patches look in the "masked" column: mean-grey, dimmed or checker.
-    #[arg(long, default_value = "mean-grey")]
-    pub masked_style: String,
+    /// Colormap of loss and attention heatmaps.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Colormap::Viridis)]
+    pub colormap: Colormap,
+    /// How masked patches look in the "masked" column.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = MaskedStyle::MeanGrey)]
+    pub masked_style: MaskedStyle,
     /// Side of each tile in pixels (model-resolution pictures are scaled with nearest-neighbour).
     #[arg(long, default_value_t = 224)]
     pub tile_size: u32,
-    /// auto, cpu, cuda or metal.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
@@ -252,28 +314,215 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
+/// `--model M` or `--models A,B,...`: one model, or several compared.
+#[derive(Debug, Clone, Args)]
+pub struct ModelChoiceArgs {
+    #[arg(
+        long = "model",
+        id = "model",
+        value_name = "DIR|FILE|HUB_ID|demo",
+        help = model_help!(),
+        required_unless_present = "models",
+        conflicts_with = "models"
+    )]
+    pub location: Option<String>,
+    /// Several models, comma-separated (each as --model takes it), each loaded once: loss-curve gives each its own
+    /// column, export repeats the columns once per model (labelled with its name).
+    #[arg(long, value_name = "M,M,...")]
+    pub models: Option<String>,
+}
+
+impl ModelChoiceArgs {
+    /// The models named, in order: the one `--model`, or each of `--models` once.
+    pub fn names(&self) -> Result<Vec<String>> {
+        match (&self.location, &self.models) {
+            (Some(model), _) => Ok(vec![model.clone()]),
+            (None, Some(list)) => parse_model_list(list),
+            (None, None) => bail!("give the model with --model, or several with --models"),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LossCurveArgs {
-    /// Model folder, weights file, Hugging Face hub id, or `demo` (the small model built in; a folder named demo
-    /// is `./demo`).
-    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
-    pub model: String,
+    #[command(flatten)]
+    pub model: ModelChoiceArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// The image.
     #[arg(long)]
     pub image: PathBuf,
-    /// Seed of the masks (torch.manual_seed value); every ratio masks a prefix of the same noise order.
+    /// Seed of the masks; with random masks every ratio masks a prefix of the same noise order, other strategies
+    /// are drawn afresh at each ratio with this seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The mask strategy: random, block or centre (grid masks and pictures do not change with the ratio).
+    #[arg(long, value_name = "random|block|centre", default_value = "random")]
+    pub mask: String,
     /// Comma-separated mask ratios in [0, 1] [default: 0.05, 0.10, ..., 0.95].
     #[arg(long, value_name = "R,R,...", allow_hyphen_values = true)]
     pub mask_ratios: Option<String>,
-    /// auto, cpu, cuda or metal.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Output .csv file (columns mask_ratio, masked_loss).
+    /// Output .csv file (columns mask_ratio, masked_loss; with --models, mask_ratio and one loss column per model).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// A folder of images (taken in sorted path order), a text file naming one image path a line (relative to the
+    /// current folder; blank lines and lines starting with # skipped), or one image.
+    #[arg(long, value_name = "DIR|LIST.txt")]
+    pub images: PathBuf,
+    /// Also take the images in the folder's subfolders (hidden ones and links to folders are not entered).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Fraction of patches to mask.
+    #[arg(long, default_value_t = 0.75, allow_negative_numbers = true)]
+    pub mask_ratio: f64,
+    /// Comma-separated seeds of the masks: one row per image and seed (`torch.manual_seed(SEED)` before the
+    /// image's own forward pass, so every image gets the same mask at one seed).
+    #[arg(long, value_name = "S,S,...", default_value = "0", allow_hyphen_values = true)]
+    pub seeds: String,
+    /// The mask: random (HF's, after torch.manual_seed), block (BEiT's block-wise, after Python's random.seed),
+    /// grid (one patch of every 2×2 kept: 75%), centre (a centred hole), or a picture file whose white areas are
+    /// masked (named as a path: `./grid` is a file, `grid` the strategy).
+    #[arg(long, value_name = "random|block|grid|centre|FILE", default_value = "random")]
+    pub mask: String,
+    /// Take only every N-th image from the K-th (counting from 0) in sorted path order, so N machines split a data
+    /// set; their CSVs concatenated (headers after the first dropped) hold the rows one run would write.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Start over when the output exists.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Continue an output a stopped run left: its complete rows (by path and seed) are kept, a half-written last
+    /// line dropped, and the rest computed. Refused when its settings file records other settings.
+    #[arg(long)]
+    pub resume: bool,
+    /// Output .csv file (path,width,height,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,error), with
+    /// the settings beside it in <out>.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// "K/N" → (K, N) with N ≥ 1 and K < N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let invalid = || format!("\"{text}\" is not a shard like 0/4 (K/N: the K-th of N parts, K from 0 to N − 1)");
+    let (part, parts) = text.split_once('/').ok_or_else(invalid)?;
+    let number = |value: &str| value.trim().parse::<usize>().map_err(|_| invalid());
+    let (part, parts) = (number(part)?, number(parts)?);
+    if parts == 0 || part >= parts {
+        return Err(invalid());
+    }
+    Ok((part, parts))
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The models, comma-separated, each as --model takes it (one works too); each is loaded once and named in the
+    /// rows as given.
+    #[arg(long, value_name = "M,M,...", required = true)]
+    pub models: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Images, or folders whose images all make rows (repeatable); rows name an image by its file name.
+    #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
+    pub image: Vec<PathBuf>,
+    /// Comma-separated mask ratios in [0, 1]; each makes rows.
+    #[arg(long, value_name = "R,R,...", default_value = "0.75", allow_hyphen_values = true)]
+    pub mask_ratios: String,
+    /// Comma-separated seeds of the masks; each makes rows.
+    #[arg(long, value_name = "S,S,...", default_value = "0", allow_hyphen_values = true)]
+    pub seeds: String,
+    /// Comma-separated masks, as export's --masks: random, block, grid, centre or a picture file (white = masked),
+    /// each optionally with its own ratio (`random:0.75,block:0.5`).
+    #[arg(long = "mask", alias = "masks", value_name = "M[:R],...", default_value = "random")]
+    pub masks: String,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Output .csv file (image,model,mask,mask_ratio,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `--models A,B,...`: each model as `--model` takes it, at least one, none twice (each is loaded once).
+pub fn parse_model_list(text: &str) -> Result<Vec<String>> {
+    let mut models: Vec<String> = Vec::new();
+    for model in text.split(',').map(str::trim).filter(|model| !model.is_empty()) {
+        if models.iter().any(|seen| seen == model) {
+            bail!("--models names {model} twice (each model is loaded once)");
+        }
+        // Parsed now, so a malformed hub id is refused before any model loads.
+        model.parse::<ModelLocation>().with_context(|| format!("--models: {model}"))?;
+        models.push(model.to_string());
+    }
+    if models.is_empty() {
+        bail!("--models is empty (give models separated by commas)");
+    }
+    Ok(models)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_lists_name_each_model_once() {
+        assert_eq!(parse_model_list(" a/b , ./c,").unwrap(), ["a/b", "./c"]);
+        assert!(parse_model_list("a/b,a/b").unwrap_err().to_string().contains("twice"));
+        assert!(parse_model_list(" , ").unwrap_err().to_string().contains("empty"));
+    }
+
+    fn parse(arguments: &[&str]) -> Command {
+        let arguments = ["mae-explorer"].iter().chain(arguments);
+        Cli::try_parse_from(arguments).unwrap().command.expect("a subcommand")
+    }
+
+    #[test]
+    fn commands_default_to_the_engine_defaults_and_accept_the_old_spellings() {
+        let dump = ["dump", "--model", "demo", "--image", "cat.png", "--out", "out.safetensors"];
+        let Command::Dump(args) = parse(&dump) else { panic!("not dump") };
+        assert_eq!(args.engine, EngineArgs::default());
+        assert_eq!(args.engine.device, DeviceChoice::Auto);
+        assert_eq!((args.engine.dtype, args.engine.kernels), (ComputeDtype::F32, KernelChoice::Fused));
+        assert_eq!(args.model.location, "demo");
+        let export = [
+            "export",
+            "--model",
+            "demo",
+            "--image",
+            "cat.png",
+            "--out",
+            "grid.png",
+            "--device",
+            "GPU",
+            "--dtype",
+            "half",
+            "--kernels",
+            "Candle",
+            "--colormap",
+            "Turbo",
+            "--masked-style",
+            "mean-gray",
+        ];
+        let Command::Export(args) = parse(&export) else { panic!("not export") };
+        let engine = EngineArgs { device: DeviceChoice::Cuda, dtype: ComputeDtype::F16, kernels: KernelChoice::Candle };
+        assert_eq!(args.engine, engine);
+        assert_eq!((args.colormap, args.masked_style), (Colormap::Turbo, MaskedStyle::MeanGrey));
+        let Command::Heads(args) = parse(&["heads", "--model", "demo", "--image", "cat.png", "--out", "h.csv"]) else {
+            panic!("not heads")
+        };
+        assert_eq!(args.colormap, Colormap::Inferno);
+        let window = Cli::try_parse_from(["mae-explorer", "--device", "cpu", "--dtype", "bfloat16"]).unwrap().window;
+        assert_eq!((window.device, window.dtype), (Some(DeviceChoice::Cpu), Some(ComputeDtype::Bf16)));
+        assert_eq!(Cli::try_parse_from(["mae-explorer"]).unwrap().window.device, None, "the window remembers");
+    }
 }

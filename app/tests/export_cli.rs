@@ -104,14 +104,14 @@ fn bad_options_get_one_line_naming_them_exit_code_2_and_no_file() {
     let missing_folder = dir.path().join("no/such/folder/grid.png");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--columns", "original,recon"], "\"recon\""),
-        (vec!["--colormap", "jet"], "\"jet\""),
+        (vec!["--colormap", "jet"], "'jet'"),
         (vec!["--mask-ratios", "0.5,1.5"], "1.5"),
         (vec!["--mask-ratios", "-0.1"], "-0.1"),
         (vec!["--seeds", ""], "--seeds"),
         (vec!["--seeds", "1,x"], "\"x\""),
-        (vec!["--tile-size", "0"], "--tile-size"),
+        (vec!["--tile-size", "0"], "tile size"),
         (vec!["--tile-size", "4000", "--mask-ratios", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"], "pixels"),
-        (vec!["--masked-style", "plaid"], "\"plaid\""),
+        (vec!["--masked-style", "plaid"], "'plaid'"),
     ];
     for (options, named) in cases {
         let mut arguments = vec!["--image", PHOTO, "--out", out_text];

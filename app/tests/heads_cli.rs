@@ -86,3 +86,59 @@ fn bad_input_gets_one_line_exit_2_and_leaves_no_file() {
     assert!(std::fs::read_to_string(&out).unwrap().starts_with("stack,layer,head"));
     assert_eq!(names_in(scratch.path()), vec!["heads.csv"]);
 }
+
+/// `key=value` fields of one printed line.
+fn fields(line: &str) -> std::collections::HashMap<&str, &str> {
+    line.split_whitespace().filter_map(|field| field.split_once('=')).collect()
+}
+
+#[test]
+fn bench_with_heads_times_the_heads_work_and_says_what_it_ran() {
+    let bench = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mae-explorer"))
+            .args(["bench", "--model"])
+            .arg(repo().join("tests/fixtures/models/tiny-p16"))
+            .args(["--device", "cpu", "--runs", "3", "--warmup", "1", "--threads", "1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = bench(&["--heads"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    // The heads line: a median time (its value is not checked: speed is for people reading benchmarks).
+    assert!(lines[0].starts_with("mae-explorer bench heads_ms="), "{}", lines[0]);
+    let heads_ms: f64 = fields(lines[0])["heads_ms"].parse().unwrap();
+    assert!(heads_ms.is_finite() && heads_ms >= 0.0);
+    assert!(lines[0].ends_with("(statistics of every head + both galleries, median)"), "{}", lines[0]);
+    // The forward line: what ran, exactly.
+    let forward = fields(lines[1]);
+    let expected = [
+        ("model", "tiny-p16"),
+        ("device", "cpu"),
+        ("dtype", "f32"),
+        ("kernels", "fused"),
+        ("attentions", "true"),
+        ("threads", "1"),
+        ("mask", "random"),
+        ("mask_ratio", "0.75"),
+        // tiny-p16 has 16 patches; int(16 · 0.25) = 4 stay visible.
+        ("masked_patches", "12"),
+        ("runs", "3"),
+    ];
+    for (key, value) in expected {
+        assert_eq!(forward.get(key).copied(), Some(value), "{key} in {}", lines[1]);
+    }
+    for key in ["median_ms", "min_ms", "load_ms", "first_forward_ms"] {
+        assert!(forward[key].parse::<f64>().is_ok_and(|ms| ms.is_finite() && ms >= 0.0), "{key} in {}", lines[1]);
+    }
+    // Without --heads there is no heads line; with --no-attentions there is nothing to compute the heads from.
+    let plain = bench(&[]);
+    assert!(plain.status.success());
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("heads_ms"));
+    let refused = bench(&["--heads", "--no-attentions"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--no-attentions"));
+}

@@ -4,18 +4,18 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
-use mae_model::{ForwardOptions, KernelChoice, MaskSpec, TorchGenerator, dtype_name};
+use mae_model::{ForwardOptions, TorchGenerator, dtype_name};
 
-use super::model_arg::load_model_as;
+use super::model_arg::load_model;
 use crate::cli::BenchArgs;
 use crate::head_stats::head_stats;
+use crate::jobs::masks::MaskSource;
 use crate::render::Colormap;
 use crate::render::attention::{Query, Stack};
 use crate::render::gallery::{GalleryScale, GallerySpec, THUMBNAIL_WIDTH, render_gallery};
 use crate::render::panels::{PanelOptions, render_panels};
-use mae_model::parse_dtype;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {
@@ -28,21 +28,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         set_thread_count(threads);
     }
-    let kernels: KernelChoice = args.kernels.parse()?;
+    let mask = MaskSource::parse(&args.mask).context("--mask")?;
     let load_start = Instant::now();
-    let mut loaded = load_model_as(&args.model, &args.device, parse_dtype(&args.dtype)?)?;
-    loaded.model.set_kernels(kernels);
+    let loaded = load_model(&args.model, &args.engine)?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let config = loaded.model.config();
     let side = config.image_size;
     // Deterministic input; the values do not change the work done.
     let values: Vec<f32> = TorchGenerator::rand(1, 3 * side * side).iter().map(|v| v * 4.0 - 2.0).collect();
     let pixel_values = Tensor::from_vec(values, (1, 3, side, side), &Device::Cpu)?;
-    let spec = MaskSpec::Seed { seed: 0, ratio: args.mask_ratio };
+    // Drawn masks without a seed use seed 0, as everywhere else.
+    let spec = mask.spec(0, args.mask_ratio, (side, side), config.patch_size)?;
     let options = ForwardOptions { attentions: !args.no_attentions };
 
     let first_start = Instant::now();
-    loaded.model.forward(&pixel_values, &spec, options)?;
+    let masked_patches = loaded.model.forward(&pixel_values, &spec, options)?.masking.num_masked();
     let first_ms = first_start.elapsed().as_secs_f64() * 1e3;
     for _ in 1..args.warmup {
         loaded.model.forward(&pixel_values, &spec, options)?;
@@ -67,15 +67,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("mae-explorer bench heads_ms={heads_median:.1} (statistics of every head + both galleries, median)");
     }
     println!(
-        "mae-explorer bench model={} device={} dtype={} kernels={} attentions={} threads={} mask_ratio={} runs={} \
+        "mae-explorer bench model={} device={} dtype={} kernels={} attentions={} threads={} mask={} mask_ratio={} \
+         masked_patches={} runs={} \
          median_ms={forward_median:.3} min_ms={:.3} load_ms={load_ms:.0} first_forward_ms={first_ms:.1}",
         loaded.name,
         loaded.model.device_name(),
         dtype_name(loaded.model.dtype()),
-        kernels.name(),
+        loaded.model.kernels().name(),
         options.attentions,
         candle_core::utils::get_num_threads(),
+        mask.name(),
         args.mask_ratio,
+        masked_patches,
         args.runs,
         times_ms[0],
     );

@@ -5,33 +5,33 @@
 //! checked first, so a typo costs no model load; the picture is written to a temporary file beside the target and
 //! renamed into place, and an existing file is only replaced with `--force`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use mae_model::LoadedModel;
 
-use super::model_arg::load_model;
-use crate::atomic_file::{check_output_folder, check_overwrite, picture_format, write_picture_output};
+use super::model_arg::load_models;
+use crate::atomic_file::{check_output_folder, check_overwrite, picture_format, write_output, write_picture_output};
 use crate::cli::ExportArgs;
-use crate::jobs::grid::{GridImage, GridImageSource, GridJob, GridProgress, check_tile_size};
+use crate::jobs::grid::{CheckedGridJob, GridImage, GridImageSource, GridJob, GridProgress, write_metrics_csv};
+use crate::jobs::image_files::is_image_name;
 use crate::jobs::lists::{parse_ratios, parse_seeds};
-use crate::render::Colormap;
+use crate::jobs::masks::parse_mask_items;
 use crate::render::grid::parse_columns;
-use crate::render::panels::MaskedStyle;
 
-/// File extensions taken from a folder given to `--image` (other files there are ignored).
-pub const IMAGE_EXTENSIONS: &[&str] =
-    &["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm", "pnm", "tga", "ico", "qoi"];
+pub use crate::jobs::image_files::IMAGE_EXTENSIONS;
 
 pub fn run(args: &ExportArgs) -> Result<()> {
     let job = plan(args)?;
-    let loaded = load_model(&args.model, &args.device)?;
+    let loaded = load_models(&args.model.names()?, &args.engine)?;
+    let models: Vec<&LoadedModel> = loaded.iter().collect();
     let bar = ProgressBar::new(job.row_count() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:32} {pos}/{len} rows").map_err(|e| anyhow!("progress bar template: {e}"))?,
     );
     let mut skipped = 0;
-    let picture = job.run(&loaded, &mut |progress| match progress {
+    let output = job.run(&models, &mut |progress| match progress {
         GridProgress::Rows { done, .. } => bar.set_position(done as u64),
         GridProgress::Skipped { problem } => {
             skipped += 1;
@@ -39,29 +39,52 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         }
     });
     bar.finish_and_clear();
-    let picture = picture?;
+    let output = output?;
     if skipped > 0 {
         eprintln!("warning: {skipped} of {} images skipped", job.images.len());
     }
     // Without --force, a file that appeared while the model ran is not replaced either.
-    write_picture_output(&picture, &args.out, args.force)
+    write_picture_output(&output.picture, &args.out, args.force)?;
+    if let Some(csv) = &args.metrics_csv {
+        write_output(csv, args.force, |temporary| {
+            let file = std::fs::File::create(temporary)?;
+            write_metrics_csv(&output.rows, std::io::BufWriter::new(file))
+                .with_context(|| format!("{}: cannot write the CSV", csv.display()))
+        })?;
+    }
+    Ok(())
 }
 
 /// The grid the arguments describe, with every option that needs no model checked, naming the first bad one.
-pub fn plan(args: &ExportArgs) -> Result<GridJob> {
+pub fn plan(args: &ExportArgs) -> Result<CheckedGridJob> {
     let columns = parse_columns(&args.columns).map_err(|e| anyhow!("--columns: {e}"))?;
-    let colormap: Colormap = args.colormap.parse().map_err(|e| anyhow!("--colormap: {e}"))?;
-    let masked_style: MaskedStyle = args.masked_style.parse().map_err(|e| anyhow!("--masked-style: {e}"))?;
     let ratios = parse_ratios(&args.mask_ratios).map_err(|e| anyhow!("--mask-ratios: {e}"))?;
     let seeds = parse_seeds(&args.seeds).map_err(|e| anyhow!("--seeds: {e}"))?;
-    check_tile_size(args.tile_size).map_err(|e| anyhow!("--tile-size: {e}"))?;
+    let masks = parse_mask_items(&args.masks).context("--masks")?;
+    let models = args.model.names()?.len();
     picture_format(&args.out)?;
     check_output_folder(&args.out)?;
     check_overwrite(&args.out, args.force)?;
+    if let Some(csv) = &args.metrics_csv {
+        if *csv == args.out {
+            bail!("{}: --metrics-csv and --out name the same file", csv.display());
+        }
+        check_output_folder(csv)?;
+        check_overwrite(csv, args.force)?;
+    }
     let images = collect_images(&args.image)?;
-    let job = GridJob { images, ratios, seeds, columns, colormap, masked_style, tile_size: args.tile_size };
-    job.check()?;
-    Ok(job)
+    GridJob {
+        images,
+        masks,
+        ratios,
+        seeds,
+        columns,
+        colormap: args.colormap,
+        masked_style: args.masked_style,
+        tile_size: args.tile_size,
+        models,
+    }
+    .check()
 }
 
 /// Expands folders into their image files (sorted by name, hidden files left out).
@@ -93,10 +116,4 @@ pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<GridImage>> {
 fn grid_image(path: PathBuf, skip_if_unreadable: bool) -> GridImage {
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     GridImage { name, source: GridImageSource::File { path, skip_if_unreadable } }
-}
-
-fn is_image_name(path: &Path) -> bool {
-    let hidden = path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.'));
-    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    !hidden && IMAGE_EXTENSIONS.contains(&extension.as_str())
 }

@@ -1,5 +1,5 @@
 //! The input of one forward pass as `dump` and `heads` take it: an image (preprocessed as the model says) or a
-//! `.npy` of pixel values, and a mask from a seed or a `.npy` of noise at a ratio.
+//! `.npy` of pixel values, and a mask (a strategy with a seed, a picture, or a `.npy` of noise) at a ratio.
 
 use std::path::Path;
 
@@ -11,18 +11,30 @@ use mae_model::preprocess::load_rgb_image;
 use mae_model::{LoadedModel, MaeModel, MaskSpec};
 
 use crate::cli::ForwardInputArgs;
+use crate::jobs::masks::MaskSource;
+
+/// The forward pass's input, resolved for one model.
+#[derive(Debug)]
+pub struct ForwardInput {
+    pub pixel_values: Tensor,
+    pub spec: MaskSpec,
+    /// The mask's name (`random`, …, a picture's file name, or `noise`), for metadata.
+    pub mask_name: String,
+    pub seed: Option<u64>,
+    pub ratio: f64,
+}
 
 impl ForwardInputArgs {
-    /// What can be checked before the model is loaded.
-    pub fn check(&self) -> Result<()> {
+    /// What can be checked before the model is loaded; returns the mask, read once.
+    pub fn check(&self) -> Result<MaskSource> {
         if let Some(ratio) = self.mask_ratio {
             check_ratio(ratio)?;
         }
-        Ok(())
+        MaskSource::parse(&self.mask).context("--mask")
     }
 
     /// The pixel values and the mask for `loaded`.
-    pub fn resolve(&self, loaded: &LoadedModel) -> Result<(Tensor, MaskSpec)> {
+    pub fn resolve(&self, loaded: &LoadedModel, mask: &MaskSource) -> Result<ForwardInput> {
         let pixel_values = match (&self.image, &self.pixel_values) {
             (Some(image), _) => loaded.preprocessor.pixel_values(&load_rgb_image(image)?, &Device::Cpu)?,
             (None, Some(npy)) => read_pixel_values(npy, &loaded.model)?,
@@ -31,17 +43,21 @@ impl ForwardInputArgs {
         let (_, _, height, width) = pixel_values.dims4()?;
         let (rows, cols) = loaded.model.grid_for(height, width)?;
         let ratio = self.mask_ratio.unwrap_or(loaded.model.config().mask_ratio);
-        let spec = match &self.noise {
-            Some(npy) => MaskSpec::Noise { noise: read_noise(npy, rows * cols)?, ratio },
-            None => MaskSpec::Seed { seed: self.seed.unwrap_or(0), ratio },
+        let patch = loaded.model.config().patch_size;
+        let (spec, mask_name, seed) = match &self.noise {
+            Some(npy) => (MaskSpec::Noise { noise: read_noise(npy, rows * cols)?, ratio }, "noise".to_string(), None),
+            None => {
+                let seed = self.seed.unwrap_or(0);
+                (mask.spec(seed, ratio, (height, width), patch)?, mask.name(), Some(seed))
+            }
         };
-        Ok((pixel_values, spec))
+        Ok(ForwardInput { pixel_values, spec, mask_name, seed, ratio })
     }
 }
 
 /// Reads `[1, 3, H, W]` pixel values, checking the declared shape (and the memory a forward pass on it would
 /// need) before the data is read.
-pub fn read_pixel_values(path: &Path, model: &MaeModel) -> Result<Tensor> {
+fn read_pixel_values(path: &Path, model: &MaeModel) -> Result<Tensor> {
     let npy = NpyFile::open(path)?;
     let &[1, 3, height, width] = npy.shape() else {
         bail!("{}: pixel values must have shape [1, 3, H, W], got {:?}", path.display(), npy.shape());
@@ -51,7 +67,7 @@ pub fn read_pixel_values(path: &Path, model: &MaeModel) -> Result<Tensor> {
 }
 
 /// Reads noise of shape `[1, L]` (or `[L]`) for an input with `patches` patches.
-pub fn read_noise(path: &Path, patches: usize) -> Result<Vec<f32>> {
+fn read_noise(path: &Path, patches: usize) -> Result<Vec<f32>> {
     let npy = NpyFile::open(path)?;
     match npy.shape() {
         [1, n] | [n] if *n == patches => Ok(npy.read_f32()?),

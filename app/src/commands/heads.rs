@@ -15,9 +15,8 @@ use crate::render::gallery::{GalleryScale, GallerySpec, THUMBNAIL_WIDTH, render_
 use crate::render::panels::{PanelOptions, render_panels};
 
 pub fn run(args: &HeadsArgs) -> Result<()> {
-    args.input.check()?;
+    let mask = args.input.check()?;
     let query: Query = args.query.parse().map_err(|e| anyhow!("--query: {e}"))?;
-    let colormap: Colormap = args.colormap.parse().map_err(|e| anyhow!("--colormap: {e}"))?;
     check_output_folder(&args.out)?;
     check_overwrite(&args.out, args.force)?;
     if let Some(gallery) = &args.gallery {
@@ -33,9 +32,9 @@ pub fn run(args: &HeadsArgs) -> Result<()> {
         StackChoice::Decoder => vec![Stack::Decoder],
         StackChoice::Both => vec![Stack::Encoder, Stack::Decoder],
     };
-    let loaded = load_model(&args.model, &args.device)?;
-    let (pixel_values, spec) = args.input.resolve(&loaded)?;
-    let output = loaded.model.forward(&pixel_values, &spec, ForwardOptions { attentions: true })?;
+    let loaded = load_model(&args.model, &args.engine)?;
+    let input = args.input.resolve(&loaded, &mask)?;
+    let output = loaded.model.forward(&input.pixel_values, &input.spec, ForwardOptions { attentions: true })?;
     if let Query::Patch(patch) = query
         && patch >= output.num_patches()
     {
@@ -48,7 +47,7 @@ pub fn run(args: &HeadsArgs) -> Result<()> {
     let stats = head_stats(&output, &stacks)?;
     let gallery = match &args.gallery {
         Some(path) => {
-            Some((path, gallery_picture(&output, &loaded.preprocessor, stacks, query, args.scale, colormap)?))
+            Some((path, gallery_picture(&output, &loaded.preprocessor, stacks, query, args.scale, args.colormap)?))
         }
         None => None,
     };

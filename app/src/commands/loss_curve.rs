@@ -1,30 +1,42 @@
 //! `mae-explorer loss-curve`: the mean masked loss of one image at a range of mask ratios, as CSV — the data of
-//! the window's loss-vs-ratio plot, for a paper's own plotting.
+//! the window's loss-vs-ratio plot, for a paper's own plotting; with `--models`, one loss column per model.
 
 use anyhow::{Context, Result, anyhow};
 use candle_core::Device;
+use mae_model::MaskStrategy;
 use mae_model::preprocess::load_rgb_image;
 
-use super::model_arg::load_model;
+use super::model_arg::{load_model_on, selected_device};
 use crate::atomic_file::{check_output_folder, check_overwrite, write_output};
 use crate::cli::LossCurveArgs;
 use crate::jobs::lists::parse_ratios;
-use crate::jobs::loss_curve::{LossCurve, default_ratios, write_csv};
+use crate::jobs::loss_curve::{LossCurve, check_strategy, default_ratios, write_columns_csv, write_csv};
 
 pub fn run(args: &LossCurveArgs) -> Result<()> {
     let ratios = match &args.mask_ratios {
         Some(list) => parse_ratios(list).map_err(|e| anyhow!("--mask-ratios: {e}"))?,
         None => default_ratios(),
     };
+    let strategy: MaskStrategy = args.mask.parse().map_err(|e| anyhow!("--mask: {e}"))?;
+    check_strategy(strategy).context("--mask")?;
+    let models = args.model.names()?;
     check_output_folder(&args.out)?;
     check_overwrite(&args.out, args.force)?;
     let image = load_rgb_image(&args.image)?;
-    let loaded = load_model(&args.model, &args.device)?;
-    let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
-    let points = LossCurve::new(pixel_values, args.seed, ratios).finish(&loaded.model)?;
+    let selected = selected_device(&args.engine)?;
+    // One model in memory at a time, each loaded once.
+    let mut curves = Vec::with_capacity(models.len());
+    for model in &models {
+        let loaded = load_model_on(model, &selected, args.engine.kernels).with_context(|| model.clone())?;
+        let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
+        curves.push(LossCurve::new(pixel_values, strategy, args.seed, ratios.clone())?.finish(&loaded.model)?);
+    }
     write_output(&args.out, args.force, |temporary| {
-        let file = std::fs::File::create(temporary)?;
-        write_csv(&points, std::io::BufWriter::new(file))
-            .with_context(|| format!("{}: cannot write the CSV", args.out.display()))
+        let writer = std::io::BufWriter::new(std::fs::File::create(temporary)?);
+        let written = match args.model.models {
+            Some(_) => write_columns_csv(&models, &curves, writer),
+            None => write_csv(&curves[0], writer),
+        };
+        written.with_context(|| format!("{}: cannot write the CSV", args.out.display()))
     })
 }

@@ -2,7 +2,9 @@
 //! files atomically. Shared work (grids, curves) lives in `crate::jobs`, shared drawing in `crate::render`.
 
 pub mod bench;
+pub mod compare;
 pub mod dump;
+pub mod eval;
 pub mod export;
 pub mod forward_input;
 pub mod heads;

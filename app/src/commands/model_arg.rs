@@ -3,28 +3,56 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Result;
-use candle_core::DType;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use mae_model::{DeviceChoice, DownloadProgress, LoadOptions, LoadedModel, ModelLocation, select_device};
+use mae_model::{
+    DownloadProgress, KernelChoice, LoadOptions, LoadedModel, ModelLocation, SelectedDevice, select_device,
+};
 
-/// Loads the model `--model` names (hub id `owner/name[@revision]`, folder, weights file or `demo`) on the device
-/// `--device` names. Downloads show a progress bar on stderr (hidden when stderr is not a terminal).
-pub fn load_model(model: &str, device: &str) -> Result<LoadedModel> {
-    load_model_as(model, device, DType::F32)
+use crate::cli::{EngineArgs, ModelArgs};
+
+/// Loads the model `--model` names (hub id `owner/name[@revision]`, folder, weights file or `demo`) on the device,
+/// in the dtype and with the kernels the engine options name. Downloads show a progress bar on stderr (hidden when
+/// stderr is not a terminal).
+pub fn load_model(model: &ModelArgs, engine: &EngineArgs) -> Result<LoadedModel> {
+    load_model_on(&model.location, &selected_device(engine)?, engine.kernels)
 }
 
-/// `load_model` computing in `dtype` (`--dtype`: f16/bf16 are for GPUs; the CPU refuses them).
-pub fn load_model_as(model: &str, device: &str, dtype: DType) -> Result<LoadedModel> {
-    let choice: DeviceChoice = device.parse()?;
-    let selected = select_device(choice)?.with_dtype(dtype)?;
-    let location: ModelLocation = model.parse()?;
+/// The device and dtype the engine options name (`auto` resolved), for commands that record them.
+pub fn selected_device(engine: &EngineArgs) -> Result<SelectedDevice> {
+    Ok(select_device(engine.device)?.with_dtype(engine.dtype.dtype())?)
+}
+
+/// Loads the models of a `--models` list, one after another, each once.
+pub fn load_models(models: &[String], engine: &EngineArgs) -> Result<Vec<LoadedModel>> {
+    let selected = selected_device(engine)?;
+    models.iter().map(|model| load_model_on(model, &selected, engine.kernels).context(model.clone())).collect()
+}
+
+/// The hub commit a loaded model's weights came from: the snapshot folder of the Hugging Face cache they lie in
+/// (`…/snapshots/<commit>/model.safetensors`); `None` for local folders, files and the built-in model.
+pub fn hub_revision(loaded: &LoadedModel) -> Option<String> {
+    snapshot_commit(&loaded.source)
+}
+
+/// The 40-hex-digit folder after `snapshots` in a path of the Hugging Face cache.
+fn snapshot_commit(path: &std::path::Path) -> Option<String> {
+    let mut components = path.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    components.find(|name| name == "snapshots")?;
+    components.next().filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Loads `location` on `selected` with `kernels`.
+pub fn load_model_on(location: &str, selected: &SelectedDevice, kernels: KernelChoice) -> Result<LoadedModel> {
+    let location: ModelLocation = location.parse()?;
     let bar = DownloadBar::default();
     let report = |progress: DownloadProgress| bar.update(&progress);
-    let options = LoadOptions { progress: Some(&report), cancel: None };
-    let loaded = mae_model::load_model(&location, &selected, &options);
+    let options = LoadOptions { progress: Some(&report), cancel: None, alongside: None };
+    let loaded = mae_model::load_model(&location, selected, &options);
     bar.finish();
-    Ok(loaded?)
+    let mut loaded = loaded?;
+    loaded.model.set_kernels(kernels);
+    Ok(loaded)
 }
 
 /// One indicatif bar per downloaded file, created when its first bytes arrive (cached files show nothing).
@@ -67,5 +95,21 @@ impl DownloadBar {
         {
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn snapshot_commits() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let cached = format!("/c/hub/models--facebook--vit-mae-base/snapshots/{commit}/model.safetensors");
+        assert_eq!(snapshot_commit(Path::new(&cached)).as_deref(), Some(commit));
+        assert_eq!(snapshot_commit(Path::new("/models/snapshots/mine/model.safetensors")), None);
+        assert_eq!(snapshot_commit(Path::new("/models/tiny/model.safetensors")), None);
     }
 }

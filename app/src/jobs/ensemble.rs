@@ -1,10 +1,10 @@
-//! A seed ensemble: the same image masked with several seeds at one ratio, one forward pass per seed, taken a
+//! A seed ensemble: the same image masked with several seeds of one strategy at one ratio, one forward pass per seed, taken a
 //! step at a time so the worker can answer slider moves in between.
 
 use anyhow::{Result, bail};
 use candle_core::Tensor;
 use image::RgbaImage;
-use mae_model::{ForwardOptions, LoadedModel, MaskSpec};
+use mae_model::{ForwardOptions, LoadedModel, MaskSpec, MaskStrategy};
 
 use crate::render::Colormap;
 use crate::render::ensemble::{Ensemble, summarize};
@@ -13,6 +13,7 @@ use crate::render::panels::{PanelOptions, render_panels};
 #[derive(Debug)]
 pub struct SeedEnsemble {
     pixel_values: Tensor,
+    strategy: MaskStrategy,
     ratio: f64,
     seeds: Vec<u64>,
     colormap: Colormap,
@@ -22,18 +23,24 @@ pub struct SeedEnsemble {
 }
 
 impl SeedEnsemble {
-    pub fn new(pixel_values: Tensor, ratio: f64, seeds: Vec<u64>, colormap: Colormap) -> Result<Self> {
+    pub fn new(
+        pixel_values: Tensor,
+        strategy: MaskStrategy,
+        ratio: f64,
+        seeds: Vec<u64>,
+        colormap: Colormap,
+    ) -> Result<Self> {
         if seeds.is_empty() {
             bail!("a seed ensemble needs at least one seed");
         }
         let pictures = Vec::with_capacity(seeds.len());
-        Ok(Self { pixel_values, ratio, seeds, colormap, pictures, times_masked: Vec::new() })
+        Ok(Self { pixel_values, strategy, ratio, seeds, colormap, pictures, times_masked: Vec::new() })
     }
 
     /// Runs the next seed (one forward pass); does nothing once finished.
     pub fn step(&mut self, loaded: &LoadedModel) -> Result<()> {
         let Some(&seed) = self.seeds.get(self.pictures.len()) else { return Ok(()) };
-        let spec = MaskSpec::Seed { seed, ratio: self.ratio };
+        let spec = MaskSpec::Drawn { strategy: self.strategy, seed, ratio: self.ratio };
         let output = loaded.model.forward(&self.pixel_values, &spec, ForwardOptions { attentions: false })?;
         self.times_masked.resize(output.num_patches(), 0);
         for (count, &masked) in self.times_masked.iter_mut().zip(&output.masking.mask) {

@@ -1,8 +1,15 @@
 //! Work of several forward passes that the window (through the worker thread) and the command line both do:
-//! comparison grids, loss-vs-ratio curves, seed ensembles. One implementation each, importing neither the CLI
-//! nor egui: callers turn their own inputs into a job and report its progress their own way.
+//! comparison grids, loss-vs-ratio curves, seed ensembles, evaluations of many images through one model or
+//! several. One implementation each, importing neither the CLI nor egui: callers turn their own inputs into a job
+//! and report its progress their own way.
 
+pub mod compare;
+pub mod csv;
 pub mod ensemble;
+pub mod eval_csv;
+pub mod evaluate;
 pub mod grid;
+pub mod image_files;
 pub mod lists;
 pub mod loss_curve;
+pub mod masks;

@@ -389,14 +389,31 @@ mod tests {
     }
 
     #[test]
-    fn discarding_keeps_the_cls_self_weight_and_rows_still_sum_to_one() {
+    fn discarding_zeroes_the_smallest_weights_but_never_cls_to_cls() {
         let layer = TokenMatrix { tokens: 2, values: vec![0.01, 0.99, 0.7, 0.3] };
-        // Discarding half of 4 weights removes the two smallest except CLS→CLS (index 0): only 0.3 goes.
-        let rolled = rollout(&[layer.clone(), layer], 0.5).unwrap();
-        for sum in row_sums(&rolled) {
-            assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+        // Discarding half of 4 weights picks the two smallest, 0.01 (CLS→CLS, index 0, spared) and 0.3: A becomes
+        // [[0.01, 0.99], [0.7, 0]], so the step is [[1.01, 0.99] / 2, [0.7, 1] / 1.7] and two layers are its square.
+        let step = [[0.505, 0.495], [0.7 / 1.7, 1.0 / 1.7]];
+        let squared: Vec<f64> = (0..4)
+            .map(|index| {
+                let (i, j) = (index / 2, index % 2);
+                step[i][0] * step[0][j] + step[i][1] * step[1][j]
+            })
+            .collect();
+        let rolled = rollout(&[layer.clone(), layer.clone()], 0.5).unwrap();
+        for (got, want) in rolled.values.iter().zip(&squared) {
+            assert!((f64::from(*got) - want).abs() < 1e-6, "{:?} vs {squared:?}", rolled.values);
         }
+        // A quarter of 4 weights is one, CLS→CLS itself: spared, so nothing changes from no discard at all.
+        assert_eq!(
+            rollout(std::slice::from_ref(&layer), 0.25).unwrap(),
+            rollout(std::slice::from_ref(&layer), 0.0).unwrap()
+        );
+        // Without discarding, row 1 keeps 0.3: [0.7, 1.3] / 2.
+        let kept = rollout(std::slice::from_ref(&layer), 0.0).unwrap();
+        assert!((kept.values[2] - 0.35).abs() < 1e-6 && (kept.values[3] - 0.65).abs() < 1e-6, "{:?}", kept.values);
         assert!(rollout(&[], 0.0).is_err());
+        assert!(rollout(std::slice::from_ref(&layer), 1.5).is_err());
     }
 
     #[test]

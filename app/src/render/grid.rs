@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use anyhow::{Result, bail};
 use image::{Rgba, RgbaImage, imageops};
-use mae_model::MaeOutput;
+use mae_model::{MaeOutput, Quality};
 
 use super::attention::{self, AttentionSelection, HeadFusion, Query, Stack};
 use super::colormap::Colormap;
@@ -37,8 +37,21 @@ pub struct AttentionColumn {
     pub discard_ratio: f32,
 }
 
+impl AttentionColumn {
+    /// The column that shows what an attention selection shows (its layer; the query is always CLS in a grid).
+    pub fn of(selection: &AttentionSelection) -> Self {
+        Self {
+            stack: selection.stack,
+            layer: Some(selection.layer),
+            heads: selection.heads,
+            rollout: selection.rollout,
+            discard_ratio: selection.discard_ratio,
+        }
+    }
+}
+
 /// Column names accepted by `--columns`.
-pub const COLUMN_NAMES: &str = "original, mask, masked, reconstruction, pasted, loss, attention[:encoder|decoder]\
+const COLUMN_NAMES: &str = "original, mask, masked, reconstruction, pasted, loss, attention[:encoder|decoder]\
 [:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...]";
 
 impl FromStr for Column {
@@ -121,7 +134,7 @@ pub fn parse_columns(list: &str) -> Result<Vec<Column>, String> {
 }
 
 /// How strongly heatmaps cover the picture beneath.
-pub const OVERLAY_ALPHA: f32 = 0.65;
+const OVERLAY_ALPHA: f32 = 0.65;
 
 /// The caption of a column for this model (reconstructions of `norm_pix_loss` models are marked).
 pub fn column_caption(column: &Column, uses_target_statistics: bool) -> String {
@@ -133,7 +146,7 @@ pub fn column_caption(column: &Column, uses_target_statistics: bool) -> String {
 }
 
 /// One tile at model resolution.
-pub fn render_tile(column: &Column, output: &MaeOutput, panels: &Panels, colormap: Colormap) -> Result<RgbaImage> {
+fn render_tile(column: &Column, output: &MaeOutput, panels: &Panels, colormap: Colormap) -> Result<RgbaImage> {
     Ok(match column {
         Column::Original => panels.original.clone(),
         Column::Mask => panels.mask.clone(),
@@ -160,12 +173,25 @@ pub fn render_tile(column: &Column, output: &MaeOutput, panels: &Panels, colorma
     })
 }
 
-/// The row for one (image, mask ratio, seed) forward pass: a tile per column and the caption lines (image name,
-/// ratio with the patches actually masked, seed, masked loss). Shared by `export` and the window's grid export.
+/// What a row's caption says besides what the output itself tells.
+#[derive(Clone, Copy, Debug)]
+pub struct RowLabel<'a> {
+    pub image: &'a str,
+    /// The model's name, when the row shows several models (each one's measurements then follow its name).
+    pub model: Option<&'a str>,
+    pub mask: &'a str,
+    /// `None` for masks the ratio does not change (grid, picture).
+    pub ratio: Option<f64>,
+    pub seed: u64,
+    /// How many patches the mask aimed for, where it aims for a count (block masks may stop short).
+    pub requested_masked: Option<usize>,
+    pub quality: &'a Quality,
+}
+
+/// The row for one (image, mask, ratio, seed) forward pass: a tile per column and the caption lines (image name,
+/// mask, ratio and masked count, seed, loss, PSNR and SSIM).
 pub fn grid_row(
-    image_name: &str,
-    ratio: f64,
-    seed: u64,
+    label: &RowLabel,
     output: &MaeOutput,
     panels: &Panels,
     columns: &[Column],
@@ -173,13 +199,57 @@ pub fn grid_row(
 ) -> Result<GridRow> {
     let tiles = columns.iter().map(|column| render_tile(column, output, panels, colormap)).collect::<Result<_>>()?;
     let loss = output.loss.map_or("none".to_string(), format_value);
-    let caption = vec![
-        fit_text(image_name, CAPTION_SIZE, MAX_NAME_WIDTH),
-        format!("ratio {ratio} ({}/{} masked)", output.masking.num_masked(), output.num_patches()),
-        format!("seed {seed}"),
+    let mask = match label.ratio {
+        Some(ratio) => format!("{} {ratio}", label.mask),
+        None => label.mask.to_string(),
+    };
+    let masked = masked_count(output.masking.num_masked(), output.num_patches(), label.requested_masked);
+    let measured = [
         format!("loss {loss}"),
+        psnr_line(label.quality),
+        format!("SSIM {}", label.quality.ssim.map_or("none".to_string(), |ssim| format!("{ssim:.3}"))),
     ];
+    let (image, mask, seed) = (
+        fit_text(label.image, CAPTION_SIZE, MAX_NAME_WIDTH),
+        fit_text(&mask, CAPTION_SIZE, MAX_NAME_WIDTH),
+        format!("seed {}", label.seed),
+    );
+    let caption = match label.model {
+        None => [vec![image, mask, masked, seed], measured.to_vec()].concat(),
+        // The row's own lines first (`RowLabel::shared_lines` of them), then this model's.
+        Some(model) => {
+            [vec![image, mask, seed, fit_text(model, CAPTION_SIZE, MAX_NAME_WIDTH), masked], measured.to_vec()].concat()
+        }
+    };
     Ok(GridRow { caption, tiles })
+}
+
+impl RowLabel<'_> {
+    /// Caption lines every model of a row shares (image, mask, seed), written once.
+    pub fn shared_lines(&self) -> usize {
+        3
+    }
+}
+
+/// "147/196 masked", and the count asked for when a mask fell short of it.
+pub fn masked_count(masked: usize, patches: usize, requested: Option<usize>) -> String {
+    match requested {
+        Some(requested) if requested != masked => format!("{masked}/{patches} masked ({requested} asked)"),
+        _ => format!("{masked}/{patches} masked"),
+    }
+}
+
+/// "PSNR 23.4 dB (masked 21.0)": over all pixels, then over the masked ones only.
+pub fn psnr_line(quality: &Quality) -> String {
+    match quality.psnr_masked_db {
+        Some(masked) => format!("PSNR {} (masked {})", format_psnr(quality.psnr_db), format_psnr(masked)),
+        None => format!("PSNR {}", format_psnr(quality.psnr_db)),
+    }
+}
+
+/// A PSNR in dB, with a perfect match said in words.
+pub fn format_psnr(psnr_db: f64) -> String {
+    if psnr_db.is_infinite() { "∞ (identical)".to_string() } else { format!("{psnr_db:.2} dB") }
 }
 
 /// The title line: model, input size and patch, the heatmap colormap when heatmaps are shown, and the warning that
@@ -221,9 +291,7 @@ pub struct GridSpec {
 pub const TITLE_SIZE: f32 = 18.0;
 /// Longer image names are shortened with "…" so one long name cannot widen the caption margin without bound.
 const MAX_NAME_WIDTH: u32 = 260;
-/// Largest accepted tile side; far above any model resolution.
-pub const MAX_TILE_SIZE: u32 = 4096;
-pub const CAPTION_SIZE: f32 = 14.0;
+const CAPTION_SIZE: f32 = 14.0;
 const PADDING: u32 = 8;
 /// Largest grid written (pixels): about 1 GiB of RGBA while composing.
 pub const MAX_GRID_PIXELS: u64 = 256 * 1024 * 1024;
@@ -288,7 +356,7 @@ impl GridGeometry {
     }
 
     /// Refuses grids too large to compose in memory, naming the size.
-    pub fn check_size(&self) -> Result<()> {
+    fn check_size(&self) -> Result<()> {
         let pixels = self.width() * self.height();
         if self.width() > u64::from(u32::MAX) || self.height() > u64::from(u32::MAX) || pixels > MAX_GRID_PIXELS {
             bail!(
@@ -303,7 +371,7 @@ impl GridGeometry {
 }
 
 /// `tile` scaled (nearest) to fit a `size`×`size` square, centred on the background colour.
-pub fn fit_tile(tile: &RgbaImage, size: u32) -> RgbaImage {
+fn fit_tile(tile: &RgbaImage, size: u32) -> RgbaImage {
     let (width, height) = tile.dimensions();
     if (width, height) == (size, size) {
         return tile.clone();

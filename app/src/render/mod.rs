@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod colormap;
+pub mod compare;
 pub mod ensemble;
 pub mod gallery;
 pub mod grid;

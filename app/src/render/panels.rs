@@ -30,16 +30,21 @@ impl MaskedStyle {
     }
 }
 
-impl std::str::FromStr for MaskedStyle {
-    type Err = String;
+/// `--masked-style`: mean-grey (also mean-gray, grey, gray), dimmed or checker.
+impl clap::ValueEnum for MaskedStyle {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
 
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "mean-grey" | "mean-gray" | "grey" | "gray" => Ok(MaskedStyle::MeanGrey),
-            "dimmed" => Ok(MaskedStyle::Dimmed),
-            "checker" => Ok(MaskedStyle::Checker),
-            other => Err(format!("unknown style \"{other}\" (choose mean-grey, dimmed or checker)")),
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let value = match self {
+            MaskedStyle::MeanGrey => {
+                clap::builder::PossibleValue::new("mean-grey").aliases(["mean-gray", "grey", "gray"])
+            }
+            MaskedStyle::Dimmed => clap::builder::PossibleValue::new("dimmed"),
+            MaskedStyle::Checker => clap::builder::PossibleValue::new("checker"),
+        };
+        Some(value)
     }
 }
 
@@ -120,7 +125,7 @@ pub fn render_panels(output: &MaeOutput, preprocessor: &Preprocessor, options: &
 }
 
 /// Gap between pictures in [`side_by_side`], in pixels.
-pub const SIDE_BY_SIDE_GAP: u32 = 8;
+const SIDE_BY_SIDE_GAP: u32 = 8;
 
 /// Pictures in a row, top-aligned, `SIDE_BY_SIDE_GAP` apart on white (the window's "save the four panels").
 pub fn side_by_side(pictures: &[&RgbaImage]) -> RgbaImage {

@@ -21,8 +21,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 pub use protocol::{
-    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
-    LoadRequest, LossView, ModelInfo, Request, Response, ResultPictures, ViewOptions,
+    AttentionView, CompareResult, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput,
+    LoadProgress, LoadRequest, LossView, ModelInfo, NoDifference, Request, Response, ResultPictures, Side, Slot,
+    ViewOptions,
 };
 use state::WorkerState;
 
@@ -57,7 +58,7 @@ impl WorkerStats {
 }
 
 /// Called after every response so the window wakes up (`egui::Context::request_repaint`).
-pub type Notify = Arc<dyn Fn() + Send + Sync>;
+type Notify = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Clone)]
 pub struct WorkerConfig {

@@ -8,12 +8,14 @@ use std::sync::atomic::AtomicBool;
 use candle_core::DType;
 use image::{RgbImage, RgbaImage};
 use mae_model::hub::HubSettings;
-use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, ModelLocation};
+use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, MaskStrategy, ModelLocation, Quality};
 
 use crate::head_stats::HeadStats;
-use crate::jobs::grid::GridJob;
+use crate::jobs::evaluate::{EvaluationJob, ItemEvaluation};
+use crate::jobs::grid::CheckedGridJob;
 use crate::render::Colormap;
 use crate::render::attention::{AttentionSelection, Query, Stack};
+use crate::render::compare::Difference;
 use crate::render::gallery::{Gallery, GalleryScale};
 use crate::render::panels::MaskedStyle;
 
@@ -76,6 +78,8 @@ pub struct ViewOptions {
     pub loss: Option<LossView>,
     /// `None` while no open panel shows the head gallery.
     pub heads: Option<HeadsView>,
+    /// What the panels switched to model B want drawn from B's forward pass (`masked_style` is this one's).
+    pub for_b: Option<Box<ViewOptions>>,
 }
 
 impl ViewOptions {
@@ -83,15 +87,39 @@ impl ViewOptions {
     pub fn needs_attentions(&self) -> bool {
         self.attention.is_some() || self.heads.is_some()
     }
+
+    /// Where a panel adds what it shows: this view for model A, or the one drawn from model B.
+    pub fn for_slot(&mut self, slot: Slot) -> &mut ViewOptions {
+        match slot {
+            Slot::A => self,
+            Slot::B => {
+                let masked_style = self.masked_style;
+                self.for_b.get_or_insert_with(|| Box::new(ViewOptions { masked_style, ..ViewOptions::default() }))
+            }
+        }
+    }
 }
 
-/// One forward pass to run and draw.
+/// One forward pass to run and draw — a pair when a second model is loaded.
 #[derive(Clone, Debug)]
 pub struct ForwardRequest {
     pub id: u64,
     pub image: ImageInput,
     pub mask: MaskSpec,
     pub view: ViewOptions,
+    /// The mask for model B, when one is loaded and should be run too (the same spec as `mask` unless the two
+    /// models cut the image into different patch grids).
+    pub compare_mask: Option<MaskSpec>,
+}
+
+/// Which of the window's two model slots a load fills, or a panel shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Slot {
+    #[default]
+    /// The model every panel shows.
+    A,
+    /// The model A is compared with (the Compare panel).
+    B,
 }
 
 /// A model to load, replacing the current one once it is ready.
@@ -105,6 +133,7 @@ pub struct LoadRequest {
     pub cancel: Arc<AtomicBool>,
     /// The Hugging Face cache and network settings to load hub models with.
     pub hub: HubSettings,
+    pub slot: Slot,
 }
 
 #[derive(Debug)]
@@ -114,10 +143,11 @@ pub enum Request {
         load: LoadRequest,
     },
     Forward(Box<ForwardRequest>),
-    /// Mean masked loss at each ratio (same image and seed), computed a point at a time in the background.
+    /// Mean masked loss at each ratio (same image, strategy and seed), computed a point at a time in the background.
     LossCurve {
         id: u64,
         image: ImageInput,
+        strategy: MaskStrategy,
         seed: u64,
         ratios: Vec<f64>,
     },
@@ -125,6 +155,7 @@ pub enum Request {
     Ensemble {
         id: u64,
         image: ImageInput,
+        strategy: MaskStrategy,
         ratio: f64,
         seeds: Vec<u64>,
         colormap: Colormap,
@@ -132,8 +163,23 @@ pub enum Request {
     /// Compute a comparison grid and write it to a picture file.
     ExportGrid {
         id: u64,
-        job: Box<GridJob>,
+        job: Box<CheckedGridJob>,
         path: PathBuf,
+    },
+    /// Evaluates every image of a folder at one mask, one image per step in the background (the Dataset panel).
+    EvaluateFolder {
+        id: u64,
+        job: Box<EvaluationJob>,
+    },
+    /// Stops the background job with this id (answered with nothing more for it).
+    Cancel {
+        id: u64,
+    },
+    /// Frees model B (closing the comparison).
+    CloseCompare,
+    /// Model A becomes B and B becomes A; answered with `Swapped`.
+    SwapModels {
+        id: u64,
     },
     /// Panics inside the worker. Exists so tests (and the curious) can check that a crash is shown and survived.
     Crash,
@@ -226,8 +272,10 @@ pub struct ForwardResult {
     pub grid: (usize, usize),
     pub patch_size: usize,
     pub patch_loss: Vec<f32>,
-    pub masked_loss: Option<f32>,
-    pub visible_loss: Option<f32>,
+    /// How many patches the mask aimed for, where it aims for a count (a block mask may stop short).
+    pub requested_masked: Option<usize>,
+    /// Losses, PSNR and SSIM of the pasted-back picture against the original.
+    pub quality: Quality,
     pub uses_target_statistics: bool,
     /// `None` when the result was re-drawn from the cached forward pass.
     pub forward_ms: Option<f64>,
@@ -237,6 +285,87 @@ pub struct ForwardResult {
     pub heads: Option<HeadsResult>,
     /// Drawing an overlay failed (the rest of the result is fine).
     pub overlay_error: Option<String>,
+    /// Model B's result for the same request, when a second model is loaded.
+    pub compare: Option<Box<CompareResult>>,
+}
+
+/// Model B's side of a forward pair, and how it compares with A's.
+#[derive(Clone, Debug)]
+pub struct CompareResult {
+    /// B's name, as its model info has it.
+    pub name: String,
+    /// B's pictures, with the overlays the panels switched to B asked for (`ViewOptions::for_b`).
+    pub pictures: ResultPictures,
+    /// B's head gallery and statistics, when the Heads panel is switched to B.
+    pub heads: Option<HeadsResult>,
+    pub quality: Quality,
+    pub uses_target_statistics: bool,
+    pub masked_patches: usize,
+    /// 1 = masked, per spatial patch of B's grid.
+    pub mask: Vec<f32>,
+    pub patch_loss: Vec<f32>,
+    /// Drawing one of B's overlays failed.
+    pub overlay_error: Option<String>,
+    pub forward_ms: Option<f64>,
+    /// Why B preprocessed the image itself and drew its own mask (same strategy, ratio and seed) instead of
+    /// seeing A's pixels and visible set; `None` when both saw exactly the same.
+    pub own_input: Option<String>,
+    /// The per-patch loss difference, or why none is drawn with each model's loss map instead.
+    pub difference: Result<Difference, NoDifference>,
+}
+
+/// Why the two losses are not compared patch by patch, with each model's loss map to show side by side.
+#[derive(Clone, Debug)]
+pub struct NoDifference {
+    pub why: String,
+    pub a_loss: RgbaImage,
+    pub b_loss: RgbaImage,
+}
+
+impl ForwardResult {
+    /// The mask as flags, true = masked, per spatial patch.
+    pub fn masked_patches(&self) -> Vec<bool> {
+        self.mask.iter().map(|&m| m > 0.5).collect()
+    }
+
+    /// What one model of the result shows: A's, or B's when a pair was computed (`None` otherwise).
+    pub fn side(&self, slot: Slot) -> Option<Side<'_>> {
+        match (slot, &self.compare) {
+            (Slot::A, _) => Some(Side {
+                texture_key: self.id * 2,
+                pictures: &self.pictures,
+                heads: self.heads.as_ref(),
+                patch_loss: &self.patch_loss,
+                mask: &self.mask,
+                quality: &self.quality,
+                uses_target_statistics: self.uses_target_statistics,
+            }),
+            (Slot::B, Some(pair)) => Some(Side {
+                texture_key: self.id * 2 + 1,
+                pictures: &pair.pictures,
+                heads: pair.heads.as_ref(),
+                patch_loss: &pair.patch_loss,
+                mask: &pair.mask,
+                quality: &pair.quality,
+                uses_target_statistics: pair.uses_target_statistics,
+            }),
+            (Slot::B, None) => None,
+        }
+    }
+}
+
+/// One model's side of a forward result, as the panels with an A/B switch read it.
+#[derive(Clone, Copy, Debug)]
+pub struct Side<'a> {
+    /// Identifies the pictures for texture uploads (A's and B's of one result differ).
+    pub texture_key: u64,
+    pub pictures: &'a ResultPictures,
+    pub heads: Option<&'a HeadsResult>,
+    pub patch_loss: &'a [f32],
+    /// 1 = masked, per spatial patch.
+    pub mask: &'a [f32],
+    pub quality: &'a Quality,
+    pub uses_target_statistics: bool,
 }
 
 /// Every head's statistics (encoder then decoder) and the gallery of one stack.
@@ -285,6 +414,16 @@ pub enum Response {
     Exported {
         id: u64,
         path: PathBuf,
+    },
+    /// Models A and B changed places.
+    Swapped {
+        id: u64,
+    },
+    /// One image of a folder evaluated (`index` into the job's items).
+    DatasetRow {
+        id: u64,
+        index: usize,
+        evaluation: Box<ItemEvaluation>,
     },
     /// The request with this id failed; `error` says why in one line.
     Failed {

@@ -7,36 +7,60 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use candle_core::{Device, Tensor};
 use image::RgbaImage;
-use mae_model::{DownloadProgress, ForwardOptions, LoadOptions, LoadedModel, MaeOutput, MaskSpec, select_device};
+use mae_model::{
+    Alongside, DisplayPair, DownloadProgress, ForwardOptions, LoadOptions, LoadedModel, MaeOutput, MaskSpec, Quality,
+    select_device,
+};
 
 use super::protocol::{
-    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
-    LoadRequest, ModelInfo, Request, Response, ResultPictures, ViewOptions,
+    AttentionView, CompareResult, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput,
+    LoadProgress, LoadRequest, ModelInfo, NoDifference, Request, Response, ResultPictures, Slot, ViewOptions,
 };
 use super::{Responder, WorkerConfig, WorkerStats};
 use crate::atomic_file::write_picture;
 use crate::head_stats::{HeadStats, head_stats};
 use crate::jobs::ensemble::SeedEnsemble;
+use crate::jobs::evaluate::EvaluationJob;
 use crate::jobs::grid::GridProgress;
 use crate::jobs::loss_curve::LossCurve;
+use crate::render::Colormap;
 use crate::render::attention::{self, Stack};
+use crate::render::compare::loss_difference;
 use crate::render::gallery::{GallerySpec, THUMBNAIL_WIDTH, render_gallery};
 use crate::render::loss::loss_overlay;
 use crate::render::panels::{PanelOptions, render_panels};
+
+/// Side of the pictures in the Dataset panel's table, in pixels.
+const DATASET_THUMBNAIL_SIDE: u32 = 48;
 
 /// Download progress is reported at most this often (the window redraws for each report).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Work done one forward pass at a time while no request is waiting.
 enum BackgroundJob {
-    LossCurve { id: u64, curve: LossCurve },
-    Ensemble { id: u64, image_id: u64, ensemble: SeedEnsemble },
+    LossCurve {
+        id: u64,
+        curve: LossCurve,
+    },
+    Ensemble {
+        id: u64,
+        image_id: u64,
+        ensemble: SeedEnsemble,
+    },
+    /// A folder, one image per step; `next` is the next item.
+    Dataset {
+        id: u64,
+        job: Box<EvaluationJob>,
+        next: usize,
+    },
 }
 
 impl BackgroundJob {
     fn id(&self) -> u64 {
         match self {
-            BackgroundJob::LossCurve { id, .. } | BackgroundJob::Ensemble { id, .. } => *id,
+            BackgroundJob::LossCurve { id, .. }
+            | BackgroundJob::Ensemble { id, .. }
+            | BackgroundJob::Dataset { id, .. } => *id,
         }
     }
 
@@ -57,9 +81,28 @@ pub(super) struct WorkerState {
     output: Option<((u64, u64, MaskSpec), MaeOutput)>,
     /// Every head's statistics of that output, once a panel asked for them.
     output_head_stats: Option<Arc<Vec<HeadStats>>>,
+    /// PSNR, SSIM and losses of that output (a view change re-draws without measuring again).
+    output_quality: Option<Quality>,
     /// In the order they were asked for; a new job replaces an older one of its kind (the window only wants the
     /// newest curve and the newest ensemble).
     background: Vec<BackgroundJob>,
+    /// Model B, run beside A for every forward request while the window compares two models.
+    compare: Option<CompareModel>,
+}
+
+/// Model B with its own caches: its input (when it preprocesses the image itself), its last forward pass with its
+/// measurements, and that pass's head statistics once the Heads panel asked for B's.
+struct CompareModel {
+    loaded: LoadedModel,
+    input: Option<(u64, Tensor)>,
+    output: Option<((u64, MaskSpec), MaeOutput, Quality)>,
+    head_stats: Option<Arc<Vec<HeadStats>>>,
+}
+
+impl CompareModel {
+    fn new(loaded: LoadedModel) -> Self {
+        Self { loaded, input: None, output: None, head_stats: None }
+    }
 }
 
 impl WorkerState {
@@ -72,7 +115,9 @@ impl WorkerState {
             input: None,
             output: None,
             output_head_stats: None,
+            output_quality: None,
             background: Vec::new(),
+            compare: None,
         }
     }
 
@@ -85,7 +130,13 @@ impl WorkerState {
         self.input = None;
         self.output = None;
         self.output_head_stats = None;
+        self.output_quality = None;
         self.background.clear();
+        if let Some(compare) = self.compare.as_mut() {
+            compare.input = None;
+            compare.output = None;
+            compare.head_stats = None;
+        }
     }
 
     pub(super) fn handle(&mut self, request: Request, responder: &Responder) {
@@ -99,14 +150,15 @@ impl WorkerState {
                     Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
                 }
             }
-            Request::LossCurve { id, image, seed, ratios } => match self.pixel_values(&image) {
-                Ok(pixel_values) => {
-                    self.start(BackgroundJob::LossCurve { id, curve: LossCurve::new(pixel_values, seed, ratios) })
+            Request::LossCurve { id, image, strategy, seed, ratios } => {
+                match self.pixel_values(&image).and_then(|values| LossCurve::new(values, strategy, seed, ratios)) {
+                    Ok(curve) => self.start(BackgroundJob::LossCurve { id, curve }),
+                    Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
                 }
-                Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
-            },
-            Request::Ensemble { id, image, ratio, seeds, colormap } => {
-                match self.pixel_values(&image).and_then(|values| SeedEnsemble::new(values, ratio, seeds, colormap)) {
+            }
+            Request::Ensemble { id, image, strategy, ratio, seeds, colormap } => {
+                let ensemble = |values| SeedEnsemble::new(values, strategy, ratio, seeds, colormap);
+                match self.pixel_values(&image).and_then(ensemble) {
                     Ok(ensemble) => self.start(BackgroundJob::Ensemble { id, image_id: image.id, ensemble }),
                     Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
                 }
@@ -115,20 +167,40 @@ impl WorkerState {
                 let result = self.loaded().and_then(|loaded| {
                     // Fail on a bad file name before computing anything.
                     crate::atomic_file::picture_format(&path)?;
+                    let mut models = vec![loaded];
+                    if job.models == 2 {
+                        models.push(&self.compare.as_ref().context("model B was closed before the export")?.loaded);
+                    }
                     let stats = &self.stats;
-                    let picture = job.run(loaded, &mut |progress| {
+                    let output = job.run(&models, &mut |progress| {
                         if let GridProgress::Rows { done, total } = progress {
                             stats.forwards.fetch_add(1, Ordering::Relaxed);
                             send(Response::Progress { id, done, total });
                         }
                     })?;
-                    write_picture(&picture, &path)
+                    write_picture(&output.picture, &path)
                 });
                 match result {
                     Ok(()) => send(Response::Exported { id, path }),
                     Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
                 }
             }
+            Request::EvaluateFolder { id, job } => self.start(BackgroundJob::Dataset { id, job, next: 0 }),
+            Request::Cancel { id } => self.background.retain(|job| job.id() != id),
+            Request::CloseCompare => self.compare = None,
+            Request::SwapModels { id } => match (self.model.take(), self.compare.take()) {
+                (Some(a), Some(b)) => {
+                    self.model = Some(b.loaded);
+                    self.compare = Some(CompareModel::new(a));
+                    self.model_generation += 1;
+                    self.forget_work();
+                    send(Response::Swapped { id });
+                }
+                (a, b) => {
+                    (self.model, self.compare) = (a, b);
+                    send(Response::Failed { id, error: "there are not two models to swap".into() });
+                }
+            },
             Request::Crash => panic!("crash requested"),
         }
     }
@@ -150,6 +222,12 @@ impl WorkerState {
         let stepped = match job {
             BackgroundJob::LossCurve { curve, .. } => curve.step(&loaded.model).map(|()| curve.progress()),
             BackgroundJob::Ensemble { ensemble, .. } => ensemble.step(loaded).map(|()| ensemble.progress()),
+            BackgroundJob::Dataset { id, job, next } => {
+                let evaluation = Box::new(job.evaluate_item(*next, loaded, DATASET_THUMBNAIL_SIDE));
+                responder.send(Response::DatasetRow { id: *id, index: *next, evaluation });
+                *next += 1;
+                Ok((*next, job.items.len()))
+            }
         };
         let (done, total) = match stepped {
             Ok(progress) => progress,
@@ -181,6 +259,8 @@ impl WorkerState {
                     times_masked: summary.times_masked,
                 })));
             }
+            // Every row went out as it was measured; the last progress report says it is complete.
+            BackgroundJob::Dataset { .. } => {}
         }
     }
 
@@ -199,18 +279,32 @@ impl WorkerState {
             *last = Some(Instant::now());
             responder.send(Response::ModelLoading { id, progress: LoadProgress::Downloading(progress) });
         };
+        // The other slot's model stays in memory beside this one: the pair must fit together.
+        let other = match load.slot {
+            Slot::A => self.compare.as_ref().map(|compare| &compare.loaded),
+            Slot::B => self.model.as_ref(),
+        };
+        let alongside = other.map(|loaded| Alongside {
+            name: loaded.name.clone(),
+            bytes: mae_model::memory::model_bytes(loaded.model.config(), loaded.model.dtype().size_in_bytes() as u64),
+        });
         let loaded = (|| -> Result<LoadedModel> {
             let selected = select_device(load.device)?.with_dtype(load.dtype)?;
-            let options = LoadOptions { progress: Some(&report), cancel: Some(load.cancel.clone()) };
+            let options = LoadOptions { progress: Some(&report), cancel: Some(load.cancel.clone()), alongside };
             Ok(mae_model::source::load_model_with_settings(&load.location, &selected, &options, &load.hub)?)
         })();
         // The old model stays usable until the new one is in: a failed load changes nothing.
         match loaded {
             Ok(loaded) => {
                 let info = model_info(&loaded, start.elapsed().as_secs_f64() * 1e3);
-                self.model = Some(loaded);
-                self.model_generation += 1;
-                self.forget_work();
+                match load.slot {
+                    Slot::A => {
+                        self.model = Some(loaded);
+                        self.model_generation += 1;
+                        self.forget_work();
+                    }
+                    Slot::B => self.compare = Some(CompareModel::new(loaded)),
+                }
                 responder.send(Response::ModelLoaded { id, info: Box::new(info) });
             }
             Err(error) => responder.send(Response::Failed { id, error: format!("{error:#}") }),
@@ -254,34 +348,156 @@ impl WorkerState {
             self.stats.forwards.fetch_add(1, Ordering::Relaxed);
             self.output = Some((key, output));
             self.output_head_stats = None;
+            self.output_quality = None;
         }
         let render_start = Instant::now();
         if request.view.heads.is_some() && self.output_head_stats.is_none() {
             let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
             self.output_head_stats = Some(Arc::new(head_stats(output, &[Stack::Encoder, Stack::Decoder])?));
         }
+        if self.output_quality.is_none() {
+            let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
+            let quality = DisplayPair::of(output, &self.loaded()?.preprocessor)?.quality(output);
+            self.output_quality = Some(quality);
+        }
+        let quality = self.output_quality.context("the forward pass left no measurements")?;
         let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
-        let loaded = self.loaded()?;
+        // Field by field (not `self.loaded()`), so model B's slot can be borrowed mutably beside A's output.
+        let loaded = self.model.as_ref().context("no model is loaded")?;
         let (pictures, heads, overlay_error) = draw(output, loaded, &request.view, self.output_head_stats.as_ref())?;
+        let compare = match (&request.compare_mask, self.compare.as_mut()) {
+            (Some(mask), Some(compare)) => {
+                let pixel_values = self.input.as_ref().map(|(_, values)| values.clone());
+                let a = (loaded, output, &pictures);
+                let pair = run_compare(compare, a, pixel_values, &request, mask, &self.config, &self.stats)?;
+                Some(Box::new(pair))
+            }
+            _ => None,
+        };
         Ok(ForwardResult {
             id: request.id,
             image_id: request.image.id,
+            requested_masked: request.mask.requested_masked(output.num_patches()),
             mask_spec: request.mask,
             mask: output.masking.mask.clone(),
             grid: output.grid,
             patch_size: output.patch_size,
             patch_loss: output.patch_loss.clone(),
-            masked_loss: output.loss,
-            visible_loss: output.visible_loss(),
+            quality,
             uses_target_statistics: output.norm_pix_loss,
             forward_ms,
             render_ms: render_start.elapsed().as_secs_f64() * 1e3,
             pictures,
             heads,
             overlay_error,
+            compare,
         })
     }
 }
+
+/// Model B's forward pass for the request A just answered, drawn and compared with A's. B sees A's pixel values and
+/// visible set when both preprocess alike and cut the image into the same grid; otherwise it preprocesses the
+/// image itself and draws its own mask with the same strategy, ratio and seed, and the result says so.
+fn run_compare(
+    compare: &mut CompareModel,
+    (a_loaded, a_output, a_pictures): (&LoadedModel, &MaeOutput, &ResultPictures),
+    a_pixel_values: Option<Tensor>,
+    request: &ForwardRequest,
+    mask: &MaskSpec,
+    config: &WorkerConfig,
+    stats: &WorkerStats,
+) -> Result<CompareResult> {
+    let b_config = compare.loaded.model.config();
+    let same_preprocessing = compare.loaded.preprocessor.config == a_loaded.preprocessor.config;
+    let b_grid = {
+        let (height, width) = compare.loaded.preprocessor.config.target_size();
+        (height / b_config.patch_size, width / b_config.patch_size)
+    };
+    let same_grid = b_grid == a_output.grid;
+    let own_input = (!(same_preprocessing && same_grid)).then(|| {
+        let why = if same_grid { "preprocesses images differently" } else { "cuts the image into another grid" };
+        format!(
+            "B {why} ({}×{} patches against A's {}×{}): each model preprocessed the image itself and drew its own              mask with the same strategy, ratio and seed",
+            b_grid.0, b_grid.1, a_output.grid.0, a_output.grid.1
+        )
+    });
+    let key = (request.image.id, mask.clone());
+    // What the panels switched to B show; B's pictures are drawn in A's masked style.
+    let b_view = match &request.view.for_b {
+        Some(view) => ViewOptions { masked_style: request.view.masked_style, ..(**view).clone() },
+        None => ViewOptions { masked_style: request.view.masked_style, ..ViewOptions::default() },
+    };
+    let attentions = b_view.needs_attentions();
+    let mut forward_ms = None;
+    let cached = compare
+        .output
+        .as_ref()
+        .is_some_and(|(cached, output, _)| *cached == key && (!attentions || !output.encoder_attentions.is_empty()));
+    if !cached {
+        let pixel_values = match (same_preprocessing, a_pixel_values) {
+            (true, Some(values)) => values,
+            _ => match &compare.input {
+                Some((image_id, values)) if *image_id == request.image.id => values.clone(),
+                _ => {
+                    let values = compare.loaded.preprocessor.pixel_values(&request.image.rgb, &Device::Cpu)?;
+                    compare.input = Some((request.image.id, values.clone()));
+                    values
+                }
+            },
+        };
+        let start = Instant::now();
+        let output = compare.loaded.model.forward(&pixel_values, mask, ForwardOptions { attentions })?;
+        let elapsed = start.elapsed();
+        if elapsed < config.min_forward_time {
+            std::thread::sleep(config.min_forward_time - elapsed);
+        }
+        forward_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+        stats.forwards.fetch_add(1, Ordering::Relaxed);
+        let quality = DisplayPair::of(&output, &compare.loaded.preprocessor)?.quality(&output);
+        compare.output = Some((key, output, quality));
+        compare.head_stats = None;
+    }
+    if b_view.heads.is_some() && compare.head_stats.is_none() {
+        let (_, output, _) = compare.output.as_ref().context("model B's forward pass left no output")?;
+        compare.head_stats = Some(Arc::new(head_stats(output, &[Stack::Encoder, Stack::Decoder])?));
+    }
+    let (_, b_output, quality) = compare.output.as_ref().context("model B's forward pass left no output")?;
+    let (pictures, heads, overlay_error) = draw(b_output, &compare.loaded, &b_view, compare.head_stats.as_ref())?;
+    let comparable = own_input.is_none() && b_output.norm_pix_loss == a_output.norm_pix_loss;
+    let difference = if comparable {
+        let masked: Vec<bool> = a_output.masking.mask.iter().map(|&m| m > 0.5).collect();
+        let side = a_output.patch_size as u32;
+        Ok(loss_difference(&a_output.patch_loss, &b_output.patch_loss, &masked, a_output.grid, side))
+    } else {
+        let why = if own_input.is_some() {
+            "the two models did not see the same patches, so their losses are shown side by side".to_string()
+        } else {
+            "one model's loss is on normalised pixels (norm-pix) and the other's is not, so their losses are shown \
+             side by side"
+                .to_string()
+        };
+        let a_loss = loss_overlay(&a_pictures.original, a_output, Colormap::Viridis, LOSS_ALPHA);
+        let b_loss = loss_overlay(&pictures.original, b_output, Colormap::Viridis, LOSS_ALPHA);
+        Err(NoDifference { why, a_loss, b_loss })
+    };
+    Ok(CompareResult {
+        name: compare.loaded.name.clone(),
+        pictures,
+        heads,
+        quality: *quality,
+        uses_target_statistics: b_output.norm_pix_loss,
+        masked_patches: b_output.masking.num_masked(),
+        mask: b_output.masking.mask.clone(),
+        patch_loss: b_output.patch_loss.clone(),
+        overlay_error,
+        forward_ms,
+        own_input,
+        difference,
+    })
+}
+
+/// Opacity of the loss maps drawn side by side when two losses cannot be compared patch by patch.
+const LOSS_ALPHA: f32 = 0.8;
 
 fn model_info(loaded: &LoadedModel, load_ms: f64) -> ModelInfo {
     let config = loaded.model.config();

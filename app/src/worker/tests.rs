@@ -3,7 +3,8 @@ use std::time::Instant;
 
 use candle_core::DType;
 use image::RgbImage;
-use mae_model::{DeviceChoice, DownloadProgress, MaskSpec};
+use mae_integration_tests::gate::Gate;
+use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, MaskStrategy};
 
 use super::*;
 
@@ -19,8 +20,8 @@ fn sample_image(id: u64) -> ImageInput {
 }
 
 fn forward(id: u64, ratio: f64, view: ViewOptions) -> Request {
-    let mask = MaskSpec::Seed { seed: 0, ratio };
-    Request::Forward(Box::new(ForwardRequest { id, image: sample_image(1), mask, view }))
+    let mask = MaskSpec::random(0, ratio);
+    Request::Forward(Box::new(ForwardRequest { id, image: sample_image(1), mask, view, compare_mask: None }))
 }
 
 fn load(worker: &Worker, model: &str) -> Response {
@@ -30,6 +31,7 @@ fn load(worker: &Worker, model: &str) -> Response {
         dtype: DType::F32,
         cancel: Arc::new(AtomicBool::new(false)),
         hub: mae_model::hub::HubSettings::from_env(),
+        slot: Slot::A,
     };
     worker.send(Request::LoadModel { id: 1000, load });
     next(worker, |response| matches!(response, Response::ModelLoaded { .. } | Response::Failed { id: 1000, .. }))
@@ -55,24 +57,35 @@ fn forward_result(worker: &Worker) -> Box<ForwardResult> {
     }
 }
 
+/// A worker whose `notify` passes `gate`: armed, the worker is held right after its next response, before it looks
+/// at its requests again, until the test opens the gate. No sleeps, no clocks.
+fn gated_config(gate: &Arc<Gate>) -> WorkerConfig {
+    let gate = gate.clone();
+    WorkerConfig { notify: Arc::new(move || gate.pass()), ..WorkerConfig::default() }
+}
+
 #[test]
 fn queued_forward_requests_collapse_into_the_newest() {
-    let config = WorkerConfig { min_forward_time: Duration::from_millis(300), ..WorkerConfig::default() };
-    let worker = Worker::spawn(config);
+    let gate = Arc::new(Gate::default());
+    let worker = Worker::spawn(gated_config(&gate));
     assert!(matches!(load(&worker, &fixture_model()), Response::ModelLoaded { .. }));
-    // The first request keeps the worker busy for 300 ms; the 49 sent meanwhile are one batch.
-    for id in 0..50 {
+    // The worker is held after answering request 0; the 49 sent meanwhile are one batch when the gate opens.
+    gate.arm();
+    worker.send(forward(0, 0.0, ViewOptions::default()));
+    assert_eq!(forward_result(&worker).id, 0);
+    for id in 1..50 {
         worker.send(forward(id, 0.01 * id as f64, ViewOptions::default()));
     }
-    let mut answered = vec![forward_result(&worker).id];
-    if answered[0] != 49 {
-        answered.push(forward_result(&worker).id);
-    }
-    assert_eq!(answered.last(), Some(&49), "the newest request is always answered");
+    gate.open();
+    let newest = forward_result(&worker);
+    assert_eq!(newest.id, 49, "the newest request is answered, and only it");
     let stats = worker.stats();
-    assert_eq!(stats.forwards(), answered.len(), "one forward per answer: {answered:?}");
+    assert_eq!(stats.forwards(), 2, "one forward for request 0, one for the batch");
     assert_eq!(stats.forward_requests(), 50);
-    assert_eq!(stats.superseded(), 50 - answered.len());
+    assert_eq!(stats.superseded(), 48);
+    // Nothing else was answered: the next forward's answer is the next response.
+    worker.send(forward(50, 0.5, ViewOptions::default()));
+    assert_eq!(forward_result(&worker).id, 50);
 }
 
 #[test]
@@ -137,21 +150,26 @@ fn a_failed_load_keeps_the_model_in_use_and_says_why() {
 
 #[test]
 fn the_loss_curve_arrives_point_by_point_and_forward_requests_go_first() {
-    let worker = Worker::spawn(WorkerConfig::default());
+    let gate = Arc::new(Gate::default());
+    let worker = Worker::spawn(gated_config(&gate));
     load(&worker, &fixture_model());
-    // Long enough that the forward request below arrives while the curve is still being computed.
     let ratios: Vec<f64> = (0..40).map(|step| f64::from(step) * 0.025).collect();
-    worker.send(Request::LossCurve { id: 3, image: sample_image(1), seed: 2, ratios: ratios.clone() });
-    // A forward request sent while the curve is in progress is answered before the curve finishes.
+    let strategy = MaskStrategy::Random;
+    // Held after the curve's first point: the forward request sent then is waiting when the worker looks again,
+    // and must be answered before the curve's second point.
+    gate.arm();
+    worker.send(Request::LossCurve { id: 3, image: sample_image(1), strategy, seed: 2, ratios: ratios.clone() });
+    let curve_or_forward = |r: &Response| {
+        matches!(r, Response::LossCurve { .. } | Response::Progress { id: 3, .. } | Response::Forward(_))
+    };
+    assert!(matches!(next(&worker, curve_or_forward), Response::Progress { id: 3, done: 1, total: 40 }));
     worker.send(forward(4, 0.5, ViewOptions::default()));
-    let mut progress = Vec::new();
-    let mut forward_answered_before_the_curve = false;
+    gate.open();
+    let mut order = vec!["progress 1".to_string()];
     loop {
-        match next(&worker, |r| {
-            matches!(r, Response::LossCurve { .. } | Response::Progress { id: 3, .. } | Response::Forward(_))
-        }) {
-            Response::Progress { done, total, .. } => progress.push((done, total)),
-            Response::Forward(result) => forward_answered_before_the_curve = result.id == 4,
+        match next(&worker, curve_or_forward) {
+            Response::Progress { done, total, .. } => order.push(format!("progress {done}/{total}")),
+            Response::Forward(result) => order.push(format!("forward {}", result.id)),
             Response::LossCurve { id, points } => {
                 assert_eq!(id, 3);
                 assert_eq!(points.iter().map(|(ratio, _)| *ratio).collect::<Vec<_>>(), ratios);
@@ -162,8 +180,11 @@ fn the_loss_curve_arrives_point_by_point_and_forward_requests_go_first() {
             _ => unreachable!(),
         }
     }
-    assert_eq!(progress, (1..=40).map(|done| (done, 40)).collect::<Vec<_>>());
-    assert!(forward_answered_before_the_curve);
+    let expected: Vec<String> = ["progress 1".to_string(), "forward 4".to_string()]
+        .into_iter()
+        .chain((2..=40).map(|done| format!("progress {done}/40")))
+        .collect();
+    assert_eq!(order, expected);
 }
 
 #[test]
@@ -173,6 +194,7 @@ fn a_seed_ensemble_summarizes_every_seed() {
     let request = Request::Ensemble {
         id: 5,
         image: sample_image(1),
+        strategy: MaskStrategy::Random,
         ratio: 0.5,
         seeds: vec![0, 1, 2],
         colormap: crate::render::Colormap::Magma,
@@ -182,8 +204,21 @@ fn a_seed_ensemble_summarizes_every_seed() {
         Response::Ensemble(result) => {
             assert_eq!((result.id, result.image_id, result.seeds.len()), (5, 1, 3));
             assert_eq!(result.mean.dimensions(), (64, 64));
-            assert!(result.times_masked.iter().all(|&count| count <= 3));
-            assert!(result.times_masked.iter().any(|&count| count > 0));
+            // Each patch counts the seeds whose mask hid it: exactly the three masks torch's seeds 0, 1, 2 draw.
+            let side = (result.times_masked.len() as f64).sqrt() as usize;
+            let mut expected = vec![0u32; side * side];
+            for seed in [0, 1, 2] {
+                let masking = mae_model::Masking::new(&MaskSpec::random(seed, 0.5), (side, side)).unwrap();
+                for (count, &masked) in expected.iter_mut().zip(&masking.mask) {
+                    *count += u32::from(masked == 1.0);
+                }
+            }
+            assert_eq!(result.times_masked, expected);
+            assert_eq!(
+                expected.iter().sum::<u32>() as usize,
+                3 * (side * side / 2),
+                "half of the patches, three times"
+            );
         }
         other => panic!("{other:?}"),
     }

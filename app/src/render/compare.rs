@@ -1,0 +1,69 @@
+//! Two models on one masked image: the per-patch loss difference B − A as a heatmap on a diverging colormap
+//! centred on 0 (blue where B's loss is lower, red where A's is), and the count of masked patches each one wins.
+
+use image::{Rgba, RgbaImage};
+
+use super::patch_at;
+
+/// Visible patches are not what either model was trained to predict: drawn in a neutral grey.
+const VISIBLE_GREY: Rgba<u8> = Rgba([128, 128, 128, 255]);
+
+/// What [`loss_difference`] draws and counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Difference {
+    pub picture: RgbaImage,
+    /// The colour scale runs from −`max_abs` (deepest blue: B better) to +`max_abs` (deepest red: A better).
+    pub max_abs: f32,
+    pub a_wins: usize,
+    pub b_wins: usize,
+}
+
+/// The difference of two per-patch losses over the same grid and mask (`masked[i]`: patch i was hidden from both),
+/// drawn at `side` × `side` pixels per patch. Ties (equal losses) are nobody's win.
+pub fn loss_difference(a_loss: &[f32], b_loss: &[f32], masked: &[bool], grid: (usize, usize), side: u32) -> Difference {
+    let difference: Vec<f32> = a_loss.iter().zip(b_loss).map(|(a, b)| b - a).collect();
+    let masked_differences = || difference.iter().zip(masked).filter(|(_, m)| **m).map(|(d, _)| *d);
+    let max_abs = masked_differences().filter(|d| d.is_finite()).fold(0.0f32, |max, d| max.max(d.abs()));
+    let a_wins = masked_differences().filter(|d| *d > 0.0).count();
+    let b_wins = masked_differences().filter(|d| *d < 0.0).count();
+    let (width, height) = (grid.1 as u32 * side, grid.0 as u32 * side);
+    let picture = RgbaImage::from_fn(width, height, |x, y| {
+        let patch = patch_at(x, y, width, height, grid);
+        match (masked.get(patch), difference.get(patch)) {
+            (Some(true), Some(&d)) if d.is_finite() => diverging(d, max_abs),
+            _ => VISIBLE_GREY,
+        }
+    });
+    Difference { picture, max_abs, a_wins, b_wins }
+}
+
+/// `value` in −`max_abs`..`max_abs` on ColorBrewer's red–blue map, white at 0.
+fn diverging(value: f32, max_abs: f32) -> Rgba<u8> {
+    let t = if max_abs > 0.0 { 0.5 + 0.5 * f64::from((value / max_abs).clamp(-1.0, 1.0)) } else { 0.5 };
+    // RED_BLUE runs red (0) → blue (1); B better (negative) must be blue.
+    let colour = colorous::RED_BLUE.eval_continuous(1.0 - t);
+    Rgba([colour.r, colour.g, colour.b, 255])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wins_are_counted_on_masked_patches_and_colours_follow_the_sign() {
+        // 1×4 grid: patch 0 B better, 1 A better, 2 tie, 3 visible (B much better there, but not counted).
+        let a = [1.0, 0.2, 0.5, 9.0];
+        let b = [0.5, 0.6, 0.5, 0.0];
+        let masked = [true, true, true, false];
+        let difference = loss_difference(&a, &b, &masked, (1, 4), 2);
+        assert_eq!((difference.a_wins, difference.b_wins), (1, 1));
+        assert!((difference.max_abs - 0.5).abs() < 1e-6, "{}", difference.max_abs);
+        assert_eq!(difference.picture.dimensions(), (8, 2));
+        let at = |patch: u32| *difference.picture.get_pixel(patch * 2, 0);
+        let (b_better, a_better, tie, visible) = (at(0), at(1), at(2), at(3));
+        assert!(b_better[2] > b_better[0], "B's win is blue: {b_better:?}");
+        assert!(a_better[0] > a_better[2], "A's win is red: {a_better:?}");
+        assert!(tie.0[..3].iter().all(|&c| c > 230), "a tie is the map's near-white middle: {tie:?}");
+        assert_eq!(visible, VISIBLE_GREY);
+    }
+}

@@ -1,0 +1,120 @@
+//! Two models in the worker: one forward request answered with a pair, B compared patch by patch with A where
+//! they saw the same patches, side by side where they did not, and a pair over the memory budget refused before
+//! B's weights are loaded, with both sizes named.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use candle_core::DType;
+use image::RgbImage;
+use mae_explorer::worker::{
+    ForwardRequest, ForwardResult, ImageInput, LoadRequest, Request, Response, Slot, ViewOptions, Worker, WorkerConfig,
+};
+use mae_integration_tests::{oversized_tiny_p8, perturbed_tiny_p8};
+use mae_model::{DeviceChoice, MaskSpec};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name)
+}
+
+fn next(worker: &Worker, wanted: impl Fn(&Response) -> bool) -> Response {
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        match worker.try_recv() {
+            Some(response) if wanted(&response) => return response,
+            Some(_) => {}
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    panic!("no matching response from the worker within {WAIT:?}");
+}
+
+fn load(worker: &Worker, id: u64, model: &Path, slot: Slot) -> Response {
+    let load = LoadRequest {
+        location: model.display().to_string().parse().unwrap(),
+        device: DeviceChoice::Cpu,
+        dtype: DType::F32,
+        cancel: Arc::new(AtomicBool::new(false)),
+        hub: mae_model::hub::HubSettings::from_env(),
+        slot,
+    };
+    worker.send(Request::LoadModel { id, load });
+    next(
+        worker,
+        |response| matches!(response, Response::ModelLoaded { id: got, .. } | Response::Failed { id: got, .. } if *got == id),
+    )
+}
+
+fn pair(worker: &Worker, id: u64, mask: MaskSpec) -> Box<ForwardResult> {
+    let rgb = RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, 77]));
+    let image = ImageInput { id: 1, rgb: Arc::new(rgb), name: "gradient".into() };
+    let view = ViewOptions::default();
+    worker.send(Request::Forward(Box::new(ForwardRequest {
+        id,
+        image,
+        mask: mask.clone(),
+        view,
+        compare_mask: Some(mask),
+    })));
+    match next(worker, |r| {
+        matches!(r, Response::Forward(result) if result.id == id) || matches!(r, Response::Failed { .. })
+    }) {
+        Response::Forward(result) => result,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_pair_on_one_grid_is_compared_patch_by_patch() {
+    let scratch = tempfile::tempdir().unwrap();
+    let other = perturbed_tiny_p8(scratch.path());
+    let worker = Worker::spawn(WorkerConfig::default());
+    assert!(matches!(load(&worker, 1, &fixture("tiny-p8"), Slot::A), Response::ModelLoaded { .. }));
+    assert!(matches!(load(&worker, 2, &other, Slot::B), Response::ModelLoaded { .. }));
+    let result = pair(&worker, 3, MaskSpec::random(0, 0.5));
+    let compare = result.compare.as_ref().expect("a pair");
+    assert!(compare.own_input.is_none(), "{:?}", compare.own_input);
+    let difference = compare.difference.as_ref().expect("same grid, preprocessing and loss: a difference");
+    // Both saw the same visible set: B's masked count is A's, and the wins split A's masked patches.
+    let a_masked = result.masked_patches().iter().filter(|&&m| m).count();
+    assert_eq!(compare.masked_patches, a_masked);
+    assert_eq!(difference.a_wins + difference.b_wins, a_masked, "no ties between different models");
+    assert!(difference.max_abs > 0.0);
+    // Closing B: the next request is answered without a pair.
+    worker.send(Request::CloseCompare);
+    assert!(pair(&worker, 4, MaskSpec::random(0, 0.5)).compare.is_none());
+}
+
+#[test]
+fn models_that_see_different_patches_are_shown_side_by_side() {
+    let worker = Worker::spawn(WorkerConfig::default());
+    assert!(matches!(load(&worker, 1, &fixture("tiny-p8"), Slot::A), Response::ModelLoaded { .. }));
+    // tiny-p16: also a 4×4 grid, but of a 64-pixel input: its own preprocessing.
+    assert!(matches!(load(&worker, 2, &fixture("tiny-p16"), Slot::B), Response::ModelLoaded { .. }));
+    let result = pair(&worker, 3, MaskSpec::random(1, 0.75));
+    let compare = result.compare.as_ref().expect("a pair");
+    assert!(compare.own_input.as_deref().is_some_and(|note| note.contains("preprocesses images differently")));
+    let side_by_side = compare.difference.as_ref().expect_err("no patch-by-patch difference");
+    assert!(side_by_side.why.contains("side by side"), "{}", side_by_side.why);
+    assert_eq!(side_by_side.b_loss.dimensions(), (64, 64));
+    assert_eq!(side_by_side.a_loss.dimensions(), (32, 32));
+}
+
+#[test]
+fn a_pair_over_the_memory_budget_is_refused_before_loading_with_both_sizes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let huge = oversized_tiny_p8(scratch.path());
+    let worker = Worker::spawn(WorkerConfig::default());
+    assert!(matches!(load(&worker, 1, &fixture("tiny-p8"), Slot::A), Response::ModelLoaded { .. }));
+    let Response::Failed { error, .. } = load(&worker, 2, &huge, Slot::B) else { panic!("the pair was loaded") };
+    assert!(
+        error.contains("beside tiny-p8 (about") && error.contains("TB") && error.contains("close the other"),
+        "{error}"
+    );
+    // A is still there and answers alone.
+    assert!(pair(&worker, 3, MaskSpec::random(0, 0.5)).compare.is_none());
+}
