@@ -50,9 +50,10 @@ if [[ ! -f "$MODEL/config.json" ]]; then
   "$PYTHON" "$ROOT/tools/bench_torch.py" --make-base "$MODEL" --threads "$THREADS"
 fi
 
-echo "== ours: $BIN bench --model $MODEL --runs $RUNS --threads $THREADS ${OURS_EXTRA:-}"
+# PyTorch runs on the CPU, so ours must too (bench's own default, auto, would take a GPU where the build has one).
+echo "== ours: $BIN bench --model $MODEL --device cpu --runs $RUNS --threads $THREADS ${OURS_EXTRA:-}"
 # shellcheck disable=SC2086
-OURS_OUT="$("$BIN" bench --model "$MODEL" --runs "$RUNS" --threads "$THREADS" ${OURS_EXTRA:-} 2>&1)" \
+OURS_OUT="$("$BIN" bench --model "$MODEL" --device cpu --runs "$RUNS" --threads "$THREADS" ${OURS_EXTRA:-} 2>&1)" \
   || { echo "$OURS_OUT" >&2; die "'$BIN bench' failed"; }
 echo "$OURS_OUT"
 OURS_MS="$(grep -o 'median_ms=[0-9.eE+-]*' <<<"$OURS_OUT" | head -n1 | cut -d= -f2 || true)"
