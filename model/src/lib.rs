@@ -44,7 +44,7 @@ pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
 pub use masking::{MaskSpec, MaskStrategy, Masking, TorchGenerator};
 pub use metrics::{DisplayPair, Quality};
-pub use model::{ForwardOptions, MaeModel};
+pub use model::{ForwardOptions, MaeModel, check_batch_fits};
 pub use ops::KernelChoice;
 pub use outputs::MaeOutput;
 pub use preprocess::Preprocessor;

@@ -37,15 +37,22 @@ pub fn check_fits(what: &str, needed: u64) -> Result<(), String> {
 /// drawn), plus the largest single layer's working set (q/k/v, residuals and MLP activations, scores and
 /// probabilities), plus the pixel-sized host buffers (input, loss target, reconstruction).
 pub fn forward_pass_bytes(config: &crate::MaeConfig, patches: u64) -> u64 {
+    batch_pass_bytes(config, patches, 1, true)
+}
+
+/// [`forward_pass_bytes`] for a batch of `items` inputs run together: every item's share (its kept attention
+/// maps, when `attentions`, and its pixel buffers), and the largest layer's working set for all of them at once.
+pub fn batch_pass_bytes(config: &crate::MaeConfig, patches: u64, items: u64, attentions: bool) -> u64 {
     // u128 with saturation: a forged grid must give "too much", never an overflow.
     const FLOAT: u128 = 4;
+    let items = u128::from(items);
     let tokens = u128::from(patches) + 1;
     let token_pairs = tokens.saturating_mul(tokens);
     let stack = |layers: usize, heads: usize, width: usize, mlp: usize| -> (u128, u128) {
         let maps = (layers as u128 * heads as u128).saturating_mul(token_pairs).saturating_mul(FLOAT);
         let activations = tokens.saturating_mul(6 * width as u128 + 2 * mlp as u128).saturating_mul(FLOAT);
         let scores = (2 * heads as u128).saturating_mul(token_pairs).saturating_mul(FLOAT);
-        (maps, activations.saturating_add(scores))
+        (if attentions { maps } else { 0 }, activations.saturating_add(scores))
     };
     let (encoder_maps, encoder_layer) =
         stack(config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size);
@@ -56,12 +63,12 @@ pub fn forward_pass_bytes(config: &crate::MaeConfig, patches: u64) -> u64 {
         config.decoder_intermediate_size,
     );
     let pixels = u128::from(patches).saturating_mul((config.patch_size as u128).pow(2) * config.num_channels as u128);
-    let total = encoder_maps
+    let per_item = encoder_maps
         .saturating_add(decoder_maps)
         .saturating_mul(2)
         .saturating_add(encoder_layer.max(decoder_layer))
         .saturating_add(pixels.saturating_mul(4 * FLOAT));
-    u64::try_from(total).unwrap_or(u64::MAX)
+    u64::try_from(per_item.saturating_mul(items)).unwrap_or(u64::MAX)
 }
 
 /// Memory a loaded model holds while the window uses it: its parameters at `bytes_per_value` each (the position

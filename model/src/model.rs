@@ -1,5 +1,6 @@
 //! The ViTMAE forward pass (encoder on the visible patches, decoder on all of them), as HF computes it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
@@ -129,16 +130,17 @@ impl Layer {
         })
     }
 
-    /// `h += attn(LN(h)); h += mlp(LN(h))` for `h: [n, D]`; returns the attention probabilities `[heads, n, n]`
-    /// when asked.
+    /// `h += attn(LN(h)); h += mlp(LN(h))` for `h: [items·n, D]` (`items` sequences of `n` tokens stacked, each
+    /// attending only to itself); returns one item's attention probabilities `[heads, n, n]` per item when asked.
     fn forward(
         &self,
         hidden: &Tensor,
+        items: usize,
         keep_attention: bool,
         kernels: KernelChoice,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    ) -> Result<(Tensor, Vec<Tensor>)> {
         let qkv = self.qkv.forward(&self.norm_before.forward(hidden, kernels)?, kernels)?;
-        let (context, probabilities) = ops::attention(&qkv, self.heads, keep_attention, kernels)?;
+        let (context, probabilities) = ops::batched_attention(&qkv, items, self.heads, keep_attention, kernels)?;
         let hidden = self.attention_out.forward_add(&context, hidden, kernels)?;
         let mlp_input = self.norm_after.forward(&hidden, kernels)?;
         let activated = self.fc1.forward_activated(&mlp_input, self.activation, kernels)?;
@@ -316,110 +318,175 @@ impl MaeModel {
 
     /// Runs the whole model on `pixel_values` (`[1, 3, H, W]`, normalized) with the mask `spec` describes.
     pub fn forward(&self, pixel_values: &Tensor, spec: &MaskSpec, options: ForwardOptions) -> Result<MaeOutput> {
+        let mut outputs = self.forward_batch(pixel_values, std::slice::from_ref(spec), options)?;
+        Ok(outputs.pop().expect("one input gives one output"))
+    }
+
+    /// Runs the whole model on a batch `pixel_values` (`[B, 3, H, W]`, normalized), item i masked as `specs[i]`
+    /// describes; returns one output per item, each what [`MaeModel::forward`] gives for that item alone. Items
+    /// with the same number of visible patches run as one batch (HF's requirement too: a batch shares one token
+    /// count); masks that keep other counts (block, centre and painted ones vary) run in their own groups.
+    pub fn forward_batch(
+        &self,
+        pixel_values: &Tensor,
+        specs: &[MaskSpec],
+        options: ForwardOptions,
+    ) -> Result<Vec<MaeOutput>> {
+        let expected = || format!("[{}, {}, H, W]", specs.len(), self.config.num_channels);
         let (batch, channels, height, width) = pixel_values.dims4().map_err(|_| {
-            MaeError::InvalidInput(format!("pixel values must be [1, 3, H, W], got {:?}", pixel_values.dims()))
+            MaeError::InvalidInput(format!("pixel values must be {}, got {:?}", expected(), pixel_values.dims()))
         })?;
-        if batch != 1 || channels != self.config.num_channels {
+        if batch == 0 || batch != specs.len() || channels != self.config.num_channels {
             return Err(MaeError::InvalidInput(format!(
-                "pixel values must be [1, {}, H, W], got {:?}",
-                self.config.num_channels,
+                "pixel values must be {} (one mask per image), got {:?}",
+                expected(),
                 pixel_values.dims()
             )));
         }
         let grid = self.grid_for(height, width)?;
-        let masking = Masking::new(spec, grid)?;
-        self.device.with_context(|| self.forward_masked(pixel_values, grid, masking, options))
+        let maskings = specs.iter().map(|spec| Masking::new(spec, grid)).collect::<Result<Vec<_>>>()?;
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (item, masking) in maskings.iter().enumerate() {
+            groups.entry(masking.len_keep()).or_default().push(item);
+        }
+        // One item is what `grid_for` just checked; a larger group holds several items' activations at once.
+        let largest = groups.values().map(Vec::len).max().unwrap_or(1);
+        if largest > 1 {
+            check_batch_fits(&self.config, grid, largest, options.attentions).map_err(MaeError::InvalidInput)?;
+        }
+        let mut maskings: Vec<Option<Masking>> = maskings.into_iter().map(Some).collect();
+        let mut outputs: Vec<Option<MaeOutput>> = (0..batch).map(|_| None).collect();
+        for members in groups.values() {
+            let group: Vec<(Tensor, Masking)> = members
+                .iter()
+                .map(|&item| Ok((pixel_values.narrow(0, item, 1)?, maskings[item].take().expect("each item once"))))
+                .collect::<Result<_>>()?;
+            let results = self.device.with_context(|| self.forward_group(group, grid, options))?;
+            for (&item, output) in members.iter().zip(results) {
+                outputs[item] = Some(output);
+            }
+        }
+        Ok(outputs.into_iter().map(|output| output.expect("every item is in one group")).collect())
     }
 
-    fn forward_masked(
+    /// One batch of items that keep the same number of patches: their tokens are stacked (`[items·n, D]`) so
+    /// every projection is one gemm over all of them, and attention runs per item.
+    fn forward_group(
         &self,
-        pixel_values: &Tensor,
+        items: Vec<(Tensor, Masking)>,
         grid: (usize, usize),
-        masking: Masking,
         options: ForwardOptions,
-    ) -> Result<MaeOutput> {
+    ) -> Result<Vec<MaeOutput>> {
         let config = &self.config;
         let (dd, p) = (config.decoder_hidden_size, config.patch_size);
         let kernels = self.kernels;
+        let count = items.len();
         let num_patches = grid.0 * grid.1;
+        let len_keep = items[0].1.len_keep();
         let geometry = PatchGrid { channels: config.num_channels, rows: grid.0, cols: grid.1, patch: p };
-        // The input as the model sees it (rounded to the compute dtype), kept on the host: the patch rows, the loss
-        // target and the output are all made from this copy, so the device never sends pixels back.
-        let pixel_values = pixel_values.to_device(&Device::Cpu)?.to_dtype(self.dtype)?.to_dtype(DType::F32)?;
-        let pixel_host: Vec<f32> = pixel_values.flatten_all()?.to_vec1()?;
+        // Each input as the model sees it (rounded to the compute dtype), kept on the host: the patch rows, the
+        // loss target and the output are all made from this copy, so the device never sends pixels back.
+        let mut inputs = Vec::with_capacity(count);
+        for (pixel_values, masking) in items {
+            let pixel_values = pixel_values.to_device(&Device::Cpu)?.to_dtype(self.dtype)?.to_dtype(DType::F32)?;
+            let pixel_host: Vec<f32> = pixel_values.flatten_all()?.to_vec1()?;
+            inputs.push((pixel_values, pixel_host, masking));
+        }
 
         // Every upload first, then the layers: nothing in between waits on the host.
         let positions = self.position_tables(grid)?;
-        let ids_restore = index_tensor(&masking.ids_restore, &self.device)?;
+        let ids_restore = inputs
+            .iter()
+            .map(|(_, _, masking)| index_tensor(&masking.ids_restore, &self.device))
+            .collect::<Result<Vec<_>>>()?;
 
         // Encoder input: embed only the visible patches (the conv is a matmul over each patch's (c, i, j) values),
         // in HF's shuffled order, then prepend CLS. Masked patches cost nothing; with all of them masked the
         // encoder sees CLS alone (and no empty tensor reaches a GPU kernel).
-        let mut hidden = if masking.len_keep() == 0 {
-            self.cls_with_position.clone()
+        let mut hidden = if len_keep == 0 {
+            Tensor::cat(&vec![&self.cls_with_position; count], 0)?
         } else {
-            let kept_patches = upload(
-                geometry.conv_rows(&pixel_host, &masking.ids_keep),
-                (masking.len_keep(), geometry.patch_dim()),
-                self.dtype,
-                &self.device,
-            )?;
-            let ids_keep = index_tensor(&masking.ids_keep, &self.device)?;
+            let mut rows = Vec::with_capacity(count * len_keep * geometry.patch_dim());
+            let mut ids_keep = Vec::with_capacity(count * len_keep);
+            for (_, pixel_host, masking) in &inputs {
+                rows.extend(geometry.conv_rows(pixel_host, &masking.ids_keep));
+                ids_keep.extend_from_slice(&masking.ids_keep);
+            }
+            let kept_patches = upload(rows, (count * len_keep, geometry.patch_dim()), self.dtype, &self.device)?;
+            let ids_keep = index_tensor(&ids_keep, &self.device)?;
             let visible = self
                 .patch_embed
                 .forward(&kept_patches, kernels)?
                 .add(&positions.encoder_patches.index_select(&ids_keep, 0)?)?;
-            Tensor::cat(&[&self.cls_with_position, &visible], 0)?
+            let mut sequences = Vec::with_capacity(2 * count);
+            for item in 0..count {
+                sequences.push(self.cls_with_position.clone());
+                sequences.push(visible.narrow(0, item * len_keep, len_keep)?);
+            }
+            Tensor::cat(&sequences, 0)?
         };
 
         let mut encoder_attentions = Vec::new();
         for layer in &self.encoder_layers {
-            let (next, attention) = layer.forward(&hidden, options.attentions, kernels)?;
+            let (next, attention) = layer.forward(&hidden, count, options.attentions, kernels)?;
             hidden = next;
-            encoder_attentions.extend(attention);
+            encoder_attentions.push(attention);
         }
         let last_hidden_state = self.encoder_norm.forward(&hidden, kernels)?;
 
         // Decoder: visible tokens, then mask tokens, unshuffled back to spatial order, CLS in front.
         let embedded = self.decoder_embed.forward(&last_hidden_state, kernels)?;
-        let visible_tokens = embedded.narrow(0, 1, masking.len_keep())?;
-        let tokens_in_shuffled_order = match masking.num_masked() {
-            0 => visible_tokens,
-            masked => Tensor::cat(&[&visible_tokens, &self.mask_token.broadcast_as((masked, dd))?], 0)?,
-        };
-        let spatial_tokens = tokens_in_shuffled_order.index_select(&ids_restore, 0)?;
-        let mut hidden = Tensor::cat(&[&embedded.narrow(0, 0, 1)?, &spatial_tokens], 0)?.add(&positions.decoder)?;
+        let num_masked = num_patches - len_keep;
+        let mask_tokens = (num_masked > 0).then(|| self.mask_token.broadcast_as((num_masked, dd))).transpose()?;
+        let mut sequences = Vec::with_capacity(count);
+        for (item, ids_restore) in ids_restore.iter().enumerate() {
+            let item_tokens = embedded.narrow(0, item * (1 + len_keep), 1 + len_keep)?;
+            let visible_tokens = item_tokens.narrow(0, 1, len_keep)?;
+            let tokens_in_shuffled_order = match &mask_tokens {
+                None => visible_tokens,
+                Some(mask_tokens) => Tensor::cat(&[&visible_tokens, mask_tokens], 0)?,
+            };
+            let spatial_tokens = tokens_in_shuffled_order.index_select(ids_restore, 0)?;
+            sequences.push(Tensor::cat(&[&item_tokens.narrow(0, 0, 1)?, &spatial_tokens], 0)?.add(&positions.decoder)?);
+        }
+        let mut hidden = Tensor::cat(&sequences, 0)?;
         let mut decoder_attentions = Vec::new();
         for layer in &self.decoder_layers {
-            let (next, attention) = layer.forward(&hidden, options.attentions, kernels)?;
+            let (next, attention) = layer.forward(&hidden, count, options.attentions, kernels)?;
             hidden = next;
-            decoder_attentions.extend(attention);
+            decoder_attentions.push(attention);
         }
         let predictions = self.decoder_pred.forward(&self.decoder_norm.forward(&hidden, kernels)?, kernels)?;
-        let logits = predictions.narrow(0, 1, num_patches)?.to_dtype(DType::F32)?;
-        // The one download of a forward pass: the loss and the reconstruction are computed on the host.
-        let logits_host: Vec<f32> = logits.flatten_all()?.to_vec1()?;
 
-        let mut loss_target = geometry.patchify(&pixel_host);
-        if config.norm_pix_loss {
-            patches::normalize_rows(&mut loss_target, geometry.patch_dim());
+        let layer_maps = |per_layer: &[Vec<Tensor>], item: usize| -> Result<Vec<Tensor>> {
+            per_layer.iter().filter_map(|maps| maps.get(item)).map(|map| batched(map.clone())).collect()
+        };
+        let mut outputs = Vec::with_capacity(count);
+        for (item, (pixel_values, pixel_host, masking)) in inputs.into_iter().enumerate() {
+            let logits = predictions.narrow(0, item * (1 + num_patches) + 1, num_patches)?.to_dtype(DType::F32)?;
+            // The one download per item: the loss and the reconstruction are computed on the host.
+            let logits_host: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+            let mut loss_target = geometry.patchify(&pixel_host);
+            if config.norm_pix_loss {
+                patches::normalize_rows(&mut loss_target, geometry.patch_dim());
+            }
+            let patch_loss = patches::patch_mse(&logits_host, &loss_target, geometry.patch_dim());
+            outputs.push(MaeOutput {
+                grid,
+                patch_size: p,
+                norm_pix_loss: config.norm_pix_loss,
+                loss: masked_mean(&patch_loss, &masking.mask),
+                patch_loss,
+                reconstruction: patches::image_tensor(geometry.unpatchify(&logits_host), &geometry, &Device::Cpu)?,
+                logits: logits.unsqueeze(0)?,
+                pixel_values,
+                last_hidden_state: batched(last_hidden_state.narrow(0, item * (1 + len_keep), 1 + len_keep)?)?,
+                encoder_attentions: layer_maps(&encoder_attentions, item)?,
+                decoder_attentions: layer_maps(&decoder_attentions, item)?,
+                masking,
+            });
         }
-        let patch_loss = patches::patch_mse(&logits_host, &loss_target, geometry.patch_dim());
-        let batched = |t: Tensor| -> Result<Tensor> { Ok(t.to_dtype(DType::F32)?.unsqueeze(0)?) };
-        Ok(MaeOutput {
-            grid,
-            patch_size: p,
-            norm_pix_loss: config.norm_pix_loss,
-            loss: masked_mean(&patch_loss, &masking.mask),
-            patch_loss,
-            masking,
-            reconstruction: patches::image_tensor(geometry.unpatchify(&logits_host), &geometry, &Device::Cpu)?,
-            logits: logits.unsqueeze(0)?,
-            pixel_values,
-            last_hidden_state: batched(last_hidden_state)?,
-            encoder_attentions: encoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,
-            decoder_attentions: decoder_attentions.into_iter().map(batched).collect::<Result<_>>()?,
-        })
+        Ok(outputs)
     }
 
     /// The position tables for a patch grid, interpolated as HF's `interpolate_pos_encoding` does when the grid is
@@ -471,6 +538,24 @@ pub fn check_forward_fits(config: &MaeConfig, (rows, cols): (usize, usize)) -> s
         cols.saturating_mul(p)
     );
     memory::check_fits(&what, memory::forward_pass_bytes(config, patches))
+}
+
+/// Refuses a batch of `items` forward passes on one patch grid that would not fit in memory together (the
+/// attention maps counted only when they are kept), with both figures.
+pub fn check_batch_fits(
+    config: &MaeConfig,
+    (rows, cols): (usize, usize),
+    items: usize,
+    attentions: bool,
+) -> std::result::Result<(), String> {
+    let patches = (rows as u64).saturating_mul(cols as u64);
+    let what = format!("a batch of {items} forward passes on {rows}×{cols} patches");
+    memory::check_fits(&what, memory::batch_pass_bytes(config, patches, items as u64, attentions))
+}
+
+/// One item's tensor as HF shapes it in a batch of one (`[1, …]`, f32).
+fn batched(t: Tensor) -> Result<Tensor> {
+    Ok(t.to_dtype(DType::F32)?.unsqueeze(0)?)
 }
 
 /// Host values to a tensor on `device` in `dtype`, converted on the host (half the bytes cross for f16/bf16).

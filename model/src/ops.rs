@@ -9,7 +9,7 @@
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 
 use crate::cpu_kernels::{AttentionOp, GeluErfOp, LayerNormOp, LinearOp};
-use crate::error::Result;
+use crate::error::{MaeError, Result};
 
 /// Which implementation of the layer ops a model uses where it has a choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,11 +119,37 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, choice: 
     }
 }
 
+/// Multi-head attention over `items` token sequences stacked in `qkv` (`[items·n, 3·D]`, item after item): each
+/// item attends only to its own `n` tokens, so a batch gives exactly its items' single forwards; the projections
+/// around it are where a batch gains (one gemm over every item's rows). Returns the context `[items·n, D]` and,
+/// when `keep_probabilities`, one `[heads, n, n]` per item.
+pub fn batched_attention(
+    qkv: &Tensor,
+    items: usize,
+    heads: usize,
+    keep_probabilities: bool,
+    choice: KernelChoice,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    let (rows, _) = qkv.dims2()?;
+    if items == 0 || rows % items != 0 {
+        return Err(MaeError::InvalidInput(format!("{rows} token rows cannot be split into {items} items")));
+    }
+    let tokens = rows / items;
+    let mut contexts = Vec::with_capacity(items);
+    let mut probabilities = Vec::new();
+    for item in 0..items {
+        let (context, kept) = attention(&qkv.narrow(0, item * tokens, tokens)?, heads, keep_probabilities, choice)?;
+        contexts.push(context);
+        probabilities.extend(kept);
+    }
+    Ok((Tensor::cat(&contexts, 0)?, probabilities))
+}
+
 /// Multi-head attention on the fused projection `qkv: [n, 3·D]` (q | k | v, heads side by side in each), as HF's
 /// eager attention computes it: per head `softmax(q·kᵀ · head_dim^-0.5)` in f32, cast to the compute dtype, then
 /// `·v`. Returns the context `[n, D]` (heads concatenated) and, when `keep_probabilities`, the probabilities
 /// `[heads, n, n]` (f32 on the CPU; the compute dtype on CUDA's fused path, as HF returns them).
-pub fn attention(
+fn attention(
     qkv: &Tensor,
     heads: usize,
     keep_probabilities: bool,
