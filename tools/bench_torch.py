@@ -3,9 +3,14 @@
 
     python tools/bench_torch.py --make-base /tmp/mae-base-random [--torch-only]   # write a random vit-mae-base, exit
     python tools/bench_torch.py --model DIR [--runs 20] [--warmup 3] [--threads 2] [--mask-ratio 0.75]
-                                [--device cpu|cuda] [--dtype f32|f16|bf16]
+                                [--device cpu|cuda] [--dtype f32|f16|bf16] [--batch N] [--modes eager,sdpa]
+                                [--matmul]
 
-Batch 1, random normal pixel values of the config's size, noise from torch.manual_seed(0); torch.rand(1, L).
+Batch N (default 1), random normal pixel values of the config's size, noise from
+torch.manual_seed(0); torch.rand(N, L) (`mae-explorer bench --batch N` masks image i with seed i instead: the
+same count, so the same work). Modes: eager (output_attentions=True), eager-noatt (eager, attentions off) and
+sdpa (attentions off). --matmul also times torch's own 2048x2048x2048 f32 matmul on the same threads and prints
+its GFLOP/s, this machine's practical peak.
 On CUDA the model and inputs are moved to the GPU in --dtype, TF32 is switched off for f32 (matmuls and the
 patch-embedding convolution: f32 means f32, as in our binary), and every timed forward is bracketed by
 torch.cuda.synchronize(). Prints, one per mode:
@@ -51,7 +56,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mask-ratio", type=float, default=0.75)
     ap.add_argument("--make-base", metavar="DIR", help="write a vit-mae-base-shaped random model to DIR and exit")
-    ap.add_argument("--modes", default="eager,sdpa", help="comma-separated subset of eager,sdpa")
+    ap.add_argument("--modes", default="eager,sdpa", help="comma-separated subset of eager,eager-noatt,sdpa")
+    ap.add_argument("--batch", type=int, default=1, help="images per forward pass")
+    ap.add_argument("--matmul", action="store_true", help="also time a 2048^3 f32 matmul (GFLOP/s)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     ap.add_argument("--torch-only", action="store_true", help="with --make-base: write without transformers")
@@ -89,6 +96,8 @@ def main() -> None:
         ap.error("--model DIR is required (or --make-base DIR)")
     if args.runs < 1:
         ap.error("--runs must be >= 1")
+    if args.batch < 1:
+        ap.error("--batch must be >= 1")
 
     from transformers import ViTMAEForPreTraining
     from transformers.utils import logging as hf_logging
@@ -99,24 +108,26 @@ def main() -> None:
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
-        if m not in ("eager", "sdpa"):
+        if m not in ("eager", "eager-noatt", "sdpa"):
             ap.error(f"unknown mode {m}")
 
     ref_logits = None
     for i, mode in enumerate(modes):
         t0 = time.perf_counter()
-        model = ViTMAEForPreTraining.from_pretrained(args.model, attn_implementation=mode)
+        implementation = "eager" if mode.startswith("eager") else mode
+        model = ViTMAEForPreTraining.from_pretrained(args.model, attn_implementation=implementation)
         model.to(device=device, dtype=dtype)
         model.eval()
         cfg = model.config
-        assert cfg._attn_implementation == mode and model.decoder.config._attn_implementation == mode
+        assert cfg._attn_implementation == implementation
+        assert model.decoder.config._attn_implementation == implementation
         cfg.mask_ratio = args.mask_ratio
         size, p = cfg.image_size, cfg.patch_size
         L = (size // p) ** 2
-        pixel_values = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+        pixel_values = torch.randn(args.batch, 3, size, size, generator=torch.Generator().manual_seed(1))
         pixel_values = pixel_values.to(device=device, dtype=dtype)
         torch.manual_seed(0)
-        noise = torch.rand(1, L).to(device)
+        noise = torch.rand(args.batch, L).to(device)
         want_att = mode == "eager"
 
         def forward():
@@ -156,12 +167,30 @@ def main() -> None:
             times.append((time.perf_counter() - t) * 1000)
         print(
             f"torch {mode} median_ms={statistics.median(times):.3f} min_ms={min(times):.3f} "
-            f"runs={args.runs} threads={torch.get_num_threads()} device={args.device} dtype={args.dtype}",
+            f"runs={args.runs} threads={torch.get_num_threads()} device={args.device} dtype={args.dtype} "
+            f"batch={args.batch} images_per_s={args.batch * 1000 / statistics.median(times):.3f}",
             flush=True,
         )
         del model, out
 
+    if args.matmul:
+        print(f"torch matmul_2048_gflops={matmul_gflops(args.runs, device):.1f} threads={torch.get_num_threads()}")
     print(f"torch peak_rss_mb={peak_rss_mb():.0f}", flush=True)
+
+
+def matmul_gflops(runs: int, device) -> float:
+    """Median GFLOP/s of torch's own 2048x2048x2048 f32 matmul (2 * 2048^3 flops), after one warm-up."""
+    import torch
+
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    times = []
+    for i in range(runs + 1):
+        t = time.perf_counter()
+        (a @ b).sum().item()
+        if i > 0:
+            times.append(time.perf_counter() - t)
+    return 2 * 2048**3 / statistics.median(times) / 1e9
 
 
 if __name__ == "__main__":

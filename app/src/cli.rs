@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mae_model::{ComputeDtype, DeviceChoice, KernelChoice, ModelLocation};
 
+use crate::jobs::evaluate::DEFAULT_BATCH;
 use crate::render::Colormap;
 use crate::render::panels::MaskedStyle;
 
@@ -267,6 +268,10 @@ pub struct BenchArgs {
     /// Time the forward pass without attention probabilities (as PyTorch's sdpa runs it) instead of with them.
     #[arg(long, conflicts_with = "heads")]
     pub no_attentions: bool,
+    /// Images per forward pass: a batched forward of N different images (image i masked with seed i), printed as
+    /// images_per_s as well as the time per pass.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_batch, conflicts_with = "heads")]
+    pub batch: usize,
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +400,10 @@ pub struct EvalArgs {
     /// masked (named as a path: `./grid` is a file, `grid` the strategy).
     #[arg(long, value_name = "random|block|grid|centre|FILE", default_value = "random")]
     pub mask: String,
+    /// Forward passes run together as one batch (each image's values are what it gives alone; larger batches
+    /// use the CPU's matrix units better, and hold more images in memory).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = parse_batch)]
+    pub batch: usize,
     /// Take only every N-th image from the K-th (counting from 0) in sorted path order, so N machines split a data
     /// set; their CSVs concatenated (headers after the first dropped) hold the rows one run would write.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
@@ -410,6 +419,14 @@ pub struct EvalArgs {
     /// the settings beside it in <out>.json.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// A batch size from 1 to 1024 (larger gains nothing on a CPU and only holds more images).
+fn parse_batch(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(batch @ 1..=1024) => Ok(batch),
+        _ => Err(format!("\"{text}\" is not a batch size: give a whole number from 1 to 1024")),
+    }
 }
 
 /// "K/N" → (K, N) with N ≥ 1 and K < N.
@@ -445,6 +462,10 @@ pub struct CompareArgs {
     /// each optionally with its own ratio (`random:0.75,block:0.5`).
     #[arg(long = "mask", alias = "masks", value_name = "M[:R],...", default_value = "random")]
     pub masks: String,
+    /// Forward passes run together as one batch (each image's values are what it gives alone; larger batches
+    /// use the CPU's matrix units better, and hold more images in memory).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = parse_batch)]
+    pub batch: usize,
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,

@@ -1,5 +1,5 @@
 //! `mae-explorer bench`: time the forward pass as the window runs it (attentions kept; `--no-attentions` to compare
-//! with PyTorch's sdpa, which returns none), after warm-up.
+//! with PyTorch's sdpa, which returns none), after warm-up; `--batch N` times a batched forward of N images.
 //! The PyTorch side of the comparison is `tools/bench_torch.py`; `tools/bench_compare.sh` runs both.
 
 use std::time::Instant;
@@ -35,29 +35,34 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let config = loaded.model.config();
     let side = config.image_size;
     // Deterministic input; the values do not change the work done.
-    let values: Vec<f32> = TorchGenerator::rand(1, 3 * side * side).iter().map(|v| v * 4.0 - 2.0).collect();
-    let pixel_values = Tensor::from_vec(values, (1, 3, side, side), &Device::Cpu)?;
-    // Drawn masks without a seed use seed 0, as everywhere else.
-    let spec = mask.spec(0, args.mask_ratio, (side, side), config.patch_size)?;
+    let batch = args.batch;
+    let values: Vec<f32> = TorchGenerator::rand(1, batch * 3 * side * side).iter().map(|v| v * 4.0 - 2.0).collect();
+    let pixel_values = Tensor::from_vec(values, (batch, 3, side, side), &Device::Cpu)?;
+    // Drawn masks without a seed use seed 0, as everywhere else; in a batch, image i uses seed i.
+    let specs = (0..batch as u64)
+        .map(|seed| mask.spec(seed, args.mask_ratio, (side, side), config.patch_size))
+        .collect::<Result<Vec<_>>>()?;
     let options = ForwardOptions { attentions: !args.no_attentions };
 
     let first_start = Instant::now();
-    let masked_patches = loaded.model.forward(&pixel_values, &spec, options)?.masking.num_masked();
+    let masked_patches = loaded.model.forward_batch(&pixel_values, &specs, options)?[0].masking.num_masked();
     let first_ms = first_start.elapsed().as_secs_f64() * 1e3;
     for _ in 1..args.warmup {
-        loaded.model.forward(&pixel_values, &spec, options)?;
+        loaded.model.forward_batch(&pixel_values, &specs, options)?;
     }
     let mut times_ms = Vec::with_capacity(args.runs);
     let mut heads_ms = Vec::new();
     for _ in 0..args.runs {
         let start = Instant::now();
-        let output = loaded.model.forward(&pixel_values, &spec, options)?;
+        let outputs = loaded.model.forward_batch(&pixel_values, &specs, options)?;
         // Make sure asynchronous devices have finished.
-        output.logits.to_device(&Device::Cpu)?;
+        for output in &outputs {
+            output.logits.to_device(&Device::Cpu)?;
+        }
         times_ms.push(start.elapsed().as_secs_f64() * 1e3);
         if args.heads {
             let start = Instant::now();
-            heads_work(&output, &loaded.preprocessor)?;
+            heads_work(&outputs[0], &loaded.preprocessor)?;
             heads_ms.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
@@ -68,8 +73,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     println!(
         "mae-explorer bench model={} device={} dtype={} kernels={} attentions={} threads={} mask={} mask_ratio={} \
-         masked_patches={} runs={} \
-         median_ms={forward_median:.3} min_ms={:.3} load_ms={load_ms:.0} first_forward_ms={first_ms:.1}",
+         masked_patches={} batch={batch} runs={} \
+         median_ms={forward_median:.3} min_ms={:.3} images_per_s={:.3} load_ms={load_ms:.0} \
+         first_forward_ms={first_ms:.1}",
         loaded.name,
         loaded.model.device_name(),
         dtype_name(loaded.model.dtype()),
@@ -81,6 +87,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         masked_patches,
         args.runs,
         times_ms[0],
+        batch as f64 * 1e3 / forward_median,
     );
     Ok(())
 }

@@ -63,7 +63,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         let mut writer = BufWriter::new(std::fs::File::create(temporary)?);
         write_header(&mut writer)?;
         let mut index = 0;
-        job.run(&models, &mut |result| {
+        job.run(&models, args.batch, &mut |result| {
             let skip = skip_if_unreadable[index];
             index += 1;
             bar.inc(1);

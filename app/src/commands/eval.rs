@@ -111,7 +111,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     );
     let job = EvaluationJob { masks: vec![mask], items };
     let models = [EvalModel { label: &args.model.location, loaded: &loaded }];
-    let ran = job.run(&models, &mut |result| {
+    let ran = job.run(&models, args.batch, &mut |result| {
         let name = &result.item.name;
         let mut rows = String::new();
         match &result.outcome {

@@ -1,14 +1,19 @@
-//! A seed ensemble: the same image masked with several seeds of one strategy at one ratio, one forward pass per seed, taken a
-//! step at a time so the worker can answer slider moves in between.
+//! A seed ensemble: the same image masked with several seeds of one strategy at one ratio, the seeds run as batched
+//! forward passes of a few at a time, so the worker can answer slider moves in between.
 
 use anyhow::{Result, bail};
 use candle_core::Tensor;
 use image::RgbaImage;
 use mae_model::{ForwardOptions, LoadedModel, MaskSpec, MaskStrategy};
 
+use super::repeat_image;
 use crate::render::Colormap;
 use crate::render::ensemble::{Ensemble, summarize};
 use crate::render::panels::{PanelOptions, render_panels};
+
+/// Seeds per step: one batched forward pass over them (what a batch gains; the masks of one strategy and ratio
+/// mostly keep one count, so they run as one group), still short enough that a slider move waits little.
+const SEEDS_PER_STEP: usize = 4;
 
 #[derive(Debug)]
 pub struct SeedEnsemble {
@@ -37,16 +42,24 @@ impl SeedEnsemble {
         Ok(Self { pixel_values, strategy, ratio, seeds, colormap, pictures, times_masked: Vec::new() })
     }
 
-    /// Runs the next seed (one forward pass); does nothing once finished.
+    /// Runs the next few seeds (one batched forward pass); does nothing once finished.
     pub fn step(&mut self, loaded: &LoadedModel) -> Result<()> {
-        let Some(&seed) = self.seeds.get(self.pictures.len()) else { return Ok(()) };
-        let spec = MaskSpec::Drawn { strategy: self.strategy, seed, ratio: self.ratio };
-        let output = loaded.model.forward(&self.pixel_values, &spec, ForwardOptions { attentions: false })?;
-        self.times_masked.resize(output.num_patches(), 0);
-        for (count, &masked) in self.times_masked.iter_mut().zip(&output.masking.mask) {
-            *count += u32::from(masked != 0.0);
+        let done = self.pictures.len();
+        let seeds = &self.seeds[done..self.seeds.len().min(done + SEEDS_PER_STEP)];
+        if seeds.is_empty() {
+            return Ok(());
         }
-        self.pictures.push(render_panels(&output, &loaded.preprocessor, &PanelOptions::default())?.pasted);
+        let specs: Vec<MaskSpec> =
+            seeds.iter().map(|&seed| MaskSpec::Drawn { strategy: self.strategy, seed, ratio: self.ratio }).collect();
+        let batch = repeat_image(&self.pixel_values, specs.len())?;
+        let outputs = loaded.model.forward_batch(&batch, &specs, ForwardOptions { attentions: false })?;
+        for output in outputs {
+            self.times_masked.resize(output.num_patches(), 0);
+            for (count, &masked) in self.times_masked.iter_mut().zip(&output.masking.mask) {
+                *count += u32::from(masked != 0.0);
+            }
+            self.pictures.push(render_panels(&output, &loaded.preprocessor, &PanelOptions::default())?.pasted);
+        }
         Ok(())
     }
 

@@ -81,10 +81,28 @@ struct Prepared {
     inputs: std::result::Result<Vec<Tensor>, String>,
 }
 
+/// Forward passes per batch when the caller does not choose (`eval --batch`'s default): enough rows for the
+/// projections to run near the gemm's peak, few enough images in memory.
+pub const DEFAULT_BATCH: usize = 8;
+
+/// One forward pass still to run in a chunk: which image of the chunk, which of its cases, which model.
+struct Pass {
+    image: usize,
+    case: usize,
+    model: usize,
+}
+
 impl EvaluationJob {
     /// Runs every case of every item through every model, calling `on_image` once per item, in item order (stop
-    /// by returning an error from it).
-    pub fn run(&self, models: &[EvalModel], on_image: &mut dyn FnMut(ImageResult) -> Result<()>) -> Result<()> {
+    /// by returning an error from it). Images are taken a chunk at a time, and each model runs the chunk's forward
+    /// passes as batches of up to `batch` (`MaeModel::forward_batch`; each item gives what it gives alone).
+    pub fn run(
+        &self,
+        models: &[EvalModel],
+        batch: usize,
+        on_image: &mut dyn FnMut(ImageResult) -> Result<()>,
+    ) -> Result<()> {
+        let batch = batch.max(1);
         // Models that preprocess alike share one copy of the pixel values.
         let mut preprocessors: Vec<Preprocessor> = Vec::new();
         let model_input: Vec<usize> = models
@@ -97,6 +115,9 @@ impl EvaluationJob {
                 })
             })
             .collect();
+        // Enough images that each model's batch fills with their cases.
+        let cases_per_item = self.items.iter().map(|item| item.cases.len()).max().unwrap_or(1).max(1);
+        let images_per_chunk = batch.div_ceil(cases_per_item);
         std::thread::scope(|scope| {
             let (sender, receiver) = sync_channel::<Prepared>(QUEUE_DEPTH);
             let (items, preprocessors) = (&self.items, &preprocessors);
@@ -109,31 +130,122 @@ impl EvaluationJob {
                 }
             })?;
             // Dropped on return, early or not, which ends the reader at its next image.
-            for Prepared { index, size, inputs } in receiver {
-                let item = &self.items[index];
-                let outcome = inputs.map(|inputs| {
-                    let mut results = Vec::with_capacity(item.cases.len() * models.len());
-                    for &case in &item.cases {
-                        for (model, eval_model) in models.iter().enumerate() {
-                            let quality = self
-                                .measure(eval_model.loaded, &inputs[model_input[model]], case)
-                                .map_err(|problem| format!("{problem:#}"));
-                            results.push(CaseResult { case, model, quality });
-                        }
-                    }
-                    results
-                });
-                on_image(ImageResult { item, size, outcome })?;
+            let mut receiver = receiver.into_iter().peekable();
+            while receiver.peek().is_some() {
+                let chunk: Vec<Prepared> = receiver.by_ref().take(images_per_chunk).collect();
+                let mut results = self.run_chunk(&chunk, models, &model_input, batch);
+                for (prepared, outcome) in chunk.into_iter().zip(results.drain(..)) {
+                    on_image(ImageResult { item: &self.items[prepared.index], size: prepared.size, outcome })?;
+                }
             }
             Ok(())
         })
     }
 
-    /// One forward pass and its measurements, as `dump` computes them.
-    fn measure(&self, loaded: &LoadedModel, pixel_values: &Tensor, case: EvalCase) -> Result<Quality> {
+    /// Every case of every readable image of `chunk` through every model, batched; one outcome per image.
+    fn run_chunk(
+        &self,
+        chunk: &[Prepared],
+        models: &[EvalModel],
+        model_input: &[usize],
+        batch: usize,
+    ) -> Vec<std::result::Result<Vec<CaseResult>, String>> {
+        let mut qualities: Vec<Vec<Option<std::result::Result<Quality, String>>>> =
+            chunk.iter().map(|prepared| vec![None; self.items[prepared.index].cases.len() * models.len()]).collect();
+        for (model, eval_model) in models.iter().enumerate() {
+            let passes: Vec<Pass> = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, prepared)| prepared.inputs.is_ok())
+                .flat_map(|(image, prepared)| {
+                    (0..self.items[prepared.index].cases.len()).map(move |case| Pass { image, case, model })
+                })
+                .collect();
+            for passes in passes.chunks(batch) {
+                let inputs: Vec<(&Tensor, EvalCase)> = passes
+                    .iter()
+                    .map(|pass| {
+                        let prepared = &chunk[pass.image];
+                        let inputs = prepared.inputs.as_ref().expect("only readable images have passes");
+                        (&inputs[model_input[pass.model]], self.items[prepared.index].cases[pass.case])
+                    })
+                    .collect();
+                for (pass, quality) in passes.iter().zip(self.measure_batch(eval_model.loaded, &inputs)) {
+                    qualities[pass.image][pass.case * models.len() + pass.model] =
+                        Some(quality.map_err(|problem| format!("{problem:#}")));
+                }
+            }
+        }
+        chunk
+            .iter()
+            .zip(qualities)
+            .map(|(prepared, qualities)| {
+                let item = &self.items[prepared.index];
+                prepared.inputs.as_ref().map_err(Clone::clone)?;
+                Ok(qualities
+                    .into_iter()
+                    .enumerate()
+                    .map(|(slot, quality)| CaseResult {
+                        case: item.cases[slot / models.len()],
+                        model: slot % models.len(),
+                        quality: quality.expect("every pass of a readable image ran"),
+                    })
+                    .collect())
+            })
+            .collect()
+    }
+
+    /// Forward passes of one model as one batch, each measured as `dump` measures it. Passes whose input size
+    /// differs from the first's, or whose mask cannot be drawn, run alone, so a problem stays with its own image.
+    fn measure_batch(&self, loaded: &LoadedModel, inputs: &[(&Tensor, EvalCase)]) -> Vec<Result<Quality>> {
+        let mut results: Vec<Option<Result<Quality>>> = inputs.iter().map(|_| None).collect();
+        let mut batched = Vec::new();
+        let first_dims = inputs.first().map(|(values, _)| values.dims().to_vec());
+        for (slot, &(values, case)) in inputs.iter().enumerate() {
+            match self.spec(loaded, values, case) {
+                Ok(spec) if Some(values.dims().to_vec()) == first_dims => batched.push((slot, spec)),
+                Ok(_) => results[slot] = Some(self.measure(loaded, values, case)),
+                Err(problem) => results[slot] = Some(Err(problem)),
+            }
+        }
+        let outputs = (|| {
+            let values: Vec<&Tensor> = batched.iter().map(|&(slot, _)| inputs[slot].0).collect();
+            let specs: Vec<mae_model::MaskSpec> = batched.iter().map(|(_, spec)| spec.clone()).collect();
+            let batch = Tensor::cat(&values, 0)?;
+            Ok::<_, anyhow::Error>(loaded.model.forward_batch(&batch, &specs, ForwardOptions { attentions: false })?)
+        })();
+        match outputs {
+            Ok(outputs) => {
+                for (&(slot, _), output) in batched.iter().zip(outputs) {
+                    results[slot] = Some(
+                        DisplayPair::of(&output, &loaded.preprocessor)
+                            .map(|pair| pair.quality(&output))
+                            .map_err(anyhow::Error::from),
+                    );
+                }
+            }
+            // A batch that fails as a whole (too large for memory, say) is retried pass by pass, so each image gets
+            // its own answer.
+            Err(_) => {
+                for &(slot, _) in &batched {
+                    let (values, case) = inputs[slot];
+                    results[slot] = Some(self.measure(loaded, values, case));
+                }
+            }
+        }
+        results.into_iter().map(|result| result.expect("every pass has a result")).collect()
+    }
+
+    /// The mask of `case` on the patch grid of `pixel_values`.
+    fn spec(&self, loaded: &LoadedModel, pixel_values: &Tensor, case: EvalCase) -> Result<mae_model::MaskSpec> {
         let (_, _, height, width) = pixel_values.dims4()?;
         let patch = loaded.model.config().patch_size;
-        let spec = self.masks[case.mask].spec(case.seed, case.ratio, (height, width), patch)?;
+        self.masks[case.mask].spec(case.seed, case.ratio, (height, width), patch)
+    }
+
+    /// One forward pass and its measurements, as `dump` computes them.
+    fn measure(&self, loaded: &LoadedModel, pixel_values: &Tensor, case: EvalCase) -> Result<Quality> {
+        let spec = self.spec(loaded, pixel_values, case)?;
         let output = loaded.model.forward(pixel_values, &spec, ForwardOptions { attentions: false })?;
         Ok(DisplayPair::of(&output, &loaded.preprocessor)?.quality(&output))
     }

@@ -21,6 +21,7 @@ use mae_model::{DisplayPair, ForwardOptions, LoadedModel, Quality};
 
 use super::csv;
 use super::masks::MaskItem;
+use super::repeat_image;
 use crate::render::Colormap;
 use crate::render::grid::{
     Column, GAP, GridRow, GridSpec, MAX_GRID_PIXELS, RowLabel, column_caption, compose_grid, grid_row, grid_title,
@@ -197,23 +198,35 @@ impl CheckedGridJob {
             };
             for mask in &self.masks {
                 for &ratio in mask.ratios(&self.ratios) {
-                    for &seed in mask.seeds(&self.seeds) {
+                    let seeds = mask.seeds(&self.seeds);
+                    // Every model runs the row's seeds as one batched forward pass: outputs[model][seed].
+                    let mut outputs = Vec::with_capacity(models.len());
+                    for (loaded, values) in models.iter().zip(&pixel_values) {
+                        let what = || {
+                            format!(
+                                "{}: {}mask {}, ratio {ratio}, seeds {seeds:?}",
+                                image.name,
+                                model_prefix(loaded, several),
+                                mask.source.name()
+                            )
+                        };
+                        let (_, _, height, width) = values.dims4()?;
+                        let patch = loaded.model.config().patch_size;
+                        let specs = seeds
+                            .iter()
+                            .map(|&seed| mask.source.spec(seed, ratio, (height, width), patch))
+                            .collect::<Result<Vec<_>>>()
+                            .with_context(what)?;
+                        let batch = repeat_image(values, specs.len())?;
+                        let results = loaded.model.forward_batch(&batch, &specs, options).with_context(what)?;
+                        outputs.push(specs.into_iter().zip(results).collect::<Vec<_>>());
+                    }
+                    for (seed_index, &seed) in seeds.iter().enumerate() {
                         let mut row = GridRow { caption: Vec::new(), tiles: Vec::new() };
-                        for (index, (loaded, values)) in models.iter().zip(&pixel_values).enumerate() {
-                            let what = || {
-                                format!(
-                                    "{}: {}mask {}, ratio {ratio}, seed {seed}",
-                                    image.name,
-                                    model_prefix(loaded, several),
-                                    mask.source.name()
-                                )
-                            };
-                            let (_, _, height, width) = values.dims4()?;
-                            let patch = loaded.model.config().patch_size;
-                            let spec = mask.source.spec(seed, ratio, (height, width), patch).with_context(what)?;
-                            let output = loaded.model.forward(values, &spec, options).with_context(what)?;
-                            let panels = render_panels(&output, &loaded.preprocessor, &panel_options)?;
-                            let quality = DisplayPair::of(&output, &loaded.preprocessor)?.quality(&output);
+                        for (index, (loaded, model_outputs)) in models.iter().zip(&outputs).enumerate() {
+                            let (spec, output) = &model_outputs[seed_index];
+                            let panels = render_panels(output, &loaded.preprocessor, &panel_options)?;
+                            let quality = DisplayPair::of(output, &loaded.preprocessor)?.quality(output);
                             uses_target_statistics[index] |= panels.uses_target_statistics;
                             input_size.get_or_insert(output.image_size());
                             let measured = RowMetrics {
@@ -234,7 +247,7 @@ impl CheckedGridJob {
                                 requested_masked: spec.requested_masked(output.num_patches()),
                                 quality: &measured.quality,
                             };
-                            let part = grid_row(&label, &output, &panels, &self.columns, self.colormap)?;
+                            let part = grid_row(&label, output, &panels, &self.columns, self.colormap)?;
                             // The image, mask and seed lines once; each model's own measurements after them.
                             let skip = if index == 0 { 0 } else { label.shared_lines() };
                             row.caption.extend(part.caption.into_iter().skip(skip));

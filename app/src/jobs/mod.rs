@@ -13,3 +13,11 @@ pub mod image_files;
 pub mod lists;
 pub mod loss_curve;
 pub mod masks;
+
+use candle_core::Tensor;
+
+/// `count` copies of one image's `[1, 3, H, W]` pixel values as a batch `[count, 3, H, W]`: the input of a batched
+/// forward pass that masks one image several ways (seeds of an ensemble or of a grid row).
+fn repeat_image(pixel_values: &Tensor, count: usize) -> candle_core::Result<Tensor> {
+    Tensor::cat(&vec![pixel_values; count], 0)
+}

@@ -64,6 +64,15 @@ impl BackgroundJob {
         }
     }
 
+    /// Forward passes done so far (a step may run several: an ensemble step is one batch of seeds).
+    fn forwards_done(&self) -> usize {
+        match self {
+            BackgroundJob::LossCurve { curve, .. } => curve.progress().0,
+            BackgroundJob::Ensemble { ensemble, .. } => ensemble.progress().0,
+            BackgroundJob::Dataset { next, .. } => *next,
+        }
+    }
+
     fn same_kind(&self, other: &BackgroundJob) -> bool {
         std::mem::discriminant(self) == std::mem::discriminant(other)
     }
@@ -210,10 +219,12 @@ impl WorkerState {
         self.background.push(job);
     }
 
-    /// Advances the oldest background job by one forward pass, answering when it is finished.
+    /// Advances the oldest background job by one step (one forward pass, or one batch of them), answering when it is
+    /// finished.
     pub(super) fn background_step(&mut self, responder: &Responder) {
         let Some(job) = self.background.first_mut() else { return };
         let id = job.id();
+        let done_before = job.forwards_done();
         let Some(loaded) = self.model.as_ref() else {
             self.background.remove(0);
             responder.send(Response::Failed { id, error: "no model is loaded".into() });
@@ -237,7 +248,7 @@ impl WorkerState {
                 return;
             }
         };
-        self.stats.forwards.fetch_add(1, Ordering::Relaxed);
+        self.stats.forwards.fetch_add(done - done_before, Ordering::Relaxed);
         responder.send(Response::Progress { id, done, total });
         if done < total {
             return;
