@@ -85,11 +85,10 @@ struct Prepared {
 /// projections to run near the gemm's peak, few enough images in memory.
 pub const DEFAULT_BATCH: usize = 8;
 
-/// One forward pass still to run in a chunk: which image of the chunk, which of its cases, which model.
+/// One forward pass of a model still to run in a chunk: which image of the chunk, which of its cases.
 struct Pass {
     image: usize,
     case: usize,
-    model: usize,
 }
 
 impl EvaluationJob {
@@ -133,8 +132,8 @@ impl EvaluationJob {
             let mut receiver = receiver.into_iter().peekable();
             while receiver.peek().is_some() {
                 let chunk: Vec<Prepared> = receiver.by_ref().take(images_per_chunk).collect();
-                let mut results = self.run_chunk(&chunk, models, &model_input, batch);
-                for (prepared, outcome) in chunk.into_iter().zip(results.drain(..)) {
+                let results = self.run_chunk(&chunk, models, &model_input, batch);
+                for (prepared, outcome) in chunk.into_iter().zip(results) {
                     on_image(ImageResult { item: &self.items[prepared.index], size: prepared.size, outcome })?;
                 }
             }
@@ -158,7 +157,7 @@ impl EvaluationJob {
                 .enumerate()
                 .filter(|(_, prepared)| prepared.inputs.is_ok())
                 .flat_map(|(image, prepared)| {
-                    (0..self.items[prepared.index].cases.len()).map(move |case| Pass { image, case, model })
+                    (0..self.items[prepared.index].cases.len()).map(move |case| Pass { image, case })
                 })
                 .collect();
             for passes in passes.chunks(batch) {
@@ -167,11 +166,11 @@ impl EvaluationJob {
                     .map(|pass| {
                         let prepared = &chunk[pass.image];
                         let inputs = prepared.inputs.as_ref().expect("only readable images have passes");
-                        (&inputs[model_input[pass.model]], self.items[prepared.index].cases[pass.case])
+                        (&inputs[model_input[model]], self.items[prepared.index].cases[pass.case])
                     })
                     .collect();
                 for (pass, quality) in passes.iter().zip(self.measure_batch(eval_model.loaded, &inputs)) {
-                    qualities[pass.image][pass.case * models.len() + pass.model] =
+                    qualities[pass.image][pass.case * models.len() + model] =
                         Some(quality.map_err(|problem| format!("{problem:#}")));
                 }
             }
