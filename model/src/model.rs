@@ -10,52 +10,60 @@ use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
 use crate::memory;
-use crate::ops::{self, KernelChoice};
+use crate::ops::{self, KernelChoice, LinearWeight};
 use crate::outputs::MaeOutput;
 use crate::patches::{self, PatchGrid, masked_mean};
 use crate::weights::WeightStore;
 
-/// `y = x·Wᵀ + b` with W kept as HF stores it (`[out, in]`), multiplied through a transposed view.
+/// `y = x·Wᵀ + b`; on the CPU W stays as HF stores it (`[out, in]`, read where it lies), elsewhere it is
+/// transposed once on loading (see [`LinearWeight`]).
 #[derive(Debug, Clone)]
 struct Linear {
-    weight_t: Tensor,
+    weight: LinearWeight,
     bias: Tensor,
 }
 
 impl Linear {
-    fn load(
-        store: &WeightStore,
-        prefix: &str,
-        inputs: usize,
-        outputs: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
-        let weight = store.get(&format!("{prefix}.weight"), &[outputs, inputs], dtype, device)?;
+    /// `prefix.weight` (`[outputs, inputs]`, or `shape` when it is stored with more axes, as the patch conv is)
+    /// and `prefix.bias`.
+    fn load(store: &WeightStore, prefix: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Self> {
+        let key = format!("{prefix}.weight");
+        let outputs = shape[0];
+        let weight = if device.is_cpu() {
+            LinearWeight::Host(vec![store.matrix(&key, shape)?])
+        } else {
+            let weight = store.get(&key, shape, dtype, device)?;
+            LinearWeight::Transposed(weight.reshape((outputs, ()))?.t()?.contiguous()?)
+        };
         let bias = store.get(&format!("{prefix}.bias"), &[outputs], dtype, device)?;
-        Ok(Self { weight_t: weight.t()?.contiguous()?, bias })
+        Ok(Self { weight, bias })
     }
 
-    /// Stacks linears that read the same input into one (q, k, v → one matmul).
+    /// Stacks linears that read the same input into one (q, k, v → one output).
     fn concat(parts: &[Linear]) -> Result<Self> {
-        let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight_t).collect();
+        let weights: Vec<LinearWeight> = parts.iter().map(|l| l.weight.clone()).collect();
         let biases: Vec<&Tensor> = parts.iter().map(|l| &l.bias).collect();
-        Ok(Self { weight_t: Tensor::cat(&weights, 1)?, bias: Tensor::cat(&biases, 0)? })
+        Ok(Self { weight: LinearWeight::side_by_side(&weights)?, bias: Tensor::cat(&biases, 0)? })
+    }
+
+    /// The same layer with its weight in the form `kernels` reads on `device`.
+    fn for_kernels(&self, kernels: KernelChoice, device: &Device) -> Result<Self> {
+        Ok(Self { weight: self.weight.for_kernels(kernels, device)?, bias: self.bias.clone() })
     }
 
     fn forward(&self, x: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
-        ops::linear(x, &self.weight_t, &self.bias, kernels)
+        ops::linear(x, &self.weight, &self.bias, kernels)
     }
 
     /// `residual + self(x)`.
     fn forward_add(&self, x: &Tensor, residual: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
-        ops::linear_add(x, &self.weight_t, &self.bias, residual, kernels)
+        ops::linear_add(x, &self.weight, &self.bias, residual, kernels)
     }
 
     /// `activation(self(x))`; exact GELU, the ViTMAE default, fused with the bias.
     fn forward_activated(&self, x: &Tensor, activation: Activation, kernels: KernelChoice) -> Result<Tensor> {
         Ok(match activation {
-            Activation::GeluErf => ops::linear_gelu(x, &self.weight_t, &self.bias, kernels)?,
+            Activation::GeluErf => ops::linear_gelu(x, &self.weight, &self.bias, kernels)?,
             Activation::GeluTanh => self.forward(x, kernels)?.gelu()?,
             Activation::Relu => self.forward(x, kernels)?.relu()?,
             Activation::Silu => self.forward(x, kernels)?.silu()?,
@@ -109,8 +117,8 @@ struct LayerDims {
 impl Layer {
     fn load(store: &WeightStore, prefix: &str, dims: &LayerDims, dtype: DType, device: &Device) -> Result<Self> {
         let d = dims.hidden;
-        let linear = |name: &str, inputs, outputs| {
-            Linear::load(store, &format!("{prefix}.{name}"), inputs, outputs, dtype, device)
+        let linear = |name: &str, inputs: usize, outputs: usize| {
+            Linear::load(store, &format!("{prefix}.{name}"), &[outputs, inputs], dtype, device)
         };
         let norm = |name: &str| LayerNorm::load(store, &format!("{prefix}.{name}"), d, dims.eps, dtype, device);
         let qkv = Linear::concat(&[
@@ -170,7 +178,7 @@ pub struct MaeModel {
     dtype: DType,
     /// Fused kernels or candle's composed ops (see `ops.rs`).
     kernels: KernelChoice,
-    /// Patch-embedding conv as a matmul: `[C·p·p, D]` (transposed conv kernel), applied to visible patches only.
+    /// Patch-embedding conv as a matmul over each patch's `C·p·p` values, applied to visible patches only.
     patch_embed: Linear,
     /// `cls_token + position_embeddings[0]` (`[1, D]`): the first encoder token, the same for every input size.
     cls_with_position: Tensor,
@@ -226,11 +234,9 @@ impl MaeModel {
             .map(|(cls, position)| cls + position)
             .collect();
 
-        let conv_weight = get("vit.embeddings.patch_embeddings.projection.weight", &[d, c, p, p])?;
-        let patch_embed = Linear {
-            weight_t: conv_weight.reshape((d, c * p * p))?.t()?.contiguous()?,
-            bias: get("vit.embeddings.patch_embeddings.projection.bias", &[d])?,
-        };
+        // The conv kernel `[D, C, p, p]` is a `[D, C·p·p]` matrix over each patch's (c, i, j) values.
+        let patch_embed =
+            Linear::load(store, "vit.embeddings.patch_embeddings.projection", &[d, c, p, p], dtype, device)?;
         let encoder_dims = LayerDims {
             hidden: d,
             heads: config.num_attention_heads,
@@ -258,12 +264,12 @@ impl MaeModel {
             position_embeddings,
             encoder_layers,
             encoder_norm: LayerNorm::load(store, "vit.layernorm", d, config.layer_norm_eps, dtype, device)?,
-            decoder_embed: Linear::load(store, "decoder.decoder_embed", d, dd, dtype, device)?,
+            decoder_embed: Linear::load(store, "decoder.decoder_embed", &[dd, d], dtype, device)?,
             mask_token: get("decoder.mask_token", &[1, 1, dd])?.reshape((1, dd))?,
             decoder_position_embeddings: host("decoder.decoder_pos_embed", &[1, l + 1, dd])?,
             decoder_layers,
             decoder_norm: LayerNorm::load(store, "decoder.decoder_norm", dd, config.layer_norm_eps, dtype, device)?,
-            decoder_pred: Linear::load(store, "decoder.decoder_pred", dd, config.patch_dim(), dtype, device)?,
+            decoder_pred: Linear::load(store, "decoder.decoder_pred", &[config.patch_dim(), dd], dtype, device)?,
             position_cache: Arc::default(),
             device: device.clone(),
             dtype,
@@ -290,8 +296,32 @@ impl MaeModel {
 
     /// Runs the layers on `kernels` from the next forward pass on (`Candle` is the reference the fused kernels are
     /// compared and timed against).
-    pub fn set_kernels(&mut self, kernels: KernelChoice) {
+    /// Converts the weight matrices once if the kernels read another form (see [`LinearWeight`]): on the CPU,
+    /// `Candle` needs transposed copies of the in-place matrices.
+    pub fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        let device = self.device.clone();
+        for linear in self.linears_mut() {
+            *linear = linear.for_kernels(kernels, &device)?;
+        }
         self.kernels = kernels;
+        Ok(())
+    }
+
+    /// Whether every weight matrix is read where it lies in the weights file or the binary: loading copied none.
+    pub fn weights_in_place(&self) -> bool {
+        self.linears().all(|linear| linear.weight.in_place())
+    }
+
+    fn linears(&self) -> impl Iterator<Item = &Linear> {
+        let layers = self.encoder_layers.iter().chain(&self.decoder_layers);
+        let in_layers = layers.flat_map(|l| [&l.qkv, &l.attention_out, &l.fc1, &l.fc2]);
+        [&self.patch_embed, &self.decoder_embed, &self.decoder_pred].into_iter().chain(in_layers)
+    }
+
+    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        let layers = self.encoder_layers.iter_mut().chain(&mut self.decoder_layers);
+        let in_layers = layers.flat_map(|l| [&mut l.qkv, &mut l.attention_out, &mut l.fc1, &mut l.fc2]);
+        [&mut self.patch_embed, &mut self.decoder_embed, &mut self.decoder_pred].into_iter().chain(in_layers)
     }
 
     pub fn device_name(&self) -> &'static str {

@@ -1,22 +1,64 @@
-//! Named tensors from a checkpoint file, each checked against the shape the config implies.
+//! Named tensors from a checkpoint file, each checked against the shape the config implies, and the weight
+//! matrices the fused CPU kernels read where they lie.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use candle_core::safetensors::{MmapedSafetensors, SliceSafetensors};
+use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::{Metadata, SafeTensors, TensorView};
 
 use crate::error::{MaeError, Result};
+use crate::weight_bytes::WeightBytes;
 
 /// Where the tensors come from.
 enum Source {
-    /// A memory-mapped `.safetensors` file: tensors are copied out only when asked for.
-    Safetensors(MmapedSafetensors),
-    /// A `.safetensors` file compiled into the binary (the demo model): like the memory map, each tensor is
-    /// copied out of the bytes only when asked for.
-    StaticBytes(SliceSafetensors<'static>),
+    /// A `.safetensors` file, memory-mapped or compiled into the binary (the demo model), its header parsed once:
+    /// f32 matrices are read in place, everything else is copied out when asked for.
+    Safetensors { bytes: Arc<WeightBytes>, header: Metadata, data_start: usize },
     /// Tensors already read into memory (PyTorch checkpoints), keyed by hub names.
     InMemory(HashMap<String, Tensor>),
+}
+
+/// A weight matrix `[rows, cols]` of f32 in host memory, row-major: where it lies in a weights file when it can be
+/// read there (an aligned f32 tensor of a `.safetensors` file), else a copy made once on loading.
+#[derive(Clone)]
+pub struct HostMatrix {
+    bytes: Arc<WeightBytes>,
+    /// Byte offset of the first value in `bytes` (a multiple of 4, and aligned in memory).
+    offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl std::fmt::Debug for HostMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostMatrix").field("rows", &self.rows).field("cols", &self.cols).finish_non_exhaustive()
+    }
+}
+
+impl HostMatrix {
+    /// A matrix made from values (a converted weight): a copy.
+    pub fn from_values(values: Vec<f32>, rows: usize, cols: usize) -> Self {
+        debug_assert_eq!(values.len(), rows * cols);
+        Self { bytes: WeightBytes::from_values(values), offset: 0, rows, cols }
+    }
+
+    /// Runs `f` on the values, row after row (a lease break waits until `f` returns; see `weight_bytes.rs`).
+    pub fn read<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
+        self.bytes.read(|bytes| f(bytemuck::cast_slice(&bytes[self.offset..self.offset + 4 * self.rows * self.cols])))
+    }
+
+    /// Whether the values are read where they lie in the weights file (or the binary) rather than from a copy.
+    pub fn in_place(&self) -> bool {
+        self.bytes.in_place()
+    }
+
+    /// The matrix as a candle tensor `[rows, cols]` on the CPU (a copy, for the ops that need one).
+    pub fn to_tensor(&self) -> Result<Tensor> {
+        Ok(self.read(|values| Tensor::from_slice(values, (self.rows, self.cols), &Device::Cpu))?)
+    }
 }
 
 /// A checkpoint's tensors under Hugging Face hub key names.
@@ -35,25 +77,28 @@ impl std::fmt::Debug for WeightStore {
 }
 
 impl WeightStore {
-    /// Memory-maps a `.safetensors` file and validates its header (a truncated file fails here).
+    /// Opens a `.safetensors` file in place (see `weight_bytes.rs`) and validates its header: a truncated file, or
+    /// offsets that point outside it, fail here.
     pub fn open_safetensors(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(MaeError::weights(path, "weights file not found"));
         }
-        // SAFETY: the mapping is read-only; like every mmap-based loader we rely on nobody truncating the file
-        // while it is mapped. A file already truncated is caught by the header validation below.
-        #[allow(unsafe_code)]
-        let mapped = unsafe { MmapedSafetensors::new(path) }
-            .map_err(|e| MaeError::weights(path, format!("not a valid safetensors file ({})", root_cause(&e))))?;
-        Ok(Self { path: path.to_owned(), source: Source::Safetensors(mapped), file_name_of: None })
+        let bytes = WeightBytes::open(path).map_err(|e| MaeError::weights(path, format!("cannot be read ({e})")))?;
+        Self::from_bytes(path, bytes)
     }
 
     /// Reads safetensors bytes that live as long as the program (`include_bytes!`), validating the header;
     /// `path` is only what errors name.
     pub fn from_static_safetensors(path: &Path, bytes: &'static [u8]) -> Result<Self> {
-        let slice = SliceSafetensors::new(bytes)
-            .map_err(|e| MaeError::weights(path, format!("not a valid safetensors file ({})", root_cause(&e))))?;
-        Ok(Self { path: path.to_owned(), source: Source::StaticBytes(slice), file_name_of: None })
+        Self::from_bytes(path, WeightBytes::from_static(bytes))
+    }
+
+    fn from_bytes(path: &Path, bytes: Arc<WeightBytes>) -> Result<Self> {
+        let (header_len, header) = bytes
+            .read(|bytes| SafeTensors::read_metadata(bytes))
+            .map_err(|e| MaeError::weights(path, format!("not a valid safetensors file ({e})")))?;
+        let source = Source::Safetensors { bytes, header, data_start: 8 + header_len };
+        Ok(Self { path: path.to_owned(), source, file_name_of: None })
     }
 
     /// Wraps tensors that were read some other way (already renamed to hub keys).
@@ -79,16 +124,24 @@ impl WeightStore {
         &self.path
     }
 
-    /// Loads `key` as `dtype` on `device`, refusing it unless its shape is exactly `shape`.
+    /// Loads `key` as `dtype` on `device` (a copy), refusing it unless its shape is exactly `shape`.
     pub fn get(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         let tensor = match &self.source {
-            Source::Safetensors(st) => {
-                let actual = st.get(key).map(|view| view.shape().to_vec());
-                self.read_checked(key, actual, shape, || st.load(key, &Device::Cpu))?
-            }
-            Source::StaticBytes(st) => {
-                let actual = st.get(key).map(|view| view.shape().to_vec());
-                self.read_checked(key, actual, shape, || st.load(key, &Device::Cpu))?
+            Source::Safetensors { bytes, header, data_start } => {
+                let info = header.info(key).ok_or_else(|| self.missing(key))?;
+                if info.shape != shape {
+                    return Err(self.wrong_shape(key, &info.shape, shape));
+                }
+                let (begin, end) = (data_start + info.data_offsets.0, data_start + info.data_offsets.1);
+                bytes
+                    .read(|bytes| {
+                        let view = TensorView::new(info.dtype, info.shape.clone(), &bytes[begin..end])
+                            .map_err(|e| e.to_string())?;
+                        view.load(&Device::Cpu).map_err(|e| root_cause(&e))
+                    })
+                    .map_err(|problem| {
+                        MaeError::weights(&self.path, format!("tensor `{key}` cannot be read ({problem})"))
+                    })?
             }
             Source::InMemory(map) => {
                 let tensor = map.get(key).ok_or_else(|| self.missing(key))?;
@@ -101,19 +154,25 @@ impl WeightStore {
         Ok(tensor.to_dtype(dtype)?.to_device(device)?)
     }
 
-    /// Reads a safetensors tensor whose shape (`actual`, an error when the key is absent) must be `expected`.
-    fn read_checked(
-        &self,
-        key: &str,
-        actual: candle_core::Result<Vec<usize>>,
-        expected: &[usize],
-        read: impl FnOnce() -> candle_core::Result<Tensor>,
-    ) -> Result<Tensor> {
-        let actual = actual.map_err(|_| self.missing(key))?;
-        if actual != expected {
-            return Err(self.wrong_shape(key, &actual, expected));
+    /// Loads `key` as an f32 matrix of `shape[0]` rows (the other axes flattened into each row), refusing it
+    /// unless its shape is exactly `shape`: read in place when it is an f32 tensor of a safetensors file, aligned
+    /// for f32 in memory, on a little-endian CPU; otherwise converted into a copy once.
+    pub fn matrix(&self, key: &str, shape: &[usize]) -> Result<HostMatrix> {
+        let rows = shape.first().copied().unwrap_or(1);
+        let cols = shape.iter().skip(1).product::<usize>();
+        if let Source::Safetensors { bytes, header, data_start } = &self.source {
+            let info = header.info(key).ok_or_else(|| self.missing(key))?;
+            if info.shape != shape {
+                return Err(self.wrong_shape(key, &info.shape, shape));
+            }
+            let offset = data_start + info.data_offsets.0;
+            let aligned = bytes.read(|bytes| (bytes.as_ptr() as usize + offset) % 4 == 0) && offset % 4 == 0;
+            if info.dtype == safetensors::Dtype::F32 && aligned && cfg!(target_endian = "little") {
+                return Ok(HostMatrix { bytes: bytes.clone(), offset, rows, cols });
+            }
         }
-        read().map_err(|e| MaeError::weights(&self.path, format!("tensor `{key}` cannot be read ({})", root_cause(&e))))
+        let values = self.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?;
+        Ok(HostMatrix::from_values(values, rows, cols))
     }
 
     fn missing(&self, key: &str) -> MaeError {
