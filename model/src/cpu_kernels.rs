@@ -5,10 +5,8 @@
 //! pass. Each kernel here is one pass per row, parallel over rows on candle's thread pool (we run inside
 //! `Device::with_context`). `ops.rs` decides where they are used.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, bail};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, bail};
 use rayon::prelude::*;
-
-use crate::weights::HostMatrix;
 
 /// Rows per parallel task: enough work per task that scheduling costs nothing.
 const MIN_ELEMENTS_PER_TASK: usize = 16 * 1024;
@@ -141,17 +139,13 @@ fn erf(x: f32) -> f32 {
     value.copysign(x)
 }
 
-/// `x·Wᵀ + b` for `x: [n, in]` and weight matrices `W: [out, in]` as HF stores them, read where they lie (see
-/// `weights.rs`) through gemm's strides; several matrices write their outputs side by side (q, k and v into one
-/// `[n, 3·D]`), so nothing is transposed or concatenated on loading. The bias `[Σ out]` is folded into the gemm
-/// calls (the output starts as the broadcast bias and gemm accumulates onto it), saving the separate pass candle's
-/// `broadcast_add` makes over every linear's output.
+/// `x·W + b` with the bias folded into the gemm call (the output starts as the broadcast bias and gemm
+/// accumulates onto it), saving the separate pass candle's `broadcast_add` makes over every linear's output.
+/// Inputs: x `[n, in]`, wᵀ `[in, out]`, b `[out]`, all contiguous.
 #[derive(Debug, Clone, Copy)]
-pub struct LinearOp<'a> {
-    pub weights: &'a [HostMatrix],
-}
+pub struct LinearOp;
 
-impl CustomOp2 for LinearOp<'_> {
+impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
         "mae-linear"
     }
@@ -160,15 +154,19 @@ impl CustomOp2 for LinearOp<'_> {
         &self,
         input: &CpuStorage,
         input_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous(input, input_layout, self.name())?;
+        let weight_t = contiguous(weight, weight_layout, self.name())?;
         let bias = contiguous(bias, bias_layout, self.name())?;
-        let &[rows, inputs] = input_layout.dims() else { bail!("{}: expected a 2-D input", self.name()) };
-        let outputs: usize = self.weights.iter().map(|w| w.rows).sum();
-        if self.weights.iter().any(|w| w.cols != inputs) || bias.len() != outputs {
-            bail!("{}: input [{rows}, {inputs}], weights {:?}, bias [{}]", self.name(), self.weights, bias.len());
+        let (&[rows, inputs], &[weight_inputs, outputs]) = (input_layout.dims(), weight_layout.dims()) else {
+            bail!("{}: expected 2-D input and weight", self.name());
+        };
+        if inputs != weight_inputs || bias.len() != outputs {
+            bail!("{}: shapes [{rows}, {inputs}] · [{weight_inputs}, {outputs}] + [{}]", self.name(), bias.len());
         }
         let mut out: Vec<f32> = Vec::with_capacity(rows * outputs);
         for _ in 0..rows {
@@ -176,39 +174,32 @@ impl CustomOp2 for LinearOp<'_> {
         }
         let threads = rayon::current_num_threads();
         let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        let mut first_column = 0;
-        for weight in self.weights {
-            weight.read(|w| {
-                // SAFETY: x is rows×inputs and w is weight.rows×inputs (checked above), both row-major; Wᵀ[k, j] is
-                // w[j·inputs + k], so its column stride is `inputs` and its row stride 1. The output block starts at
-                // column `first_column` of the rows×outputs buffer, and its weight.rows columns end at or before
-                // `outputs`; `out` aliases neither input.
-                #[allow(unsafe_code)]
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        weight.rows,
-                        inputs,
-                        out.as_mut_ptr().add(first_column),
-                        1,
-                        outputs as isize,
-                        true,
-                        x.as_ptr(),
-                        1,
-                        inputs as isize,
-                        w.as_ptr(),
-                        inputs as isize,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        parallelism,
-                    );
-                }
-            });
-            first_column += weight.rows;
+        // SAFETY: every pointer comes from a live slice whose length matches the dimensions and row-major strides
+        // given (checked above: x is rows×inputs, wᵀ is inputs×outputs, out is rows×outputs), and `out` does not
+        // alias the inputs.
+        #[allow(unsafe_code)]
+        unsafe {
+            gemm::gemm(
+                rows,
+                outputs,
+                inputs,
+                out.as_mut_ptr(),
+                1,
+                outputs as isize,
+                true,
+                x.as_ptr(),
+                1,
+                inputs as isize,
+                weight_t.as_ptr(),
+                1,
+                outputs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
         }
         Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
     }

@@ -19,13 +19,8 @@ pub const DEMO_MODEL_NAME: &str = "demo (built in)";
 const ASSET_DIR: &str = "assets/demo-model";
 const CONFIG_JSON: &str = include_str!("../../assets/demo-model/config.json");
 const PREPROCESSOR_JSON: &str = include_str!("../../assets/demo-model/preprocessor_config.json");
-/// Read in place: the weight matrices where they lie in the binary, the small tensors copied out as the model is
-/// built. Aligned so that the f32 matrices are (`include_bytes!` alone promises no alignment, and an unaligned
-/// matrix would be copied).
-static WEIGHTS: &AlignedBytes<[u8]> = &AlignedBytes(*include_bytes!("../../assets/demo-model/model.safetensors"));
-
-#[repr(C, align(64))]
-struct AlignedBytes<Bytes: ?Sized>(Bytes);
+/// Read in place: tensors are copied out one at a time as the model is built, never the whole file at once.
+static WEIGHTS: &[u8] = include_bytes!("../../assets/demo-model/model.safetensors");
 
 /// Builds the embedded demo model on `device`. Touches neither the file system nor the network.
 pub fn load_demo(device: &SelectedDevice) -> Result<LoadedModel> {
@@ -34,7 +29,7 @@ pub fn load_demo(device: &SelectedDevice) -> Result<LoadedModel> {
         MaeConfig::from_json(CONFIG_JSON).map_err(|problem| MaeError::config(dir.join("config.json"), problem))?;
     let preprocessor = PreprocessorConfig::from_json(PREPROCESSOR_JSON)
         .map_err(|problem| MaeError::config(dir.join("preprocessor_config.json"), problem))?;
-    let store = WeightStore::from_static_safetensors(&dir.join("model.safetensors"), &WEIGHTS.0)?;
+    let store = WeightStore::from_static_safetensors(&dir.join("model.safetensors"), WEIGHTS)?;
     let sources = (dir.join("config.json"), dir.join("preprocessor_config.json"));
     let name = DEMO_MODEL_NAME.to_string();
     LoadedModel::from_configs(

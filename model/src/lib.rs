@@ -35,7 +35,6 @@ pub mod preprocess;
 pub mod python_random;
 pub mod source;
 pub mod torch_checkpoint;
-mod weight_bytes;
 pub mod weights;
 
 pub use config::{CheckedJson, MaeConfig, PreprocessorConfig};

@@ -10,16 +10,15 @@ use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::masking::{MaskSpec, Masking};
 use crate::memory;
-use crate::ops::{self, KernelChoice, LinearWeight};
+use crate::ops::{self, KernelChoice};
 use crate::outputs::MaeOutput;
 use crate::patches::{self, PatchGrid, masked_mean};
 use crate::weights::WeightStore;
 
-/// `y = x·Wᵀ + b`; on the CPU W stays as HF stores it (`[out, in]`, read where it lies), elsewhere it is
-/// transposed once on loading (see [`LinearWeight`]).
+/// `y = x·Wᵀ + b` with W (HF's `[out, in]`) stored transposed, `[in, out]`: the layout gemm multiplies fastest.
 #[derive(Debug, Clone)]
 struct Linear {
-    weight: LinearWeight,
+    weight_t: Tensor,
     bias: Tensor,
 }
 
@@ -27,43 +26,40 @@ impl Linear {
     /// `prefix.weight` (`[outputs, inputs]`, or `shape` when it is stored with more axes, as the patch conv is)
     /// and `prefix.bias`.
     fn load(store: &WeightStore, prefix: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Self> {
-        let key = format!("{prefix}.weight");
-        let outputs = shape[0];
-        let weight = if device.is_cpu() {
-            LinearWeight::Host(vec![store.matrix(&key, shape)?])
-        } else {
-            let weight = store.get(&key, shape, dtype, device)?;
-            LinearWeight::Transposed(weight.reshape((outputs, ()))?.t()?.contiguous()?)
-        };
-        let bias = store.get(&format!("{prefix}.bias"), &[outputs], dtype, device)?;
-        Ok(Self { weight, bias })
+        Self::load_side_by_side(store, &[prefix.to_string()], shape, dtype, device)
     }
 
-    /// Stacks linears that read the same input into one (q, k, v → one output).
-    fn concat(parts: &[Linear]) -> Result<Self> {
-        let weights: Vec<LinearWeight> = parts.iter().map(|l| l.weight.clone()).collect();
-        let biases: Vec<&Tensor> = parts.iter().map(|l| &l.bias).collect();
-        Ok(Self { weight: LinearWeight::side_by_side(&weights)?, bias: Tensor::cat(&biases, 0)? })
-    }
-
-    /// The same layer with its weight in the form `kernels` reads on `device`.
-    fn for_kernels(&self, kernels: KernelChoice, device: &Device) -> Result<Self> {
-        Ok(Self { weight: self.weight.for_kernels(kernels, device)?, bias: self.bias.clone() })
+    /// Linears of the same `shape` that read the same input, as one whose outputs lie side by side (q, k, v →
+    /// one matmul); their weights are transposed straight into one matrix (see `WeightStore::transposed_matrix`).
+    fn load_side_by_side(
+        store: &WeightStore,
+        prefixes: &[String],
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let keys: Vec<String> = prefixes.iter().map(|prefix| format!("{prefix}.weight")).collect();
+        let weight_t = store.transposed_matrix(&keys, &vec![shape; prefixes.len()], dtype, device)?;
+        let biases = prefixes
+            .iter()
+            .map(|prefix| store.get(&format!("{prefix}.bias"), &shape[..1], dtype, device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { weight_t, bias: Tensor::cat(&biases, 0)? })
     }
 
     fn forward(&self, x: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
-        ops::linear(x, &self.weight, &self.bias, kernels)
+        ops::linear(x, &self.weight_t, &self.bias, kernels)
     }
 
     /// `residual + self(x)`.
     fn forward_add(&self, x: &Tensor, residual: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
-        ops::linear_add(x, &self.weight, &self.bias, residual, kernels)
+        ops::linear_add(x, &self.weight_t, &self.bias, residual, kernels)
     }
 
     /// `activation(self(x))`; exact GELU, the ViTMAE default, fused with the bias.
     fn forward_activated(&self, x: &Tensor, activation: Activation, kernels: KernelChoice) -> Result<Tensor> {
         Ok(match activation {
-            Activation::GeluErf => ops::linear_gelu(x, &self.weight, &self.bias, kernels)?,
+            Activation::GeluErf => ops::linear_gelu(x, &self.weight_t, &self.bias, kernels)?,
             Activation::GeluTanh => self.forward(x, kernels)?.gelu()?,
             Activation::Relu => self.forward(x, kernels)?.relu()?,
             Activation::Silu => self.forward(x, kernels)?.silu()?,
@@ -121,11 +117,8 @@ impl Layer {
             Linear::load(store, &format!("{prefix}.{name}"), &[outputs, inputs], dtype, device)
         };
         let norm = |name: &str| LayerNorm::load(store, &format!("{prefix}.{name}"), d, dims.eps, dtype, device);
-        let qkv = Linear::concat(&[
-            linear("attention.attention.query", d, d)?,
-            linear("attention.attention.key", d, d)?,
-            linear("attention.attention.value", d, d)?,
-        ])?;
+        let qkv_prefixes = ["query", "key", "value"].map(|name| format!("{prefix}.attention.attention.{name}"));
+        let qkv = Linear::load_side_by_side(store, &qkv_prefixes, &[d, d], dtype, device)?;
         Ok(Self {
             norm_before: norm("layernorm_before")?,
             qkv,
@@ -178,7 +171,7 @@ pub struct MaeModel {
     dtype: DType,
     /// Fused kernels or candle's composed ops (see `ops.rs`).
     kernels: KernelChoice,
-    /// Patch-embedding conv as a matmul over each patch's `C·p·p` values, applied to visible patches only.
+    /// Patch-embedding conv as a matmul: `[C·p·p, D]` (transposed conv kernel), applied to visible patches only.
     patch_embed: Linear,
     /// `cls_token + position_embeddings[0]` (`[1, D]`): the first encoder token, the same for every input size.
     cls_with_position: Tensor,
@@ -296,32 +289,8 @@ impl MaeModel {
 
     /// Runs the layers on `kernels` from the next forward pass on (`Candle` is the reference the fused kernels are
     /// compared and timed against).
-    /// Converts the weight matrices once if the kernels read another form (see [`LinearWeight`]): on the CPU,
-    /// `Candle` needs transposed copies of the in-place matrices.
-    pub fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
-        let device = self.device.clone();
-        for linear in self.linears_mut() {
-            *linear = linear.for_kernels(kernels, &device)?;
-        }
+    pub fn set_kernels(&mut self, kernels: KernelChoice) {
         self.kernels = kernels;
-        Ok(())
-    }
-
-    /// Whether every weight matrix is read where it lies in the weights file or the binary: loading copied none.
-    pub fn weights_in_place(&self) -> bool {
-        self.linears().all(|linear| linear.weight.in_place())
-    }
-
-    fn linears(&self) -> impl Iterator<Item = &Linear> {
-        let layers = self.encoder_layers.iter().chain(&self.decoder_layers);
-        let in_layers = layers.flat_map(|l| [&l.qkv, &l.attention_out, &l.fc1, &l.fc2]);
-        [&self.patch_embed, &self.decoder_embed, &self.decoder_pred].into_iter().chain(in_layers)
-    }
-
-    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
-        let layers = self.encoder_layers.iter_mut().chain(&mut self.decoder_layers);
-        let in_layers = layers.flat_map(|l| [&mut l.qkv, &mut l.attention_out, &mut l.fc1, &mut l.fc2]);
-        [&mut self.patch_embed, &mut self.decoder_embed, &mut self.decoder_pred].into_iter().chain(in_layers)
     }
 
     pub fn device_name(&self) -> &'static str {

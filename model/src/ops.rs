@@ -6,13 +6,10 @@
 //! attention and per matmul epilogue); everywhere else, or when [`KernelChoice::Candle`] asks for it, candle's
 //! composed ops do. `model.rs` never looks at the device.
 
-use std::borrow::Cow;
-
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 
 use crate::cpu_kernels::{AttentionOp, GeluErfOp, LayerNormOp, LinearOp};
 use crate::error::{MaeError, Result};
-use crate::weights::HostMatrix;
 
 /// Which implementation of the layer ops a model uses where it has a choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,85 +57,24 @@ fn kernels_for(x: &Tensor, choice: KernelChoice) -> Kernels {
     }
 }
 
-/// A linear layer's weight, in the form its kernels read.
-#[derive(Debug, Clone)]
-pub enum LinearWeight {
-    /// HF's `[out, in]` matrices on the host, read where they lie in the weights file by the fused CPU kernel
-    /// (several side by side give one output: q, k and v stay three matrices).
-    Host(Vec<HostMatrix>),
-    /// `Wᵀ: [in, out]` as a candle tensor, transposed once on loading (a copy): candle's ops and GPUs.
-    Transposed(Tensor),
-}
-
-impl LinearWeight {
-    /// The form `kernels` reads on `device`: host matrices for the fused CPU kernel, a transposed tensor for
-    /// everything else; converted (copied) once when it is in the other form.
-    pub fn for_kernels(&self, kernels: KernelChoice, device: &Device) -> Result<Self> {
-        let wants_host = device.is_cpu() && kernels == KernelChoice::Fused;
-        Ok(match (self, wants_host) {
-            (Self::Host(_), true) | (Self::Transposed(_), false) => self.clone(),
-            (Self::Host(_), false) => Self::Transposed(self.transposed()?.into_owned().to_device(device)?),
-            (Self::Transposed(weight_t), true) => {
-                let (inputs, outputs) = weight_t.dims2()?;
-                let values = weight_t.t()?.contiguous()?.flatten_all()?.to_vec1()?;
-                Self::Host(vec![HostMatrix::from_values(values, outputs, inputs)])
-            }
-        })
-    }
-
-    /// Weights that read the same input, their outputs side by side: host matrices stay separate (nothing is
-    /// copied), tensors are concatenated.
-    pub fn side_by_side(parts: &[LinearWeight]) -> Result<Self> {
-        let host: Vec<&[HostMatrix]> = parts
-            .iter()
-            .filter_map(|part| match part {
-                Self::Host(matrices) => Some(matrices.as_slice()),
-                Self::Transposed(_) => None,
-            })
-            .collect();
-        if host.len() == parts.len() {
-            return Ok(Self::Host(host.concat()));
-        }
-        let tensors = parts.iter().map(|part| Ok(part.transposed()?.into_owned())).collect::<Result<Vec<_>>>()?;
-        Ok(Self::Transposed(Tensor::cat(&tensors, 1)?))
-    }
-
-    /// `Wᵀ` as one candle tensor `[in, out]`: itself, or a copy of the host matrices side by side.
-    fn transposed(&self) -> Result<Cow<'_, Tensor>> {
-        match self {
-            Self::Transposed(weight_t) => Ok(Cow::Borrowed(weight_t)),
-            Self::Host(parts) => {
-                let parts = parts.iter().map(|part| Ok(part.to_tensor()?.t()?)).collect::<Result<Vec<_>>>()?;
-                Ok(Cow::Owned(Tensor::cat(&parts, 1)?.contiguous()?))
-            }
-        }
-    }
-
-    /// Whether every matrix is read where it lies in the weights file (none is a copy).
-    pub fn in_place(&self) -> bool {
-        matches!(self, Self::Host(parts) if parts.iter().all(HostMatrix::in_place))
-    }
-}
-
-/// `x·Wᵀ + b` for `x: [n, in]`, `weight` W in either form and `bias: [out]`.
-pub fn linear(x: &Tensor, weight: &LinearWeight, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
-    match (kernels_for(x, choice), weight) {
-        (Kernels::FusedCpu, LinearWeight::Host(weights)) if x.rank() == 2 => {
-            Ok(x.contiguous()?.apply_op2_no_bwd(bias, &LinearOp { weights })?)
-        }
-        _ => Ok(x.matmul(&*weight.transposed()?)?.broadcast_add(bias)?),
+/// `x·Wᵀ + b` for `x: [n, in]`, with `weight_t = Wᵀ: [in, out]` (HF's `[out, in]` weight, transposed once at
+/// load) and `bias: [out]`.
+pub fn linear(x: &Tensor, weight_t: &Tensor, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
+    match kernels_for(x, choice) {
+        Kernels::FusedCpu if x.rank() == 2 => Ok(x.contiguous()?.apply_op3_no_bwd(weight_t, bias, &LinearOp)?),
+        _ => Ok(x.matmul(weight_t)?.broadcast_add(bias)?),
     }
 }
 
 /// `gelu_erf(x·Wᵀ + b)` (HF's exact `"gelu"` after `intermediate.dense`); arguments as [`linear`].
-pub fn linear_gelu(x: &Tensor, weight: &LinearWeight, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
+pub fn linear_gelu(x: &Tensor, weight_t: &Tensor, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
     match kernels_for(x, choice) {
-        Kernels::FusedCpu => Ok(linear(x, weight, bias, choice)?.apply_op1_no_bwd(&GeluErfOp)?),
+        Kernels::FusedCpu => Ok(linear(x, weight_t, bias, choice)?.apply_op1_no_bwd(&GeluErfOp)?),
         #[cfg(feature = "cuda")]
         Kernels::FusedCuda if x.rank() == 2 => {
-            Ok(x.matmul(&*weight.transposed()?)?.apply_op2_no_bwd(bias, &crate::cuda_kernels::BiasGeluOp)?)
+            Ok(x.matmul(weight_t)?.apply_op2_no_bwd(bias, &crate::cuda_kernels::BiasGeluOp)?)
         }
-        _ => Ok(x.matmul(&*weight.transposed()?)?.broadcast_add(bias)?.gelu_erf()?),
+        _ => Ok(x.matmul(weight_t)?.broadcast_add(bias)?.gelu_erf()?),
     }
 }
 
@@ -146,19 +82,19 @@ pub fn linear_gelu(x: &Tensor, weight: &LinearWeight, bias: &Tensor, choice: Ker
 /// `residual` shaped as the result.
 pub fn linear_add(
     x: &Tensor,
-    weight: &LinearWeight,
+    weight_t: &Tensor,
     bias: &Tensor,
     residual: &Tensor,
     choice: KernelChoice,
 ) -> Result<Tensor> {
     match kernels_for(x, choice) {
         #[cfg(feature = "cuda")]
-        Kernels::FusedCuda if x.rank() == 2 => Ok(x.matmul(&*weight.transposed()?)?.apply_op3_no_bwd(
+        Kernels::FusedCuda if x.rank() == 2 => Ok(x.matmul(weight_t)?.apply_op3_no_bwd(
             bias,
             &residual.contiguous()?,
             &crate::cuda_kernels::BiasResidualOp,
         )?),
-        _ => Ok((residual + linear(x, weight, bias, choice)?)?),
+        _ => Ok((residual + linear(x, weight_t, bias, choice)?)?),
     }
 }
 

@@ -1,64 +1,106 @@
-//! Named tensors from a checkpoint file, each checked against the shape the config implies, and the weight
-//! matrices the fused CPU kernels read where they lie.
+//! Named tensors from a checkpoint file, each checked against the shape the config implies.
+//!
+//! `.safetensors` files are read with positioned reads, never memory-mapped. A map would let the weights be used
+//! where they lie, but gemm reads a stored `[out, in]` matrix 1.4–5× slower than its transpose at the shapes of a
+//! forward pass (it repacks the matrix on every call), so every weight matrix is copied once anyway, transposed
+//! (see `transposed_matrix`); reading it through a map would add the map's pages to the process's memory while the
+//! copy is made, and a file truncated under a map kills the process with SIGBUS. With reads, a file truncated or
+//! rewritten while the app runs cannot touch a model already loaded, and a load that meets it fails with an error.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Tensor};
-use safetensors::tensor::{Metadata, SafeTensors, TensorView};
+use rayon::prelude::*;
+use safetensors::tensor::{Metadata, TensorInfo, TensorView};
 
 use crate::error::{MaeError, Result};
-use crate::weight_bytes::WeightBytes;
 
 /// Where the tensors come from.
 enum Source {
-    /// A `.safetensors` file, memory-mapped or compiled into the binary (the demo model), its header parsed once:
-    /// f32 matrices are read in place, everything else is copied out when asked for.
-    Safetensors { bytes: Arc<WeightBytes>, header: Metadata, data_start: usize },
+    /// A `.safetensors` file or bytes compiled into the binary (the demo model), its header parsed once; tensors
+    /// are read when asked for.
+    Safetensors { bytes: SafetensorsBytes, header: Metadata, data_start: u64 },
     /// Tensors already read into memory (PyTorch checkpoints), keyed by hub names.
     InMemory(HashMap<String, Tensor>),
 }
 
-/// A weight matrix `[rows, cols]` of f32 in host memory, row-major: where it lies in a weights file when it can be
-/// read there (an aligned f32 tensor of a `.safetensors` file), else a copy made once on loading.
-#[derive(Clone)]
-pub struct HostMatrix {
-    bytes: Arc<WeightBytes>,
-    /// Byte offset of the first value in `bytes` (a multiple of 4, and aligned in memory).
-    offset: usize,
-    pub rows: usize,
-    pub cols: usize,
+enum SafetensorsBytes {
+    File(File),
+    Static(&'static [u8]),
 }
 
-impl std::fmt::Debug for HostMatrix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostMatrix").field("rows", &self.rows).field("cols", &self.cols).finish_non_exhaustive()
+impl SafetensorsBytes {
+    fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Self::File(file) => Ok(file.metadata()?.len()),
+            Self::Static(bytes) => Ok(bytes.len() as u64),
+        }
+    }
+
+    /// Fills `out` from `offset` on; a file that has become shorter is an error, never a partial read.
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        match self {
+            #[cfg(unix)]
+            Self::File(file) => std::os::unix::fs::FileExt::read_exact_at(file, out, offset),
+            #[cfg(windows)]
+            Self::File(file) => {
+                let mut done = 0;
+                while done < out.len() {
+                    match std::os::windows::fs::FileExt::seek_read(file, &mut out[done..], offset + done as u64)? {
+                        0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                        read => done += read,
+                    }
+                }
+                Ok(())
+            }
+            Self::Static(bytes) => {
+                let range = usize::try_from(offset).ok().and_then(|start| bytes.get(start..start + out.len()));
+                out.copy_from_slice(range.ok_or(std::io::ErrorKind::UnexpectedEof)?);
+                Ok(())
+            }
+        }
     }
 }
 
-impl HostMatrix {
-    /// A matrix made from values (a converted weight): a copy.
-    pub fn from_values(values: Vec<f32>, rows: usize, cols: usize) -> Self {
-        debug_assert_eq!(values.len(), rows * cols);
-        Self { bytes: WeightBytes::from_values(values), offset: 0, rows, cols }
-    }
+/// Largest safetensors header read (the format's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-    /// Runs `f` on the values, row after row (a lease break waits until `f` returns; see `weight_bytes.rs`).
-    pub fn read<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
-        self.bytes.read(|bytes| f(bytemuck::cast_slice(&bytes[self.offset..self.offset + 4 * self.rows * self.cols])))
+/// Parses and checks a safetensors header: tensors back to back from offset 0, each as long as its shape and dtype
+/// say, the last ending where the file does (the checks `safetensors` makes when it is given the whole file).
+fn read_header(bytes: &SafetensorsBytes) -> std::result::Result<(Metadata, u64), String> {
+    let file_len = bytes.len().map_err(|e| e.to_string())?;
+    let mut length = [0u8; 8];
+    bytes.read_at(0, &mut length).map_err(|_| "shorter than a header".to_string())?;
+    let header_len = u64::from_le_bytes(length);
+    if header_len > MAX_HEADER_BYTES || 8 + header_len > file_len {
+        return Err(format!("header length {header_len} does not fit in a file of {file_len} bytes"));
     }
-
-    /// Whether the values are read where they lie in the weights file (or the binary) rather than from a copy.
-    pub fn in_place(&self) -> bool {
-        self.bytes.in_place()
+    let mut header = vec![0u8; header_len as usize];
+    bytes.read_at(8, &mut header).map_err(|e| e.to_string())?;
+    let header: Metadata = serde_json::from_slice(&header).map_err(|e| format!("header: {e}"))?;
+    let mut infos: Vec<&TensorInfo> = header.tensors().into_values().collect();
+    infos.sort_by_key(|info| info.data_offsets);
+    let mut end_of_previous = 0;
+    for info in infos {
+        let (begin, end) = info.data_offsets;
+        let bits = info.shape.iter().try_fold(info.dtype.bitsize(), |bits, &n| bits.checked_mul(n));
+        if begin != end_of_previous || bits.is_none_or(|bits| bits % 8 != 0 || end.checked_sub(begin) != Some(bits / 8))
+        {
+            return Err(format!("tensor offsets {begin}..{end} do not match the tensors before and its shape"));
+        }
+        end_of_previous = end;
     }
-
-    /// The matrix as a candle tensor `[rows, cols]` on the CPU (a copy, for the ops that need one).
-    pub fn to_tensor(&self) -> Result<Tensor> {
-        Ok(self.read(|values| Tensor::from_slice(values, (self.rows, self.cols), &Device::Cpu))?)
+    let data_start = 8 + header_len;
+    if data_start + end_of_previous as u64 != file_len {
+        return Err(format!(
+            "the header describes {end_of_previous} bytes of tensors, the file holds {}",
+            file_len - data_start
+        ));
     }
+    Ok((header, data_start))
 }
 
 /// A checkpoint's tensors under Hugging Face hub key names.
@@ -77,28 +119,30 @@ impl std::fmt::Debug for WeightStore {
 }
 
 impl WeightStore {
-    /// Opens a `.safetensors` file in place (see `weight_bytes.rs`) and validates its header: a truncated file, or
-    /// offsets that point outside it, fail here.
+    /// Opens a `.safetensors` file and validates its header: a truncated file, or offsets that point outside it,
+    /// fail here.
     pub fn open_safetensors(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(MaeError::weights(path, "weights file not found"));
         }
-        let bytes = WeightBytes::open(path).map_err(|e| MaeError::weights(path, format!("cannot be read ({e})")))?;
-        Self::from_bytes(path, bytes)
+        let file = File::open(path).map_err(|e| MaeError::weights(path, format!("cannot be read ({e})")))?;
+        Self::from_bytes(path, SafetensorsBytes::File(file))
     }
 
     /// Reads safetensors bytes that live as long as the program (`include_bytes!`), validating the header;
     /// `path` is only what errors name.
     pub fn from_static_safetensors(path: &Path, bytes: &'static [u8]) -> Result<Self> {
-        Self::from_bytes(path, WeightBytes::from_static(bytes))
+        Self::from_bytes(path, SafetensorsBytes::Static(bytes))
     }
 
-    fn from_bytes(path: &Path, bytes: Arc<WeightBytes>) -> Result<Self> {
-        let (header_len, header) = bytes
-            .read(|bytes| SafeTensors::read_metadata(bytes))
-            .map_err(|e| MaeError::weights(path, format!("not a valid safetensors file ({e})")))?;
-        let source = Source::Safetensors { bytes, header, data_start: 8 + header_len };
-        Ok(Self { path: path.to_owned(), source, file_name_of: None })
+    fn from_bytes(path: &Path, bytes: SafetensorsBytes) -> Result<Self> {
+        let (header, data_start) = read_header(&bytes)
+            .map_err(|problem| MaeError::weights(path, format!("not a valid safetensors file ({problem})")))?;
+        Ok(Self {
+            path: path.to_owned(),
+            source: Source::Safetensors { bytes, header, data_start },
+            file_name_of: None,
+        })
     }
 
     /// Wraps tensors that were read some other way (already renamed to hub keys).
@@ -124,24 +168,18 @@ impl WeightStore {
         &self.path
     }
 
-    /// Loads `key` as `dtype` on `device` (a copy), refusing it unless its shape is exactly `shape`.
+    /// Loads `key` as `dtype` on `device`, refusing it unless its shape is exactly `shape`.
     pub fn get(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         let tensor = match &self.source {
             Source::Safetensors { bytes, header, data_start } => {
-                let info = header.info(key).ok_or_else(|| self.missing(key))?;
-                if info.shape != shape {
-                    return Err(self.wrong_shape(key, &info.shape, shape));
-                }
-                let (begin, end) = (data_start + info.data_offsets.0, data_start + info.data_offsets.1);
-                bytes
-                    .read(|bytes| {
-                        let view = TensorView::new(info.dtype, info.shape.clone(), &bytes[begin..end])
-                            .map_err(|e| e.to_string())?;
-                        view.load(&Device::Cpu).map_err(|e| root_cause(&e))
-                    })
-                    .map_err(|problem| {
-                        MaeError::weights(&self.path, format!("tensor `{key}` cannot be read ({problem})"))
-                    })?
+                let info = self.checked_info(header, key, shape)?;
+                let (begin, end) = info.data_offsets;
+                let mut raw = vec![0u8; end - begin];
+                bytes.read_at(data_start + begin as u64, &mut raw).map_err(|e| self.unreadable(key, e.to_string()))?;
+                TensorView::new(info.dtype, info.shape.clone(), &raw)
+                    .map_err(|e| self.unreadable(key, e.to_string()))?
+                    .load(&Device::Cpu)
+                    .map_err(|e| self.unreadable(key, root_cause(&e)))?
             }
             Source::InMemory(map) => {
                 let tensor = map.get(key).ok_or_else(|| self.missing(key))?;
@@ -154,25 +192,55 @@ impl WeightStore {
         Ok(tensor.to_dtype(dtype)?.to_device(device)?)
     }
 
-    /// Loads `key` as an f32 matrix of `shape[0]` rows (the other axes flattened into each row), refusing it
-    /// unless its shape is exactly `shape`: read in place when it is an f32 tensor of a safetensors file, aligned
-    /// for f32 in memory, on a little-endian CPU; otherwise converted into a copy once.
-    pub fn matrix(&self, key: &str, shape: &[usize]) -> Result<HostMatrix> {
-        let rows = shape.first().copied().unwrap_or(1);
-        let cols = shape.iter().skip(1).product::<usize>();
-        if let Source::Safetensors { bytes, header, data_start } = &self.source {
-            let info = header.info(key).ok_or_else(|| self.missing(key))?;
-            if info.shape != shape {
-                return Err(self.wrong_shape(key, &info.shape, shape));
+    /// Loads matrices that read the same input (q, k and v; or one), each `[out_i, inputs]` as HF stores it (a
+    /// conv kernel's trailing axes count as `inputs`), and returns `Wᵀ = [inputs, Σ out_i]`, their transposes side
+    /// by side: the layout gemm multiplies fastest. f32 safetensors are read one matrix at a time straight into
+    /// their columns (one pass, no whole-file or whole-matrix copy besides the result); other dtypes and PyTorch
+    /// checkpoints go through a candle tensor first.
+    pub fn transposed_matrix(
+        &self,
+        keys: &[String],
+        shapes: &[&[usize]],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let inputs = shapes.first().map_or(0, |shape| shape.iter().skip(1).product::<usize>());
+        let outputs: usize = shapes.iter().map(|shape| shape.first().copied().unwrap_or(0)).sum();
+        let mut transposed = vec![0f32; inputs * outputs];
+        let mut first_column = 0;
+        let mut scratch: Vec<f32> = Vec::new();
+        for (key, &shape) in keys.iter().zip(shapes) {
+            let rows = shape.first().copied().unwrap_or(0);
+            match &self.source {
+                Source::Safetensors { bytes, header, data_start }
+                    if self.checked_info(header, key, shape)?.dtype == safetensors::Dtype::F32
+                        && cfg!(target_endian = "little") =>
+                {
+                    let begin = header.info(key).map_or(0, |info| info.data_offsets.0);
+                    scratch.resize(rows * inputs, 0.0);
+                    bytes
+                        .read_at(data_start + begin as u64, bytemuck::cast_slice_mut(&mut scratch))
+                        .map_err(|e| self.unreadable(key, e.to_string()))?;
+                }
+                _ => scratch = self.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?,
             }
-            let offset = data_start + info.data_offsets.0;
-            let aligned = bytes.read(|bytes| (bytes.as_ptr() as usize + offset) % 4 == 0) && offset % 4 == 0;
-            if info.dtype == safetensors::Dtype::F32 && aligned && cfg!(target_endian = "little") {
-                return Ok(HostMatrix { bytes: bytes.clone(), offset, rows, cols });
-            }
+            transpose_into(&scratch, rows, inputs, &mut transposed, outputs, first_column);
+            first_column += rows;
         }
-        let values = self.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?;
-        Ok(HostMatrix::from_values(values, rows, cols))
+        Ok(Tensor::from_vec(transposed, (inputs, outputs), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
+    }
+
+    /// `key`'s entry in the header, refused unless its shape is exactly `shape`.
+    fn checked_info<'h>(&self, header: &'h Metadata, key: &str, shape: &[usize]) -> Result<&'h TensorInfo> {
+        let info = header.info(key).ok_or_else(|| self.missing(key))?;
+        if info.shape != shape {
+            return Err(self.wrong_shape(key, &info.shape, shape));
+        }
+        Ok(info)
+    }
+
+    fn unreadable(&self, key: &str, problem: String) -> MaeError {
+        MaeError::weights(&self.path, format!("tensor `{key}` cannot be read ({problem})"))
     }
 
     fn missing(&self, key: &str) -> MaeError {
@@ -190,6 +258,24 @@ impl WeightStore {
     }
 }
 
+/// Writes `matrix` (`[rows, cols]`) transposed into columns `first_column..first_column + rows` of `out`
+/// (`[cols, out_width]`), in parallel over blocks of output rows; blocks of 32×32 keep both sides in cache.
+fn transpose_into(matrix: &[f32], rows: usize, cols: usize, out: &mut [f32], out_width: usize, first_column: usize) {
+    const BLOCK: usize = 32;
+    out.par_chunks_mut(BLOCK * out_width).enumerate().for_each(|(block, out_rows)| {
+        let first_col = block * BLOCK;
+        for row_block in (0..rows).step_by(BLOCK) {
+            for (i, out_row) in out_rows.chunks_exact_mut(out_width).enumerate() {
+                let col = first_col + i;
+                let targets = &mut out_row[first_column + row_block..first_column + (row_block + BLOCK).min(rows)];
+                for (offset, target) in targets.iter_mut().enumerate() {
+                    *target = matrix[(row_block + offset) * cols + col];
+                }
+            }
+        }
+    });
+}
+
 /// candle wraps errors in context layers; users need the innermost sentence.
 pub(crate) fn root_cause(error: &candle_core::Error) -> String {
     match error {
@@ -204,6 +290,24 @@ pub(crate) fn root_cause(error: &candle_core::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transposing_into_columns_matches_the_definition_at_sizes_that_are_not_blocks() {
+        let (rows, cols, width, first_column) = (37, 45, 50, 9);
+        let matrix: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let mut out = vec![-1f32; cols * width];
+        transpose_into(&matrix, rows, cols, &mut out, width, first_column);
+        for c in 0..cols {
+            for j in 0..width {
+                let expected = if (first_column..first_column + rows).contains(&j) {
+                    matrix[(j - first_column) * cols + c]
+                } else {
+                    -1.0
+                };
+                assert_eq!(out[c * width + j], expected, "out[{c}, {j}]");
+            }
+        }
+    }
 
     #[test]
     fn embedded_bytes_that_are_not_safetensors_are_refused_with_their_name() {
