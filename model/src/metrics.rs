@@ -147,27 +147,27 @@ fn reflect(index: i64, length: usize) -> usize {
     (if folded < length as i64 { folded } else { period - 1 - folded }) as usize
 }
 
-/// The separable Gaussian of one `H×W` plane: rows, then columns.
+/// The separable Gaussian of one `H×W` plane: rows, then columns. The reflected neighbour of every position is
+/// looked up once per axis rather than per tap (folding each index cost a dump ~80 ms); the taps are summed in the
+/// same order, so the result is unchanged.
 fn gaussian_filter(values: &[f64], height: usize, width: usize, weights: &[f64]) -> Vec<f64> {
     let radius = SSIM_RADIUS as i64;
+    let neighbours = |length: usize| -> Vec<usize> {
+        (-radius..length as i64 + radius).map(|index| reflect(index, length)).collect()
+    };
+    let (columns, rows) = (neighbours(width), neighbours(height));
+    let taps = weights.len();
     let mut along_rows = vec![0.0; values.len()];
-    for row in 0..height {
-        for col in 0..width {
-            along_rows[row * width + col] = weights
-                .iter()
-                .enumerate()
-                .map(|(tap, w)| w * values[row * width + reflect(col as i64 + tap as i64 - radius, width)])
-                .sum();
+    for (source, target) in values.chunks_exact(width).zip(along_rows.chunks_exact_mut(width)) {
+        for (col, value) in target.iter_mut().enumerate() {
+            *value = weights.iter().zip(&columns[col..col + taps]).map(|(w, &c)| w * source[c]).sum();
         }
     }
     let mut filtered = vec![0.0; values.len()];
-    for row in 0..height {
-        for col in 0..width {
-            filtered[row * width + col] = weights
-                .iter()
-                .enumerate()
-                .map(|(tap, w)| w * along_rows[reflect(row as i64 + tap as i64 - radius, height) * width + col])
-                .sum();
+    for (row, target) in filtered.chunks_exact_mut(width).enumerate() {
+        let source_rows = &rows[row..row + taps];
+        for (col, value) in target.iter_mut().enumerate() {
+            *value = weights.iter().zip(source_rows).map(|(w, &r)| w * along_rows[r * width + col]).sum();
         }
     }
     filtered

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 
 use crate::config::{Activation, CheckedJson, MaeConfig};
 use crate::error::{MaeError, Result};
@@ -244,10 +245,13 @@ impl MaeModel {
             eps: config.layer_norm_eps,
             activation,
         };
+        // Layers load in parallel: reading and transposing a base model's 448 MB takes about 0.5 s on one core.
         let encoder_layers = (0..config.num_hidden_layers)
+            .into_par_iter()
             .map(|i| Layer::load(store, &format!("vit.encoder.layer.{i}"), &encoder_dims, dtype, device))
             .collect::<Result<_>>()?;
         let decoder_layers = (0..config.decoder_num_hidden_layers)
+            .into_par_iter()
             .map(|j| Layer::load(store, &format!("decoder.decoder_layers.{j}"), &decoder_dims, dtype, device))
             .collect::<Result<_>>()?;
         Ok(Self {

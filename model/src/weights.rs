@@ -259,17 +259,25 @@ impl WeightStore {
 }
 
 /// Writes `matrix` (`[rows, cols]`) transposed into columns `first_column..first_column + rows` of `out`
-/// (`[cols, out_width]`), in parallel over blocks of output rows; blocks of 32×32 keep both sides in cache.
+/// (`[cols, out_width]`), in parallel over bands of `TILE` output rows. Within a band, tiles of `TILE`×`TILE` are
+/// copied through a small array of fixed size, which the compiler turns into register shuffles: a scalar gather
+/// down the columns cost a base model's load about 0.2 s.
 fn transpose_into(matrix: &[f32], rows: usize, cols: usize, out: &mut [f32], out_width: usize, first_column: usize) {
-    const BLOCK: usize = 32;
-    out.par_chunks_mut(BLOCK * out_width).enumerate().for_each(|(block, out_rows)| {
-        let first_col = block * BLOCK;
-        for row_block in (0..rows).step_by(BLOCK) {
-            for (i, out_row) in out_rows.chunks_exact_mut(out_width).enumerate() {
-                let col = first_col + i;
-                let targets = &mut out_row[first_column + row_block..first_column + (row_block + BLOCK).min(rows)];
-                for (offset, target) in targets.iter_mut().enumerate() {
-                    *target = matrix[(row_block + offset) * cols + col];
+    const TILE: usize = 8;
+    out.par_chunks_mut(TILE * out_width).enumerate().for_each(|(band, out_rows)| {
+        let first_col = band * TILE;
+        let band_cols = out_rows.len() / out_width;
+        for first_row in (0..rows).step_by(TILE) {
+            let tile_rows = TILE.min(rows - first_row);
+            let mut tile = [[0f32; TILE]; TILE];
+            for (r, tile_row) in tile.iter_mut().enumerate().take(tile_rows) {
+                let start = (first_row + r) * cols + first_col;
+                tile_row[..band_cols].copy_from_slice(&matrix[start..start + band_cols]);
+            }
+            for (c, out_row) in out_rows.chunks_exact_mut(out_width).enumerate() {
+                let targets = &mut out_row[first_column + first_row..first_column + first_row + tile_rows];
+                for (r, target) in targets.iter_mut().enumerate() {
+                    *target = tile[r][c];
                 }
             }
         }
