@@ -2,6 +2,7 @@
 """Time Hugging Face ViTMAEForPreTraining on the CPU or a CUDA GPU (the reference for `mae-explorer bench`).
 
     python tools/bench_torch.py --make-base /tmp/mae-base-random [--torch-only]   # write a random vit-mae-base, exit
+    python tools/bench_torch.py --make-base /tmp/mae-huge-random --shape huge     # -large / -huge shapes (torch only)
     python tools/bench_torch.py --model DIR [--runs 20] [--warmup 3] [--threads 2] [--mask-ratio 0.75]
                                 [--device cpu|cuda] [--dtype f32|f16|bf16] [--batch N] [--modes eager,sdpa]
                                 [--matmul]
@@ -48,6 +49,14 @@ def peak_rss_mb() -> float:
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
+# The encoders of facebook/vit-mae-large and -huge (their config.json files); the decoder is the same in all three.
+SHAPES = {
+    "base": {},
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "huge": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120, patch_size=14),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder (config.json + model.safetensors)")
@@ -62,6 +71,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     ap.add_argument("--torch-only", action="store_true", help="with --make-base: write without transformers")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="base",
+                    help="with --make-base: vit-mae-base, -large or -huge shapes (large and huge imply --torch-only)")
     args = ap.parse_args()
 
     import torch
@@ -72,8 +83,8 @@ def main() -> None:
         import hub_layout as H
 
         t = time.perf_counter()
-        if args.torch_only:
-            H.write_random_hub_model_torch_only(args.make_base, seed=0)
+        if args.torch_only or args.shape != "base":
+            H.write_random_hub_model_torch_only(args.make_base, seed=0, **SHAPES[args.shape])
             out = Path(args.make_base)
             H.check_loads_completely(out)
             how = "written without transformers, loads with no missing/unexpected key"
