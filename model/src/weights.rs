@@ -192,42 +192,37 @@ impl WeightStore {
         Ok(tensor.to_dtype(dtype)?.to_device(device)?)
     }
 
-    /// Loads matrices that read the same input (q, k and v; or one), each `[out_i, inputs]` as HF stores it (a
-    /// conv kernel's trailing axes count as `inputs`), and returns `Wᵀ = [inputs, Σ out_i]`, their transposes side
-    /// by side: the layout gemm multiplies fastest. f32 safetensors are read one matrix at a time straight into
-    /// their columns (one pass, no whole-file or whole-matrix copy besides the result); other dtypes and PyTorch
-    /// checkpoints go through a candle tensor first.
-    pub fn transposed_matrix(
-        &self,
-        keys: &[String],
-        shapes: &[&[usize]],
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Tensor> {
-        let inputs = shapes.first().map_or(0, |shape| shape.iter().skip(1).product::<usize>());
-        let outputs: usize = shapes.iter().map(|shape| shape.first().copied().unwrap_or(0)).sum();
+    /// Loads matrices of one `shape` that read the same input (q, k and v; or one), each `[outputs, inputs]` as HF
+    /// stores it (a conv kernel's trailing axes count as `inputs`), and returns `Wᵀ = [inputs, n·outputs]`, their
+    /// transposes side by side: the layout gemm multiplies fastest. Each is read into one scratch matrix and
+    /// transposed straight into its columns: no other copy of the weights is made.
+    pub fn transposed_matrix(&self, keys: &[String], shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        let rows = shape.first().copied().unwrap_or(0);
+        let inputs = shape.iter().skip(1).product::<usize>();
+        let outputs = rows * keys.len();
         let mut transposed = vec![0f32; inputs * outputs];
-        let mut first_column = 0;
         let mut scratch: Vec<f32> = Vec::new();
-        for (key, &shape) in keys.iter().zip(shapes) {
-            let rows = shape.first().copied().unwrap_or(0);
-            match &self.source {
-                Source::Safetensors { bytes, header, data_start }
-                    if self.checked_info(header, key, shape)?.dtype == safetensors::Dtype::F32
-                        && cfg!(target_endian = "little") =>
-                {
-                    let begin = header.info(key).map_or(0, |info| info.data_offsets.0);
-                    scratch.resize(rows * inputs, 0.0);
-                    bytes
-                        .read_at(data_start + begin as u64, bytemuck::cast_slice_mut(&mut scratch))
-                        .map_err(|e| self.unreadable(key, e.to_string()))?;
-                }
-                _ => scratch = self.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?,
-            }
-            transpose_into(&scratch, rows, inputs, &mut transposed, outputs, first_column);
-            first_column += rows;
+        for (part, key) in keys.iter().enumerate() {
+            self.read_f32(key, shape, &mut scratch)?;
+            transpose_into(&scratch, rows, inputs, &mut transposed, outputs, part * rows);
         }
         Ok(Tensor::from_vec(transposed, (inputs, outputs), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
+    }
+
+    /// Reads `key` (exactly `shape`) into `values` as f32: straight from the file when it is stored as
+    /// little-endian f32, through a candle tensor (a conversion) otherwise.
+    fn read_f32(&self, key: &str, shape: &[usize], values: &mut Vec<f32>) -> Result<()> {
+        if let Source::Safetensors { bytes, header, data_start } = &self.source {
+            let info = self.checked_info(header, key, shape)?;
+            if info.dtype == safetensors::Dtype::F32 && cfg!(target_endian = "little") {
+                values.resize(shape.iter().product(), 0.0);
+                return bytes
+                    .read_at(data_start + info.data_offsets.0 as u64, bytemuck::cast_slice_mut(values))
+                    .map_err(|e| self.unreadable(key, e.to_string()));
+            }
+        }
+        *values = self.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?;
+        Ok(())
     }
 
     /// `key`'s entry in the header, refused unless its shape is exactly `shape`.

@@ -6,23 +6,42 @@ use std::sync::{Condvar, Mutex};
 
 /// Once armed, the next [`Gate::pass`] waits until the test calls [`Gate::open`]; every other pass goes straight
 /// through. Whatever the test does between arming and opening happens while the other thread is held at that point,
-/// however fast or slow either thread runs.
+/// however fast or slow either thread runs. The other thread may still be on its way to the pass of a response the
+/// test has already received: [`Gate::wait_for_passes`] lets the test arm only once that pass is behind it.
 #[derive(Debug, Default)]
 pub struct Gate {
     armed: AtomicBool,
-    open: Mutex<bool>,
-    opened: Condvar,
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: bool,
+    passes: usize,
 }
 
 impl Gate {
     /// The other thread's side: held here once after [`Gate::arm`], until [`Gate::open`].
     pub fn pass(&self) {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            let mut open = self.open.lock().unwrap();
-            while !*open {
-                open = self.opened.wait(open).unwrap();
+        let held = self.armed.swap(false, Ordering::SeqCst);
+        let mut state = self.state.lock().unwrap();
+        if held {
+            while !state.open {
+                state = self.changed.wait(state).unwrap();
             }
-            *open = false;
+            state.open = false;
+        }
+        state.passes += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `count` passes in all have gone through (one per response the test has received), so that
+    /// arming afterwards holds the next response's pass and not one of those.
+    pub fn wait_for_passes(&self, count: usize) {
+        let mut state = self.state.lock().unwrap();
+        while state.passes < count {
+            state = self.changed.wait(state).unwrap();
         }
     }
 
@@ -33,7 +52,7 @@ impl Gate {
 
     /// Lets the held pass (or the next armed one) through.
     pub fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
+        self.state.lock().unwrap().open = true;
+        self.changed.notify_all();
     }
 }

@@ -46,7 +46,7 @@ fn query_key_and_value_transposed_side_by_side_equal_candles_transpose_and_conca
     let keys: Vec<String> =
         ["query", "key", "value"].map(|name| format!("vit.encoder.layer.1.attention.attention.{name}.weight")).to_vec();
     let shape: &[usize] = &[d, d];
-    let ours = store.transposed_matrix(&keys, &[shape; 3], DType::F32, &Device::Cpu).unwrap();
+    let ours = store.transposed_matrix(&keys, shape, DType::F32, &Device::Cpu).unwrap();
     let parts: Vec<Tensor> =
         keys.iter().map(|key| store.get(key, shape, DType::F32, &Device::Cpu).unwrap().t().unwrap()).collect();
     let expected = Tensor::cat(&parts, 1).unwrap();
