@@ -76,7 +76,7 @@ fn read_header(bytes: &SafetensorsBytes) -> std::result::Result<(Metadata, u64),
     bytes.read_at(0, &mut length).map_err(|_| "shorter than a header".to_string())?;
     let header_len = u64::from_le_bytes(length);
     if header_len > MAX_HEADER_BYTES || 8 + header_len > file_len {
-        return Err(format!("header length {header_len} does not fit in a file of {file_len} bytes"));
+        return Err(format!("a header of {header_len} bytes does not fit in a file of {file_len} bytes: truncated?"));
     }
     let mut header = vec![0u8; header_len as usize];
     bytes.read_at(8, &mut header).map_err(|e| e.to_string())?;
@@ -96,8 +96,9 @@ fn read_header(bytes: &SafetensorsBytes) -> std::result::Result<(Metadata, u64),
     let data_start = 8 + header_len;
     if data_start + end_of_previous as u64 != file_len {
         return Err(format!(
-            "the header describes {end_of_previous} bytes of tensors, the file holds {}",
-            file_len - data_start
+            "the header describes {end_of_previous} bytes of tensors, the file holds {}{}",
+            file_len - data_start,
+            if data_start + (end_of_previous as u64) > file_len { ": truncated?" } else { "" }
         ));
     }
     Ok((header, data_start))
