@@ -268,7 +268,10 @@ fn transpose_into(matrix: &[f32], rows: usize, cols: usize, out: &mut [f32], out
             let mut tile = [[0f32; TILE]; TILE];
             for (r, tile_row) in tile.iter_mut().enumerate().take(tile_rows) {
                 let start = (first_row + r) * cols + first_col;
-                tile_row[..band_cols].copy_from_slice(&matrix[start..start + band_cols]);
+                // Element by element: `copy_from_slice` of a run this short is a call to memmove per row.
+                for (value, source) in tile_row.iter_mut().zip(&matrix[start..start + band_cols]) {
+                    *value = *source;
+                }
             }
             for (c, out_row) in out_rows.chunks_exact_mut(out_width).enumerate() {
                 let targets = &mut out_row[first_column + first_row..first_column + first_row + tile_rows];
