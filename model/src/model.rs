@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 
 use crate::config::{Activation, CheckedJson, MaeConfig};
 use crate::error::{MaeError, Result};
@@ -244,12 +245,15 @@ impl MaeModel {
             eps: config.layer_norm_eps,
             activation,
         };
-        let encoder_layers = load_in_parallel(config.num_hidden_layers, |i| {
-            Layer::load(store, &format!("vit.encoder.layer.{i}"), &encoder_dims, dtype, device)
-        })?;
-        let decoder_layers = load_in_parallel(config.decoder_num_hidden_layers, |j| {
-            Layer::load(store, &format!("decoder.decoder_layers.{j}"), &decoder_dims, dtype, device)
-        })?;
+        // Layers load in parallel: reading and transposing a base model's 448 MB is most of its start.
+        let encoder_layers = (0..config.num_hidden_layers)
+            .into_par_iter()
+            .map(|i| Layer::load(store, &format!("vit.encoder.layer.{i}"), &encoder_dims, dtype, device))
+            .collect::<Result<_>>()?;
+        let decoder_layers = (0..config.decoder_num_hidden_layers)
+            .into_par_iter()
+            .map(|j| Layer::load(store, &format!("decoder.decoder_layers.{j}"), &decoder_dims, dtype, device))
+            .collect::<Result<_>>()?;
         Ok(Self {
             kernels: KernelChoice::default(),
             patch_embed,
@@ -524,32 +528,6 @@ impl MaeModel {
             decoder: upload(decoder, (patches + 1, dd), self.dtype, &self.device)?,
         })
     }
-}
-
-/// `load(0..count)` on one plain thread per core, layer i on thread i mod threads: reading and transposing a base
-/// model's 448 MB takes about 0.5 s on one core. Plain threads, not rayon tasks: a rayon worker that waits inside a
-/// load can pick up unrelated work and wait on it in turn, which hung the worker tests about one run in twelve.
-fn load_in_parallel<T: Send>(count: usize, load: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, count.max(1));
-    let load = &load;
-    let mut loaded: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|first| {
-                scope.spawn(move || {
-                    (first..count).step_by(threads).map(|i| Ok((i, load(i)?))).collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect::<Result<Vec<_>>>()
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
-    loaded.sort_by_key(|(i, _)| *i);
-    Ok(loaded.into_iter().map(|(_, layer)| layer).collect())
 }
 
 /// Refuses a patch grid whose forward pass (attention maps kept, nothing masked) would not fit in memory, with
