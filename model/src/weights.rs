@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Tensor};
-use rayon::prelude::*;
 use safetensors::tensor::{Metadata, TensorInfo, TensorView};
 
 use crate::error::{MaeError, Result};
@@ -61,6 +60,36 @@ impl SafetensorsBytes {
                 out.copy_from_slice(range.ok_or(std::io::ErrorKind::UnexpectedEof)?);
                 Ok(())
             }
+        }
+    }
+}
+
+/// The rows of one f32 matrix, read a band at a time.
+enum F32Rows<'a> {
+    /// Little-endian f32 at `offset` in the file or embedded bytes.
+    Stored { bytes: &'a SafetensorsBytes, offset: u64 },
+    /// Converted from another dtype or format, whole.
+    Converted(Vec<f32>),
+}
+
+impl F32Rows<'_> {
+    /// Rows `first_row..first_row + rows` of `row_len` values each, read into `buffer` when they come from a file.
+    fn read<'b>(
+        &'b self,
+        first_row: usize,
+        rows: usize,
+        row_len: usize,
+        buffer: &'b mut Vec<f32>,
+    ) -> std::result::Result<&'b [f32], String> {
+        let range = first_row * row_len..(first_row + rows) * row_len;
+        match self {
+            Self::Stored { bytes, offset } => {
+                buffer.resize(range.len(), 0.0);
+                let start = offset + (range.start * std::mem::size_of::<f32>()) as u64;
+                bytes.read_at(start, bytemuck::cast_slice_mut(buffer)).map_err(|e| e.to_string())?;
+                Ok(buffer)
+            }
+            Self::Converted(values) => Ok(&values[range]),
         }
     }
 }
@@ -195,35 +224,40 @@ impl WeightStore {
 
     /// Loads matrices of one `shape` that read the same input (q, k and v; or one), each `[outputs, inputs]` as HF
     /// stores it (a conv kernel's trailing axes count as `inputs`), and returns `Wᵀ = [inputs, n·outputs]`, their
-    /// transposes side by side: the layout gemm multiplies fastest. Each is read into one scratch matrix and
-    /// transposed straight into its columns: no other copy of the weights is made.
+    /// transposes side by side: the layout gemm multiplies fastest. Each matrix is read `BAND_ROWS` rows at a time
+    /// into one small buffer that stays in cache and is transposed from there straight into its columns: no other
+    /// copy of the weights is made. (A scratch copy of each whole matrix cost more than the transpose itself: every
+    /// one was fresh memory, zeroed and faulted in page by page.)
     pub fn transposed_matrix(&self, keys: &[String], shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        /// 16 rows: each output row then receives one 64-byte cache line per band.
+        const BAND_ROWS: usize = 16;
         let rows = shape.first().copied().unwrap_or(0);
         let inputs = shape.iter().skip(1).product::<usize>();
         let outputs = rows * keys.len();
         let mut transposed = vec![0f32; inputs * outputs];
-        let mut scratch: Vec<f32> = Vec::new();
+        let mut band = Vec::new();
         for (part, key) in keys.iter().enumerate() {
-            self.read_f32(key, shape, &mut scratch)?;
-            transpose_into(&scratch, rows, inputs, &mut transposed, outputs, part * rows);
+            let matrix = self.f32_rows(key, shape)?;
+            for first_row in (0..rows).step_by(BAND_ROWS) {
+                let band_rows = BAND_ROWS.min(rows - first_row);
+                let values =
+                    matrix.read(first_row, band_rows, inputs, &mut band).map_err(|e| self.unreadable(key, e))?;
+                transpose_into(values, band_rows, inputs, &mut transposed, outputs, part * rows + first_row);
+            }
         }
         Ok(Tensor::from_vec(transposed, (inputs, outputs), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
     }
 
-    /// Reads `key` (exactly `shape`) into `values` as f32: straight from the file when it is stored as
-    /// little-endian f32, through a candle tensor (a conversion) otherwise.
-    fn read_f32(&self, key: &str, shape: &[usize], values: &mut Vec<f32>) -> Result<()> {
+    /// Where the rows of `key` (exactly `shape`) come from as f32: straight from the file when it is stored as
+    /// little-endian f32, else from a copy converted through a candle tensor.
+    fn f32_rows(&self, key: &str, shape: &[usize]) -> Result<F32Rows<'_>> {
         if let Source::Safetensors { bytes, header, data_start } = &self.source {
             let info = self.checked_info(header, key, shape)?;
             if info.dtype == safetensors::Dtype::F32 && cfg!(target_endian = "little") {
-                values.resize(shape.iter().product(), 0.0);
-                return bytes
-                    .read_at(data_start + info.data_offsets.0 as u64, bytemuck::cast_slice_mut(values))
-                    .map_err(|e| self.unreadable(key, e.to_string()));
+                return Ok(F32Rows::Stored { bytes, offset: data_start + info.data_offsets.0 as u64 });
             }
         }
-        *values = self.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?;
-        Ok(())
+        Ok(F32Rows::Converted(self.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?))
     }
 
     /// `key`'s entry in the header, refused unless its shape is exactly `shape`.
@@ -254,32 +288,15 @@ impl WeightStore {
     }
 }
 
-/// Writes `matrix` (`[rows, cols]`) transposed into columns `first_column..first_column + rows` of `out`
-/// (`[cols, out_width]`), in parallel over bands of `TILE` output rows. Within a band, tiles of `TILE`×`TILE` go
-/// through a small fixed-size array, so reads run along source rows and writes along output rows.
+/// Writes `matrix` (`[rows, cols]`, a band small enough to stay in cache) transposed into columns
+/// `first_column..first_column + rows` of `out` (`[cols, out_width]`): each output row gets one contiguous run.
+/// Sequential: the layers of a model are loaded in parallel already.
 fn transpose_into(matrix: &[f32], rows: usize, cols: usize, out: &mut [f32], out_width: usize, first_column: usize) {
-    const TILE: usize = 8;
-    out.par_chunks_mut(TILE * out_width).enumerate().for_each(|(band, out_rows)| {
-        let first_col = band * TILE;
-        let band_cols = out_rows.len() / out_width;
-        for first_row in (0..rows).step_by(TILE) {
-            let tile_rows = TILE.min(rows - first_row);
-            let mut tile = [[0f32; TILE]; TILE];
-            for (r, tile_row) in tile.iter_mut().enumerate().take(tile_rows) {
-                let start = (first_row + r) * cols + first_col;
-                // Element by element: `copy_from_slice` of a run this short is a call to memmove per row.
-                for (value, source) in tile_row.iter_mut().zip(&matrix[start..start + band_cols]) {
-                    *value = *source;
-                }
-            }
-            for (c, out_row) in out_rows.chunks_exact_mut(out_width).enumerate() {
-                let targets = &mut out_row[first_column + first_row..first_column + first_row + tile_rows];
-                for (r, target) in targets.iter_mut().enumerate() {
-                    *target = tile[r][c];
-                }
-            }
+    for (c, out_row) in out.chunks_exact_mut(out_width).enumerate().take(cols) {
+        for (r, target) in out_row[first_column..first_column + rows].iter_mut().enumerate() {
+            *target = matrix[r * cols + c];
         }
-    });
+    }
 }
 
 /// candle wraps errors in context layers; users need the innermost sentence.
