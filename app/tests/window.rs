@@ -115,6 +115,8 @@ fn a_burst_of_slider_moves_runs_far_fewer_forwards_and_ends_on_the_last_value() 
     let stats = harness.state().session.forwards.stats().clone();
     let (forwards_before, requests_before, superseded_before) =
         (stats.forwards(), stats.forward_requests(), stats.superseded());
+    // The worker may still be on its way to the pass of a response already shown: arm only once all are behind it.
+    gate.wait_for_passes(stats.responses());
     gate.arm();
     harness.get_by_role_and_label(egui::Role::Slider, RATIO_LABEL).set_value_accesskit(0.2);
     step_until(&mut harness, "the first move's result", |app| shown_ratio(app) == Some(0.2));

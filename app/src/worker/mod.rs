@@ -37,6 +37,8 @@ pub struct WorkerStats {
     /// Forward requests skipped because a newer one was already waiting.
     pub superseded: AtomicUsize,
     pub restarts: AtomicUsize,
+    /// Responses of any kind, counted before each is sent (so a test that has received one sees it counted).
+    pub responses: AtomicUsize,
 }
 
 impl WorkerStats {
@@ -54,6 +56,10 @@ impl WorkerStats {
 
     pub fn restarts(&self) -> usize {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    pub fn responses(&self) -> usize {
+        self.responses.load(Ordering::SeqCst)
     }
 }
 
@@ -133,17 +139,19 @@ impl Drop for Worker {
 struct Responder {
     sender: Sender<Response>,
     notify: Notify,
+    stats: Arc<WorkerStats>,
 }
 
 impl Responder {
     fn send(&self, response: Response) {
+        self.stats.responses.fetch_add(1, Ordering::SeqCst);
         let _ = self.sender.send(response);
         (self.notify)();
     }
 }
 
 fn run(requests: Receiver<Request>, responses: Sender<Response>, config: WorkerConfig, stats: Arc<WorkerStats>) {
-    let responder = Responder { sender: responses, notify: config.notify.clone() };
+    let responder = Responder { sender: responses, notify: config.notify.clone(), stats: stats.clone() };
     let mut state = WorkerState::new(config, stats);
     loop {
         // Background jobs advance one forward pass at a time between requests, so they never hold up the picture.

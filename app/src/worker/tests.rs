@@ -59,9 +59,6 @@ fn forward_result(worker: &Worker) -> Box<ForwardResult> {
 
 /// A worker whose `notify` passes `gate`: armed, the worker is held right after its next response, before it looks
 /// at its requests again, until the test opens the gate. No sleeps, no clocks.
-/// What loading a local model answers: `ModelLoading` (reading), then `ModelLoaded`.
-const LOAD_RESPONSES: usize = 2;
-
 fn gated_config(gate: &Arc<Gate>) -> WorkerConfig {
     let gate = gate.clone();
     WorkerConfig { notify: Arc::new(move || gate.pass()), ..WorkerConfig::default() }
@@ -72,7 +69,7 @@ fn queued_forward_requests_collapse_into_the_newest() {
     let gate = Arc::new(Gate::default());
     let worker = Worker::spawn(gated_config(&gate));
     assert!(matches!(load(&worker, &fixture_model()), Response::ModelLoaded { .. }));
-    gate.wait_for_passes(LOAD_RESPONSES);
+    gate.wait_for_passes(worker.stats().responses());
     // The worker is held after answering request 0; the 49 sent meanwhile are one batch when the gate opens.
     gate.arm();
     worker.send(forward(0, 0.0, ViewOptions::default()));
@@ -157,7 +154,7 @@ fn the_loss_curve_arrives_point_by_point_and_forward_requests_go_first() {
     let gate = Arc::new(Gate::default());
     let worker = Worker::spawn(gated_config(&gate));
     load(&worker, &fixture_model());
-    gate.wait_for_passes(LOAD_RESPONSES);
+    gate.wait_for_passes(worker.stats().responses());
     let ratios: Vec<f64> = (0..40).map(|step| f64::from(step) * 0.025).collect();
     let strategy = MaskStrategy::Random;
     // Held after the curve's first point: the forward request sent then is waiting when the worker looks again,
