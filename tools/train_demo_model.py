@@ -250,18 +250,25 @@ def colour_augment(x: torch.Tensor, is_grey: torch.Tensor, g: torch.Generator, a
 # ============================================================================ procedural textures
 
 
-def fractal_noise(g: torch.Generator, b: int, size: int) -> torch.Tensor:
+def fractal_noise(g: torch.Generator, b: int, size: int, fine_grain: float = 0.0) -> torch.Tensor:
     """[B, 1, size, size], zero mean and unit variance per picture: octaves of bilinearly upsampled white noise with
     amplitude n^-beta (beta 0.3-2.2 per picture: from grass-like fine grain to clouds), and for half of them
-    stretched along x or y (grain, blades, waves)."""
+    stretched along x or y (grain, blades, waves). With probability ``fine_grain`` a picture keeps only the octaves
+    of 16 cells or more (32 or more for half of those): a texture as uniform at the scale of a patch as grass or
+    gravel, where the visible patches' mean colour is the best guess for a hidden one. (Drawn only when
+    fine_grain > 0, so the default keeps the random stream of the committed run.)"""
     out = torch.zeros(b, 1, size, size)
     beta = per_image(g, b, 0.3, 2.2)
+    lowest = torch.zeros(b, 1, 1, 1)
+    if fine_grain > 0:
+        fine = (rand(g, b) < fine_grain).float().view(b, 1, 1, 1)
+        lowest = fine * torch.where(rand(g, b) < 0.5, 16.0, 32.0).view(b, 1, 1, 1)
     stretch = torch.exp(per_image(g, b, -1.6, 1.6)) * (rand(g, b) < 0.5).float().view(b, 1, 1, 1)
     stretch = torch.where(stretch == 0, torch.ones_like(stretch), stretch)
     for n in (2, 4, 8, 16, 32, 64, 128, size):
         field = torch.randn(b, 1, n, n, generator=g)
         up = torch.nn.functional.interpolate(field, size=(size, size), mode="bilinear", align_corners=False)
-        out = out + up * n ** (-beta)
+        out = out + up * n ** (-beta) * (n >= lowest).float()
     # stretching: resample along one axis (cheap approximation: zoom a centred window)
     rows = []
     for i in range(b):
@@ -278,10 +285,10 @@ def fractal_noise(g: torch.Generator, b: int, size: int) -> torch.Tensor:
     return out / out.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
 
 
-def texture(g: torch.Generator, b: int, size: int) -> torch.Tensor:
+def texture(g: torch.Generator, b: int, size: int, fine_grain: float = 0.0) -> torch.Tensor:
     """A coloured fractal texture [B, 3, size, size] in [0, 1]: two colours of nearby (p 0.7) or any (p 0.3) hue mixed
     by a squashed noise field, a second field for light and shade, and a little per-channel grain."""
-    t = torch.sigmoid(fractal_noise(g, b, size) * per_image(g, b, 0.5, 3.0))
+    t = torch.sigmoid(fractal_noise(g, b, size, fine_grain) * per_image(g, b, 0.5, 3.0))
     c1 = random_colours(g, b)
     near = (c1 * (0.3 + 1.4 * rand(g, b, 1)) + 0.15 * torch.randn(b, 3, generator=g)).clamp(0.0, 1.0)
     c2 = torch.where(rand(g, b, 1) < 0.7, near, random_colours(g, b))
@@ -329,7 +336,7 @@ def make_batch(images, grey_flags, g: torch.Generator, batch: int, size: int, ar
     if n_proc:
         n_tex = n_proc // 2
         if n_tex:
-            parts.append(texture(g, n_tex, size))
+            parts.append(texture(g, n_tex, size, args.fine_grain))
         parts.append(landscape(g, n_proc - n_tex, size))
         flags += [False] * n_proc
     x = torch.cat(parts)
@@ -638,6 +645,7 @@ def main() -> None:
     ap.add_argument("--min-area", type=float, default=0.05, help="smallest random-resized crop, fraction of the area")
     ap.add_argument("--hue-p", type=float, default=0.8, help="probability of a hue rotation (uniform angle)")
     ap.add_argument("--colourize", type=float, default=0.8, help="probability that a grey photo gets a duotone")
+    ap.add_argument("--fine-grain", type=float, default=0.0, help="probability that a texture has no coarse octaves")
     ap.add_argument("--grey-p", type=float, default=0.1, help="probability of turning a picture grey")
     ap.add_argument("--init", metavar="MODEL_DIR", help="start from this model's weights (a fine-tune) instead of random")
     ap.add_argument("--eval-only", metavar="MODEL_DIR", help="only evaluate this model folder on the held-out set")
