@@ -19,8 +19,9 @@ const SETTLE_FRAMES: usize = 3;
 /// How often a waiting screenshot run looks at its time limit.
 const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// Asks egui for exactly one more frame. `request_repaint()` (a zero delay) gets two, "to give some things time to
-/// settle", and after a ratio move the second, showing nothing new, would be drawn while the model computes (measured on a 2-core VM under Xvfb, base-shaped model, 30 moves: Mesa's threads 1.98 s of CPU with the
-/// third frame, 1.43 s without; `warm_forward_ms` over `bench`'s median 1.118x with it, 1.092x without).
+/// settle", and after a ratio move the second, showing nothing new, would be drawn while the model computes
+/// (measured on a 2-core VM under Xvfb, base-shaped model, 30 moves: Mesa's threads 1.98 s of CPU with that frame,
+/// 1.43 s without; `warm_forward_ms` over `bench`'s median 1.118x with it, 1.092x without).
 const ONE_MORE_FRAME: Duration = Duration::from_millis(1);
 
 /// What a successful screenshot run reports.
