@@ -1,9 +1,9 @@
 //! `mae-explorer dump`: one forward pass, every output written to a safetensors file under HF's names.
 //! The parity checks call this interface; keep names and shapes stable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use candle_core::{DType, Device, Tensor};
 use mae_model::{DisplayPair, ForwardOptions, MaeOutput, Preprocessor};
 
@@ -21,7 +21,7 @@ pub fn run(args: &DumpArgs) -> Result<()> {
     let output = loaded.model.forward(&input.pixel_values, &input.spec, ForwardOptions { attentions: true })?;
     let mut tensors = output_tensors(&output)?;
     tensors.extend(quality_tensors(&output, &loaded.preprocessor)?);
-    let metadata = HashMap::from([
+    let metadata = BTreeMap::from([
         ("mask".to_string(), input.mask_name.clone()),
         ("mask_ratio".to_string(), input.ratio.to_string()),
         ("seed".to_string(), input.seed.map_or_else(String::new, |seed| seed.to_string())),
@@ -33,9 +33,30 @@ pub fn run(args: &DumpArgs) -> Result<()> {
     ]);
     // Serialized in memory (the budget of `grid_for` counts this copy): safetensors' own file writer goes through
     // a private 0600 temporary file, which would ignore the user's umask.
-    let bytes = safetensors::serialize(tensors, Some(metadata))
+    let bytes = serialize_in_key_order(tensors, &metadata)
         .with_context(|| format!("{}: cannot encode the outputs", args.out.display()))?;
     write_output(&args.out, args.force, |temporary| write_bytes(temporary, &bytes, &args.out))
+}
+
+/// What `safetensors` writes before the metadata object: `{"__metadata__":` (its header starts with the metadata).
+const METADATA_PREFIX: &[u8] = br#"{"__metadata__":"#;
+
+/// The safetensors file of `tensors` and `metadata`, the same bytes for the same outputs. The crate writes its
+/// metadata `HashMap` in iteration order, which changes from run to run (so two dumps of one forward differed);
+/// the object is rewritten here with its keys in order: the same entries in compact JSON, so the same length, and
+/// no offset or tensor byte moves.
+fn serialize_in_key_order(tensors: HashMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let as_written: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let mut bytes = safetensors::serialize(tensors, Some(as_written))?;
+    let in_key_order = serde_json::to_vec(metadata)?;
+    let start = 8 + METADATA_PREFIX.len();
+    let end = start + in_key_order.len();
+    ensure!(
+        bytes.get(8..start) == Some(METADATA_PREFIX) && bytes.get(end) == Some(&b','),
+        "the safetensors header does not start with its metadata (a changed safetensors crate?)"
+    );
+    bytes[start..end].copy_from_slice(&in_key_order);
+    Ok(bytes)
 }
 
 /// The pasted-back picture ([1, 3, H, W] in [0, 1]) and its quality: `psnr_db`, `psnr_masked_db` and `ssim` as
@@ -90,4 +111,40 @@ pub fn output_tensors(output: &MaeOutput) -> Result<HashMap<String, Tensor>> {
         tensors.insert(format!("decoder_attentions.{j}"), cpu(attention)?);
     }
     Ok(tensors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata() -> BTreeMap<String, String> {
+        ["mask", "mask_ratio", "seed", "masked_patches", "requested_masked_patches", "a \"quoted\" {path}"]
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (key.to_string(), format!("value {i} with \"quotes\" and }} braces")))
+            .collect()
+    }
+
+    fn tensors() -> HashMap<String, Tensor> {
+        let values = Tensor::arange(0f32, 6.0, &Device::Cpu).unwrap().reshape((2, 3)).unwrap();
+        HashMap::from([("logits".to_string(), values.clone()), ("noise".to_string(), (values * 2.0).unwrap())])
+    }
+
+    #[test]
+    fn the_same_outputs_give_the_same_bytes_and_read_back_whole() {
+        // Each HashMap gets its own random hasher: without the rewrite, 21 encodings of six keys would almost never
+        // all list them in one order.
+        let first = serialize_in_key_order(tensors(), &metadata()).unwrap();
+        for _ in 0..20 {
+            assert_eq!(serialize_in_key_order(tensors(), &metadata()).unwrap(), first);
+        }
+        let (_, header) = safetensors::SafeTensors::read_metadata(&first).unwrap();
+        let read: BTreeMap<String, String> = header.metadata().clone().unwrap().into_iter().collect();
+        assert_eq!(read, metadata());
+        let loaded = candle_core::safetensors::load_buffer(&first, &Device::Cpu).unwrap();
+        for (name, tensor) in tensors() {
+            let back = loaded[&name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(back, tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "{name}");
+        }
+    }
 }
