@@ -1,11 +1,11 @@
 //! Named tensors from a checkpoint file, each checked against the shape the config implies.
 //!
-//! `.safetensors` files are read with positioned reads, never memory-mapped. A map would let the weights be used
-//! where they lie, but gemm multiplies by a stored `[out, in]` matrix 1.6–5.3× slower than by its transpose at the
-//! shapes of a batch-1 forward pass (it repacks the matrix on every call), so every weight matrix is copied once anyway, transposed
-//! (see `transposed_matrix`); reading it through a map would add the map's pages to the process's memory while the
-//! copy is made, and a file truncated under a map kills the process with SIGBUS. With reads, a file truncated or
-//! rewritten while the app runs cannot touch a model already loaded, and a load that meets it fails with an error.
+//! `.safetensors` files are read with positioned reads, never memory-mapped. A map would let the weights be used where
+//! they lie, but gemm multiplies by a stored `[out, in]` matrix 1.6–5.3× slower than by its transpose at the shapes of
+//! a batch-1 forward pass (it repacks the matrix on every call), so every weight matrix is copied once anyway,
+//! transposed (see `transposed_matrix`); reading it through a map would add the map's pages to the process's memory
+//! while the copy is made, and a file truncated under a map kills the process with SIGBUS. With reads, a file truncated
+//! or rewritten while the app runs cannot touch a model already loaded, and a load that meets it fails with an error.
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -49,10 +49,11 @@ fn serialize_in_key_order(tensors: HashMap<String, Tensor>, metadata: &BTreeMap<
     let as_written: HashMap<String, String> = metadata.clone().into_iter().collect();
     let mut bytes = safetensors::serialize(tensors, Some(as_written))?;
     let in_key_order = serde_json::to_vec(metadata)?;
-    let start = 8 + METADATA_PREFIX.len();
+    // The header follows its own length, a little-endian u64.
+    let start = size_of::<u64>() + METADATA_PREFIX.len();
     let end = start + in_key_order.len();
     ensure!(
-        bytes.get(8..start) == Some(METADATA_PREFIX) && bytes.get(end) == Some(&b','),
+        bytes.get(size_of::<u64>()..start) == Some(METADATA_PREFIX) && bytes.get(end) == Some(&b','),
         "the safetensors header does not start with its metadata (a changed safetensors crate?)"
     );
     bytes[start..end].copy_from_slice(&in_key_order);
