@@ -102,6 +102,41 @@ HELD_OUT_IMAGES = {
 EXTRA_EVAL_IMAGES = {
     "grace_hopper.jpg": ("a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130", "U.S. Navy photograph (public domain as a work of the U.S. federal government)"),
 }
+# Photos from Debian's palapeli-data package (KDE's jigsaw puzzle, version 4:22.12.3-1, /usr/share/palapeli/collection;
+# each puzzle's .desktop file names author, licence and the Wikimedia Commons page). Not a desktop-background package.
+# Fetched with `apt-get download palapeli-data` and unpacked with `dpkg-deb -x` into --debian-data (see tools/README).
+# file -> (sha256, licence and author, trained on?). The two FDL photos are for evaluation only: never trained on,
+# never redistributed.
+PALAPELI_IMAGES = {
+    "cincinnati-bridge.jpg": (
+        "09772d09318b34a5c5edd58ee86ff462bcd2907006f31cc8e0704310f8e9ab60",
+        "public domain (Derek Jensen, Roebling Suspension Bridge)",
+        True,
+    ),
+    "citrus-fruits.jpg": (
+        "0cbd7154a14789803167c86705130d0358875198231269df168ea26224e70848",
+        "public domain (US Department of Agriculture)",
+        True,
+    ),
+    "european-honey-bee.jpg": (
+        "9d54ae706bddd899c91b2b801d9ca4556a5a9a399b4043f9d539df62a8cb7f27",
+        "public domain (John Severns)",
+        False,
+    ),
+    "castle-maintenon.jpg": (
+        "f4a6bf48b97d97715413f9ebd2d8744bd46df0e492bc8326e2513d51084f2612",
+        "GNU FDL (Eric Pouhier); evaluation only",
+        False,
+    ),
+    "panther-chameleon-female.jpg": (
+        "adb9e2834a8a3db40ca3817452b956ada527085e5aa2bd604c465651a3834ae4",
+        "GNU FDL (B. Navez and others); evaluation only",
+        False,
+    ),
+}
+PALAPELI_TRAIN = [name for name, (_, _, trained) in PALAPELI_IMAGES.items() if trained]
+PALAPELI_HELD_OUT = [name for name, (_, _, trained) in PALAPELI_IMAGES.items() if not trained]
+PALAPELI_COLLECTION = "usr/share/palapeli/collection"
 # The held-out evaluation set: greens, skies, skin, textures and greys, all from the held-out files above. The two
 # skimage textures are grey, so each is also shown in one fixed colouring (a duotone: black point -> dark colour,
 # white point -> light colour): grass as a green meadow, gravel as sand. Crops are in original pixels (left, top,
@@ -119,6 +154,9 @@ EVAL_SET = {
     "meadow": ("meadow", None, None, "rocket_sky above grass_green, horizon at 40 % (a landscape's layout)"),
     "gravel": ("gravel.png", None, None, "grey gravel texture"),
     "gravel_sand": ("gravel.png", None, ((92, 62, 30), (238, 205, 150)), "sand/wood tones (gravel.png coloured)"),
+    "bee": ("european-honey-bee.jpg", None, None, "a bee on a purple aster (a flower close-up, blurred leaves)"),
+    "castle": ("castle-maintenon.jpg", None, None, "a castle, clouds, a lawn and hedges (a garden)"),
+    "chameleon": ("panther-chameleon-female.jpg", None, None, "a chameleon on a branch among leaves"),
 }
 
 
@@ -380,13 +418,13 @@ def duotone(im: Image.Image, dark, light) -> Image.Image:
     return Image.fromarray(np.round(rgb).clip(0, 255).astype(np.uint8), "RGB")
 
 
-def eval_images(skimage_data: Path, mpl_data: Path) -> dict[str, Image.Image]:
+def eval_images(skimage_data: Path, mpl_data: Path, palapeli: Path) -> dict[str, Image.Image]:
     """The held-out evaluation set (EVAL_SET) as RGB pictures."""
     out = {}
     for name, (file, box, tone, _) in EVAL_SET.items():
         if file == "meadow":
             continue
-        folder = mpl_data if file in EXTRA_EVAL_IMAGES else skimage_data
+        folder = mpl_data if file in EXTRA_EVAL_IMAGES else palapeli if file in PALAPELI_IMAGES else skimage_data
         im = load_rgb(folder / file)
         if box is not None:
             im = im.crop(box)
@@ -629,7 +667,7 @@ def main() -> None:
     ap.add_argument("--decoder-depth", type=int, default=2)
     ap.add_argument("--decoder-heads", type=int, default=4)
     # optimisation
-    ap.add_argument("--steps", type=int, default=3600)
+    ap.add_argument("--steps", type=int, default=4800)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--warmup", type=float, default=0.05, help="fraction of the steps")
@@ -647,6 +685,11 @@ def main() -> None:
     ap.add_argument("--colourize", type=float, default=0.8, help="probability that a grey photo gets a duotone")
     ap.add_argument("--fine-grain", type=float, default=0.0, help="probability that a texture has no coarse octaves")
     ap.add_argument("--grey-p", type=float, default=0.1, help="probability of turning a picture grey")
+    ap.add_argument(
+        "--debian-data",
+        default=str(REPO / "tools" / ".data" / "palapeli-data"),
+        help="where Debian's palapeli-data package is unpacked (dpkg-deb -x)",
+    )
     ap.add_argument("--init", metavar="MODEL_DIR", help="start from this model's weights (a fine-tune) instead of random")
     ap.add_argument("--eval-only", metavar="MODEL_DIR", help="only evaluate this model folder on the held-out set")
     ap.add_argument("--samples", metavar="PNG", help="write a grid of augmented training pictures and stop")
@@ -661,12 +704,22 @@ def main() -> None:
         check_file(skimage_data / name, digest)
     for name, (digest, _) in EXTRA_EVAL_IMAGES.items():
         check_file(mpl_data / name, digest)
-    assert not set(TRAIN_IMAGES) & (set(HELD_OUT_IMAGES) | set(EXTRA_EVAL_IMAGES))
-    assert {f for f, *_ in EVAL_SET.values()} <= set(HELD_OUT_IMAGES) | set(EXTRA_EVAL_IMAGES) | {"meadow"}
+    palapeli = Path(args.debian_data) / PALAPELI_COLLECTION
+    if not palapeli.is_dir():
+        sys.exit(
+            f"{palapeli} is missing: apt-get download palapeli-data=4:22.12.3-1 && "
+            f"dpkg-deb -x palapeli-data_*.deb {args.debian_data}"
+        )
+    for name, (digest, _, _) in PALAPELI_IMAGES.items():
+        check_file(palapeli / name, digest)
+    held_out_files = set(HELD_OUT_IMAGES) | set(EXTRA_EVAL_IMAGES) | set(PALAPELI_HELD_OUT)
+    assert not (set(TRAIN_IMAGES) | set(PALAPELI_TRAIN)) & held_out_files
+    assert {f for f, *_ in EVAL_SET.values()} <= held_out_files | {"meadow"}
     loaded = {name: load_rgb(skimage_data / name) for name in TRAIN_IMAGES}
+    loaded |= {name: load_rgb(palapeli / name) for name in PALAPELI_TRAIN}
     grey_flags = [bool(np.ptp(np.asarray(im, dtype=np.int16), axis=2).max() == 0) for im in loaded.values()]
     images = [shrink(im, 2 * args.size) for im in loaded.values()]
-    held_out = preprocess(eval_images(skimage_data, mpl_data), args.size)
+    held_out = preprocess(eval_images(skimage_data, mpl_data, palapeli), args.size)
     ratios = (0.5, 0.75, 0.9)
 
     if args.samples:
