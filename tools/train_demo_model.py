@@ -5,15 +5,16 @@
 Data: only photos whose licence lets us redistribute a model trained on them (public domain / CC0),
 taken from the data folder that ships inside the scikit-image wheel pinned in requirements.txt (each
 file's licence is quoted in TRAIN_IMAGES below, from skimage/data/_fetchers.py's docstrings; files
-whose docstring states no licence, or only "no known copyright restrictions", are not used). Every
-file is checked against its SHA-256 so a different package version cannot silently change the data.
+whose docstring states no licence, or only "no known copyright restrictions", are not used), and two
+public-domain photos of Debian's palapeli-data package (PALAPELI_IMAGES; three more of its photos are held
+out). Every file is checked against its SHA-256 so a different package version cannot silently change the data.
 
 Held out (never trained on), the evaluation set EVAL_SET: chelsea.png (the app's embedded sample, so the
 app's reconstruction test is honest), rocket.jpg (the photo the Rust fixtures use) and a plain-sky crop of
 it, camera.png (grey), the grass.png and gravel.png textures, grey and in one fixed colouring each (a green
 meadow, sand), the green grass under the sky crop (a landscape's layout); and, for evaluation only,
 matplotlib's sample photo grace_hopper.jpg (a U.S. Navy photograph; never trained on, not redistributed)
-and a skin close-up cropped from it.
+and a skin close-up cropped from it; palapeli's bee on a flower, castle with a lawn, and chameleon in leaves.
 
 Training (issue 20: the model must copy the colours it sees, not paint grey or brown from habit):
 random-resized crops (area 5-100 %, aspect 1:2-2:1, because the processor squashes any image to a
