@@ -363,6 +363,12 @@ impl eframe::App for MaeApp {
         self.show(ui);
     }
 
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        if self.screenshot.is_some() {
+            screenshot::ignore_pointer(raw_input);
+        }
+    }
+
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         if self.screenshot.is_none() {
             let state = ToRemember {

@@ -135,6 +135,23 @@ fn median(values: &[f64]) -> Option<f64> {
     }
 }
 
+/// A screenshot run shows the window as nobody points at it. Under Xvfb the pointer rests at the screen's centre,
+/// over a picture tile, and a long run (the dataset screenshot) used to catch that tile's hover tooltip half faded in.
+/// Pointer events are dropped before egui sees them and the pointer is reported gone from the window.
+pub fn ignore_pointer(raw_input: &mut egui::RawInput) {
+    raw_input.events.retain(|event| {
+        !matches!(
+            event,
+            egui::Event::PointerMoved(_)
+                | egui::Event::MouseMoved(_)
+                | egui::Event::PointerButton { .. }
+                | egui::Event::MouseWheel { .. }
+                | egui::Event::Touch { .. }
+        )
+    });
+    raw_input.events.push(egui::Event::PointerGone);
+}
+
 /// Takes the screenshot once the result is on screen and no panel's background job is still running (the loss
 /// curve of a visible Loss panel, say); exits with the failure when the model or the image could not be used.
 pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panels_busy: bool, ctx: &egui::Context) {
@@ -217,7 +234,26 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use eframe::egui;
+
+    use super::{ignore_pointer, median};
+
+    #[test]
+    fn a_screenshot_run_sees_no_pointer_and_keeps_other_input() {
+        let events = vec![
+            egui::Event::PointerMoved(egui::pos2(640.0, 400.0)),
+            egui::Event::Text("a".to_string()),
+            egui::Event::PointerButton {
+                pos: egui::pos2(640.0, 400.0),
+                button: egui::PointerButton::Primary,
+                pressed: true,
+                modifiers: egui::Modifiers::NONE,
+            },
+        ];
+        let mut raw_input = egui::RawInput { events, ..Default::default() };
+        ignore_pointer(&mut raw_input);
+        assert_eq!(raw_input.events, vec![egui::Event::Text("a".to_string()), egui::Event::PointerGone]);
+    }
 
     #[test]
     fn medians_of_odd_and_even_counts() {
