@@ -595,6 +595,16 @@ def ratio_loss(x: torch.Tensor, out, p: int, eps: float) -> torch.Tensor:
     return (model_loss / (trivial + eps)).mean()
 
 
+def visible_loss(x: torch.Tensor, out, p: int) -> torch.Tensor:
+    """HF's loss over the *visible* patches. HF's objective never scores them, so a model trained on it alone paints
+    noise there, and the app's Reconstruction picture shows that noise next to the masked patches' guesses. A small
+    weight on it (--visible-weight) makes the visible patches a blurred copy of the input."""
+    target = patchify(x, p)
+    visible = 1.0 - out.mask
+    err = ((out.logits - target) ** 2).mean(-1)
+    return (err * visible).sum() / visible.sum()
+
+
 def cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -624,6 +634,8 @@ def train(model, images, grey_flags, args, held_out) -> list[dict]:
         noise = torch.rand(args.batch, L, generator=g).to(device)
         out = model(pixel_values=x, noise=noise)
         loss = out.loss if args.loss == "hf" else ratio_loss(x, out, args.patch, args.ratio_eps)
+        if args.visible_weight:
+            loss = loss + args.visible_weight * visible_loss(x, out, args.patch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -674,6 +686,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=0.05, help="fraction of the steps")
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--loss", choices=("hf", "ratio"), default="hf", help="hf: HF's loss; ratio: see ratio_loss")
+    ap.add_argument("--visible-weight", type=float, default=0.0, help="weight of the loss on visible patches")
     ap.add_argument("--ratio-eps", type=float, default=0.01, help="added to the trivial loss in ratio_loss")
     ap.add_argument("--min-ratio", type=float, default=0.4)
     ap.add_argument("--max-ratio", type=float, default=0.9)
