@@ -177,12 +177,16 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check_file(path: Path, expected: str) -> None:
+PIP_REMEDY = "install the versions pinned in tools/requirements.txt"
+PALAPELI_REMEDY = "unpack palapeli-data 4:22.12.3-1 into --debian-data (tools/README.md)"
+
+
+def check_file(path: Path, expected: str, remedy: str = PIP_REMEDY) -> None:
     if not path.is_file():
-        sys.exit(f"missing data file {path}: install the versions pinned in tools/requirements.txt")
+        sys.exit(f"missing data file {path}: {remedy}")
     got = sha256(path)
     if expected and got != expected:
-        sys.exit(f"{path}: SHA-256 {got} differs from the pinned {expected}; install the pinned package version")
+        sys.exit(f"{path}: SHA-256 {got} differs from the pinned {expected}; {remedy}")
 
 
 def load_rgb(path: Path) -> Image.Image:
@@ -397,14 +401,16 @@ def patchify(pixel_values: torch.Tensor, p: int) -> torch.Tensor:
     return x.reshape(b, (h // p) * (w // p), p * p * c)
 
 
-def mean_colour_loss(pixel_values: torch.Tensor, mask: torch.Tensor, p: int) -> float:
-    """Masked loss of the trivial in-painter: every masked patch = the mean colour of the visible patches."""
+def mean_colour_loss(pixel_values: torch.Tensor, mask: torch.Tensor, p: int, on_visible: bool = False) -> float:
+    """Masked loss of the trivial in-painter: every masked patch = the mean colour of the visible patches. With
+    ``on_visible`` the same colour scored on the visible patches instead (the yardstick for them)."""
     target = patchify(pixel_values, p)[0]  # [L, p*p*3], channel innermost
     m = mask[0].bool()
     visible = target[~m].reshape(-1, 3)
     colour = visible.mean(0)
     pred = colour.repeat(p * p)  # [p*p*3], same channel-innermost order
-    return ((target[m] - pred) ** 2).mean(-1).mean().item()
+    scored = ~m if on_visible else m
+    return ((target[scored] - pred) ** 2).mean(-1).mean().item()
 
 
 def patch_mean_oracle_loss(pixel_values: torch.Tensor, mask: torch.Tensor, p: int) -> float:
@@ -462,7 +468,7 @@ def evaluate(model, pixel_values: dict[str, torch.Tensor], ratio: float, seeds) 
     L = (cfg.image_size // cfg.patch_size) ** 2
     per_image = {}
     for name, x in pixel_values.items():
-        ours, trivial, oracle = [], [], []
+        ours, trivial, oracle, ours_visible, trivial_visible = [], [], [], [], []
         for seed in seeds:
             torch.manual_seed(seed)
             noise = torch.rand(1, L)
@@ -470,11 +476,14 @@ def evaluate(model, pixel_values: dict[str, torch.Tensor], ratio: float, seeds) 
             ours.append(out.loss.item())
             trivial.append(mean_colour_loss(x, out.mask, cfg.patch_size))
             oracle.append(patch_mean_oracle_loss(x, out.mask, cfg.patch_size))
+            ours_visible.append(visible_loss(x, out, cfg.patch_size).item())
+            trivial_visible.append(mean_colour_loss(x, out.mask, cfg.patch_size, on_visible=True))
         per_image[name] = {
             "model_loss": float(np.mean(ours)),
             "mean_colour_loss": float(np.mean(trivial)),
             "ratio": float(np.mean(ours) / np.mean(trivial)),
             "patch_mean_oracle_ratio": float(np.mean(oracle) / np.mean(trivial)),
+            "visible_ratio": float(np.mean(ours_visible) / np.mean(trivial_visible)),
         }
     cfg.mask_ratio = old_ratio
     model_mean = float(np.mean([v["model_loss"] for v in per_image.values()]))
@@ -489,6 +498,7 @@ def evaluate(model, pixel_values: dict[str, torch.Tensor], ratio: float, seeds) 
         "ratio_of_means": model_mean / trivial_mean,
         "mean_of_ratios": float(np.mean([v["ratio"] for v in per_image.values()])),
         "worst": [worst, per_image[worst]["ratio"]],
+        "visible_mean_of_ratios": float(np.mean([v["visible_ratio"] for v in per_image.values()])),
     }
 
 
@@ -503,6 +513,10 @@ def print_eval(title: str, ev: dict) -> None:
         f"  {'average':24s} model {ev['model_loss']:.4f}  mean-colour {ev['mean_colour_loss']:.4f}  "
         f"x{ev['ratio_of_means']:.3f} (mean of per-image ratios x{ev['mean_of_ratios']:.3f}, "
         f"worst {ev['worst'][0]} x{ev['worst'][1]:.3f})"
+    )
+    print(
+        f"  {'visible patches':24s} model over the mean colour on them, mean of per-image ratios "
+        f"x{ev['visible_mean_of_ratios']:.3f}"
     )
 
 
@@ -580,6 +594,20 @@ def lr_at(step: int, args) -> float:
     return args.lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def patch_errors(out, target: torch.Tensor) -> torch.Tensor:
+    """[B, L]: each patch's mean squared error against ``patchify``'s target, as HF's loss computes it before it keeps
+    the masked ones."""
+    return ((out.logits - target) ** 2).mean(-1)
+
+
+def visible_loss(x: torch.Tensor, out, p: int) -> torch.Tensor:
+    """HF's loss over the *visible* patches. HF's objective never scores them, so a model trained on it alone paints
+    noise there, and the app's Reconstruction picture shows that noise next to the masked patches' guesses. A small
+    weight on it (--visible-weight) makes the visible patches a blurred copy of the input."""
+    visible = 1.0 - out.mask
+    return (patch_errors(out, patchify(x, p)) * visible).sum() / visible.sum()
+
+
 def ratio_loss(x: torch.Tensor, out, p: int, eps: float) -> torch.Tensor:
     """Each picture's masked loss (HF's, per picture) divided by that of the trivial in-painter on the same picture
     and mask (+ eps), averaged over the batch. HF's loss is dominated by busy pictures (edges, textures); this one
@@ -588,24 +616,13 @@ def ratio_loss(x: torch.Tensor, out, p: int, eps: float) -> torch.Tensor:
     b = x.shape[0]
     target = patchify(x, p)  # [B, L, p*p*3], channel innermost
     m = out.mask  # [B, L], 1 = masked
-    err = ((out.logits - target) ** 2).mean(-1)
-    model_loss = (err * m).sum(1) / m.sum(1)
+    model_loss = (patch_errors(out, target) * m).sum(1) / m.sum(1)
     with torch.no_grad():
         pixels = target.view(b, target.shape[1], -1, 3)
         visible = 1.0 - m
         colour = (pixels * visible[..., None, None]).sum((1, 2)) / (visible.sum(1) * pixels.shape[2])[:, None]
         trivial = (((pixels - colour[:, None, None, :]) ** 2).mean((2, 3)) * m).sum(1) / m.sum(1)
     return (model_loss / (trivial + eps)).mean()
-
-
-def visible_loss(x: torch.Tensor, out, p: int) -> torch.Tensor:
-    """HF's loss over the *visible* patches. HF's objective never scores them, so a model trained on it alone paints
-    noise there, and the app's Reconstruction picture shows that noise next to the masked patches' guesses. A small
-    weight on it (--visible-weight) makes the visible patches a blurred copy of the input."""
-    target = patchify(x, p)
-    visible = 1.0 - out.mask
-    err = ((out.logits - target) ** 2).mean(-1)
-    return (err * visible).sum() / visible.sum()
 
 
 def cpu_seconds() -> float:
@@ -728,7 +745,7 @@ def main() -> None:
             f"dpkg-deb -x palapeli-data_*.deb {args.debian_data}"
         )
     for name, (digest, _, _) in PALAPELI_IMAGES.items():
-        check_file(palapeli / name, digest)
+        check_file(palapeli / name, digest, PALAPELI_REMEDY)
     held_out_files = set(HELD_OUT_IMAGES) | set(EXTRA_EVAL_IMAGES) | set(PALAPELI_HELD_OUT)
     assert not (set(TRAIN_IMAGES) | set(PALAPELI_TRAIN)) & held_out_files
     assert {f for f, *_ in EVAL_SET.values()} <= held_out_files | {"meadow"}
