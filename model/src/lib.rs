@@ -12,12 +12,16 @@ pub mod config;
 mod cpu_kernels;
 #[cfg(feature = "cuda")]
 mod cuda_kernels;
+pub mod decoder;
 pub mod demo;
 pub mod device;
+pub mod embeddings;
+pub mod encoder;
 pub mod error;
 pub mod hub;
 pub mod input_file;
 pub mod interpolate;
+mod layers;
 pub mod loader;
 pub mod mask_picture;
 pub mod masking;
@@ -38,8 +42,11 @@ pub mod torch_checkpoint;
 pub mod weights;
 
 pub use config::{CheckedJson, MaeConfig, PreprocessorConfig};
+pub use decoder::Decoder;
 pub use demo::{DEMO_MODEL_ARG, DEMO_MODEL_NAME};
 pub use device::{ComputeDtype, DeviceChoice, SelectedDevice, dtype_name, parse_dtype, select_device};
+pub use embeddings::Embeddings;
+pub use encoder::Encoder;
 pub use error::{MaeError, Result};
 pub use loader::LoadedModel;
 pub use masking::{MaskSpec, MaskStrategy, Masking, TorchGenerator};

@@ -209,3 +209,72 @@ fn torch_manual_seed_streams_are_reproduced_bit_for_bit() {
         assert_eq!(ours, want, "{name}");
     }
 }
+
+/// Each of the model's modules alone against the same module of transformers (`tests/fixtures/boundaries/`,
+/// `tools/make_boundary_fixtures.py`): the embeddings against `vit.embeddings`' output, the encoder from those
+/// embeddings against `last_hidden_state`, and the decoder from transformers' own `last_hidden_state` against the
+/// logits; with both kernel choices, at the configured size and through interpolated position tables (48×32).
+#[test]
+fn embeddings_encoder_and_decoder_each_match_transformers_at_their_boundary() {
+    use candle_core::{DType, Device};
+    use mae_model::{MaeConfig, MaeModel, MaskSpec, Masking, WeightStore};
+
+    let root = fixtures().join("boundaries");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|entry| entry.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let case = read_tensor_file(&path);
+        let model_dir = fixtures().join("models").join(&case.metadata["model"]);
+        let config = MaeConfig::from_file(&model_dir.join("config.json")).unwrap();
+        let store = WeightStore::open_safetensors(&model_dir.join("model.safetensors")).unwrap();
+        for kernels in [KernelChoice::Fused, KernelChoice::Candle] {
+            let mut model = MaeModel::from_store(config.clone(), &store, &Device::Cpu, DType::F32).unwrap();
+            model.set_kernels(kernels);
+            let tensor = |name: &str| case.tensors[name].clone();
+            let (_, _, height, width) = tensor("pixel_values").dims4().unwrap();
+            let grid = model.grid_for(height, width).unwrap();
+            let geometry = mae_model::patches::PatchGrid {
+                channels: config.num_channels,
+                rows: grid.0,
+                cols: grid.1,
+                patch: config.patch_size,
+            };
+            let noise: Vec<f32> = tensor("noise").flatten_all().unwrap().to_vec1().unwrap();
+            let ratio: f64 = case.metadata["mask_ratio"].parse().unwrap();
+            let masking = Masking::new(&MaskSpec::Noise { noise, ratio }, grid).unwrap();
+            let pixels: Vec<f32> = tensor("pixel_values").flatten_all().unwrap().to_vec1().unwrap();
+            let mut check = |what: &str, ours: &candle_core::Tensor, name: &str| {
+                let expected = tensor(name).squeeze(0).unwrap();
+                let error = mae_integration_tests::relative_l2(ours, &expected);
+                if ours.dims() != expected.dims() || error > TOLERANCE {
+                    failures.push(format!(
+                        "{} {kernels:?} {what}: {:?} vs {:?}, relative L2 {error:.2e}",
+                        path.display(),
+                        ours.dims(),
+                        expected.dims()
+                    ));
+                }
+            };
+            // Embeddings: pixels and mask → CLS + the visible tokens.
+            let positions = model.embeddings().position_table(grid).unwrap();
+            let embedded = model.embeddings().forward(&[&pixels], &[&masking], &geometry, &positions, kernels).unwrap();
+            check("embeddings", &embedded, "embeddings");
+            // Encoder: transformers' own embeddings → last_hidden_state.
+            let (encoded, _) =
+                model.encoder().forward(&tensor("embeddings").squeeze(0).unwrap(), 1, true, kernels).unwrap();
+            check("encoder", &encoded, "last_hidden_state");
+            // Decoder: transformers' own last_hidden_state and ids_restore → logits.
+            let ids_restore = tensor("ids_restore").flatten_all().unwrap().to_dtype(DType::U32).unwrap();
+            let positions = model.decoder().position_table(grid.0 * grid.1).unwrap();
+            let last_hidden_state = tensor("last_hidden_state").squeeze(0).unwrap();
+            let (logits, _) =
+                model.decoder().forward(&last_hidden_state, &[ids_restore], &positions, true, kernels).unwrap();
+            check("decoder", &logits[0], "logits");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} boundary checks (4 fixtures × 2 kernel choices expected)");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
