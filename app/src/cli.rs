@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use mae_model::{ComputeDtype, DeviceChoice, KernelChoice, ModelLocation};
 
 use crate::jobs::evaluate::DEFAULT_BATCH;
+use crate::jobs::lists::{ColumnList, Ratios, Seeds, comma_items, parse_seed};
+use crate::jobs::masks::MaskList;
 use crate::render::Colormap;
 use crate::render::panels::MaskedStyle;
 
@@ -84,7 +86,7 @@ pub struct WindowArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub mask_ratio: Option<f64>,
     /// Seed of the mask to start with (torch.manual_seed value) [default: the last one used, else 2]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// A second model (model B) to compare the first with, side by side on the same mask (same forms as --model)
     /// [default: the one compared last time, if the comparison was left open]
@@ -155,8 +157,8 @@ pub enum Command {
 /// The input of one forward pass, as `dump` and `heads` take it.
 #[derive(Debug, Clone, Args)]
 pub struct ForwardInputArgs {
-    /// Image to preprocess as the model's preprocessor_config.json says.
-    #[arg(long, conflicts_with = "pixel_values", required_unless_present = "pixel_values")]
+    /// Image to preprocess as the model's preprocessor_config.json says (--images is the same option).
+    #[arg(long, alias = "images", conflicts_with = "pixel_values", required_unless_present = "pixel_values")]
     pub image: Option<PathBuf>,
     /// Already-preprocessed input, a float .npy of shape [1, 3, H, W].
     #[arg(long)]
@@ -171,7 +173,7 @@ pub struct ForwardInputArgs {
     pub noise: Option<PathBuf>,
     /// Seed of the mask (default 0): `torch.manual_seed(SEED); torch.rand(1, L)` for random, `random.seed(SEED)`
     /// for block, the kept corner of each 2×2 for grid.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// Fraction of patches to mask (default: the config's mask_ratio).
     #[arg(long, allow_negative_numbers = true)]
@@ -280,28 +282,28 @@ pub struct ExportArgs {
     pub model: ModelChoiceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Images, or folders whose images all become rows (repeatable).
-    #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
+    /// Images, or folders whose images all become rows (repeatable; --images is the same option).
+    #[arg(long, alias = "images", value_name = "PATH", required = true, num_args = 1..)]
     pub image: Vec<PathBuf>,
     /// Comma-separated mask ratios in [0, 1]; each makes rows.
     #[arg(long, value_name = "R,R,...", default_value = "0.5,0.75,0.9", allow_hyphen_values = true)]
-    pub mask_ratios: String,
+    pub mask_ratios: Ratios,
     /// Comma-separated seeds of the masks; each makes rows.
     #[arg(long, value_name = "S,S,...", default_value = "0,1,2", allow_hyphen_values = true)]
-    pub seeds: String,
+    pub seeds: Seeds,
     /// Comma-separated masks; each makes rows: random, block, grid, centre or a picture file (white = masked),
     /// each optionally with its own ratio, which replaces --mask-ratios for it: `random:0.75,block:0.5,grid` draws
     /// the MAE paper's Figure 6. A mask the ratio does not change (grid, picture) takes the first ratio only, one
     /// the seed does not change (centre, picture) the first seed only, so no row repeats another.
     #[arg(long = "masks", alias = "mask", value_name = "M[:R],...", default_value = "random")]
-    pub masks: String,
+    pub masks: MaskList,
     /// Also write one CSV row per grid row: image, mask, ratio, seed, masked patches, losses, PSNR and SSIM.
     #[arg(long, value_name = "CSV")]
     pub metrics_csv: Option<PathBuf>,
     /// Comma-separated columns: original, mask, masked, reconstruction, pasted, loss,
     /// attention[:encoder|decoder][:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...].
     #[arg(long, value_name = "C,C,...", default_value = "original,masked,reconstruction,pasted")]
-    pub columns: String,
+    pub columns: ColumnList,
     /// Colormap of loss and attention heatmaps.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Colormap::Viridis)]
     pub colormap: Colormap,
@@ -334,7 +336,7 @@ pub struct ModelChoiceArgs {
     /// Several models, comma-separated (each as --model takes it), each loaded once: loss-curve gives each its own
     /// column, export repeats the columns once per model (labelled with its name).
     #[arg(long, value_name = "M,M,...")]
-    pub models: Option<String>,
+    pub models: Option<ModelList>,
 }
 
 impl ModelChoiceArgs {
@@ -342,7 +344,7 @@ impl ModelChoiceArgs {
     pub fn names(&self) -> Result<Vec<String>> {
         match (&self.location, &self.models) {
             (Some(model), _) => Ok(vec![model.clone()]),
-            (None, Some(list)) => parse_model_list(list),
+            (None, Some(list)) => Ok(list.0.clone()),
             (None, None) => bail!("give the model with --model, or several with --models"),
         }
     }
@@ -354,19 +356,19 @@ pub struct LossCurveArgs {
     pub model: ModelChoiceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// The image.
-    #[arg(long)]
+    /// The image (--images is the same option).
+    #[arg(long, alias = "images")]
     pub image: PathBuf,
     /// Seed of the masks; with random masks every ratio masks a prefix of the same noise order, other strategies
     /// are drawn afresh at each ratio with this seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: u64,
     /// The mask strategy: random, block or centre (grid masks and pictures do not change with the ratio).
     #[arg(long, value_name = "random|block|centre", default_value = "random")]
     pub mask: String,
     /// Comma-separated mask ratios in [0, 1] [default: 0.05, 0.10, ..., 0.95].
     #[arg(long, value_name = "R,R,...", allow_hyphen_values = true)]
-    pub mask_ratios: Option<String>,
+    pub mask_ratios: Option<Ratios>,
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
@@ -382,8 +384,8 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// A folder of images (taken in sorted path order), a text file naming one image path a line (relative to the
-    /// current folder; blank lines and lines starting with # skipped), or one image.
-    #[arg(long, value_name = "DIR|LIST.txt")]
+    /// current folder; blank lines and lines starting with # skipped), or one image (--image is the same option).
+    #[arg(long, alias = "image", value_name = "DIR|LIST.txt")]
     pub images: PathBuf,
     /// Also take the images in the folder's subfolders (hidden ones and links to folders are not entered).
     #[arg(long)]
@@ -394,7 +396,7 @@ pub struct EvalArgs {
     /// Comma-separated seeds of the masks: one row per image and seed (`torch.manual_seed(SEED)` before the
     /// image's own forward pass, so every image gets the same mask at one seed).
     #[arg(long, value_name = "S,S,...", default_value = "0", allow_hyphen_values = true)]
-    pub seeds: String,
+    pub seeds: Seeds,
     /// The mask: random (HF's, after torch.manual_seed), block (BEiT's block-wise, after Python's random.seed),
     /// grid (one patch of every 2×2 kept: 75%), centre (a centred hole), or a picture file whose white areas are
     /// masked (named as a path: `./grid` is a file, `grid` the strategy).
@@ -415,8 +417,8 @@ pub struct EvalArgs {
     /// line dropped, and the rest computed. Refused when its settings file records other settings.
     #[arg(long)]
     pub resume: bool,
-    /// Output .csv file (path,width,height,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,error), with
-    /// the settings beside it in <out>.json.
+    /// Output .csv file (path,width,height,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,error,
+    /// masked_fraction), with the settings beside it in <out>.json.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -446,22 +448,23 @@ pub struct CompareArgs {
     /// The models, comma-separated, each as --model takes it (one works too); each is loaded once and named in the
     /// rows as given.
     #[arg(long, value_name = "M,M,...", required = true)]
-    pub models: String,
+    pub models: ModelList,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Images, or folders whose images all make rows (repeatable); rows name an image by its file name.
-    #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
+    /// Images, or folders whose images all make rows (repeatable; --images is the same option); rows name an image
+    /// by its file name.
+    #[arg(long, alias = "images", value_name = "PATH", required = true, num_args = 1..)]
     pub image: Vec<PathBuf>,
     /// Comma-separated mask ratios in [0, 1]; each makes rows.
     #[arg(long, value_name = "R,R,...", default_value = "0.75", allow_hyphen_values = true)]
-    pub mask_ratios: String,
+    pub mask_ratios: Ratios,
     /// Comma-separated seeds of the masks; each makes rows.
     #[arg(long, value_name = "S,S,...", default_value = "0", allow_hyphen_values = true)]
-    pub seeds: String,
-    /// Comma-separated masks, as export's --masks: random, block, grid, centre or a picture file (white = masked),
-    /// each optionally with its own ratio (`random:0.75,block:0.5`).
-    #[arg(long = "mask", alias = "masks", value_name = "M[:R],...", default_value = "random")]
-    pub masks: String,
+    pub seeds: Seeds,
+    /// Comma-separated masks, as export's --masks (--mask is the same option): random, block, grid, centre or a
+    /// picture file (white = masked), each optionally with its own ratio (`random:0.75,block:0.5`).
+    #[arg(long = "masks", alias = "mask", value_name = "M[:R],...", default_value = "random")]
+    pub masks: MaskList,
     /// Forward passes run together as one batch (each image's values are what it gives alone; larger batches
     /// use the CPU's matrix units better, and hold more images in memory).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = parse_batch)]
@@ -469,26 +472,53 @@ pub struct CompareArgs {
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Output .csv file (image,model,mask,mask_ratio,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim).
+    /// Output .csv file (image,model,mask,mask_ratio,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,
+    /// masked_fraction).
     #[arg(long)]
     pub out: PathBuf,
 }
 
-/// `--models A,B,...`: each model as `--model` takes it, at least one, none twice (each is loaded once).
+/// `--models A,B,...`: each model as `--model` takes it, at least one, none twice (each is loaded once). Twice means
+/// the same place once resolved: `x` and `x/`, or a folder and a link to it, are one model.
 pub fn parse_model_list(text: &str) -> Result<Vec<String>> {
-    let mut models: Vec<String> = Vec::new();
-    for model in text.split(',').map(str::trim).filter(|model| !model.is_empty()) {
-        if models.iter().any(|seen| seen == model) {
-            bail!("--models names {model} twice (each model is loaded once)");
-        }
+    let mut models: Vec<(String, ModelLocation)> = Vec::new();
+    for model in comma_items(text).map_err(|problem| anyhow!(problem))? {
         // Parsed now, so a malformed hub id is refused before any model loads.
-        model.parse::<ModelLocation>().with_context(|| format!("--models: {model}"))?;
-        models.push(model.to_string());
+        let location = model.parse::<ModelLocation>().with_context(|| format!("--models: {model}"))?;
+        if let Some((seen, _)) = models.iter().find(|(_, seen)| same_model(seen, &location)) {
+            let again = if seen == model { String::new() } else { format!(" (as {seen} and {model})") };
+            bail!("the list names one model twice{again}: {model} (each model is loaded once)");
+        }
+        models.push((model.to_string(), location));
     }
     if models.is_empty() {
-        bail!("--models is empty (give models separated by commas)");
+        bail!("the list of models is empty (give models separated by commas)");
     }
-    Ok(models)
+    Ok(models.into_iter().map(|(model, _)| model).collect())
+}
+
+/// Whether two locations name the same model: paths compared once resolved (a path that does not exist by its
+/// components, where `x` and `x/` are equal), everything else as parsed.
+fn same_model(a: &ModelLocation, b: &ModelLocation) -> bool {
+    let resolved = |path: &std::path::Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    match (a, b) {
+        (ModelLocation::Folder(a) | ModelLocation::File(a), ModelLocation::Folder(b) | ModelLocation::File(b)) => {
+            resolved(a) == resolved(b)
+        }
+        _ => a == b,
+    }
+}
+
+/// `--models` as clap hands it to a command: each model as given, checked as [`parse_model_list`] checks them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelList(pub Vec<String>);
+
+impl std::str::FromStr for ModelList {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        parse_model_list(text).map(ModelList).map_err(|error| format!("{error:#}"))
+    }
 }
 
 #[cfg(test)]
@@ -500,6 +530,13 @@ mod tests {
         assert_eq!(parse_model_list(" a/b , ./c,").unwrap(), ["a/b", "./c"]);
         assert!(parse_model_list("a/b,a/b").unwrap_err().to_string().contains("twice"));
         assert!(parse_model_list(" , ").unwrap_err().to_string().contains("empty"));
+        assert!(parse_model_list("a/b,,./c").unwrap_err().to_string().contains("two commas in a row"));
+        // One folder however it is spelled.
+        let folder = tempfile::tempdir().unwrap();
+        let (plain, slash) = (folder.path().display().to_string(), format!("{}/", folder.path().display()));
+        let error = parse_model_list(&format!("demo,{plain},{slash}")).unwrap_err().to_string();
+        assert!(error.contains("twice") && error.contains(&slash), "{error}");
+        assert!(parse_model_list("./no-such-x,./no-such-x/").unwrap_err().to_string().contains("twice"));
     }
 
     fn parse(arguments: &[&str]) -> Command {

@@ -104,6 +104,18 @@ fn export_loss_curve_heads_and_bench_accept_demo_offline() {
     ]);
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 3, "header + two ratios:\n{text}");
+    // The default ratios, each printed at its decimal (0.15, not 0.15000000000000002); `--images` is `--image`.
+    let curve = home.path("default-curve.csv");
+    home.run(&["loss-curve", "--model", "demo", "--images", &image, "--out", curve.to_str().unwrap()]);
+    let ratios: Vec<String> = std::fs::read_to_string(&curve)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> =
+        (1..=19).map(|step| format!("{:.2}", f64::from(step) / 20.0).trim_end_matches('0').to_string()).collect();
+    assert_eq!(ratios, expected);
 
     let heads = home.path("heads.csv");
     home.run(&["heads", "--model", "demo", "--image", &image, "--out", heads.to_str().unwrap()]);

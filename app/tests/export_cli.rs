@@ -112,6 +112,12 @@ fn bad_options_get_one_line_naming_them_exit_code_2_and_no_file() {
         (vec!["--tile-size", "0"], "tile size"),
         (vec!["--tile-size", "4000", "--mask-ratios", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"], "pixels"),
         (vec!["--masked-style", "plaid"], "'plaid'"),
+        // An empty item between commas is a typo, in every list (a trailing comma is fine).
+        (vec!["--seeds", "0,,1"], "\"0,,1\" has an empty item after \"0\" (two commas in a row)"),
+        (vec!["--mask-ratios", "0.5,,0.75"], "two commas in a row"),
+        (vec!["--masks", "random,,grid"], "two commas in a row"),
+        (vec!["--columns", "original,,pasted"], "two commas in a row"),
+        (vec!["--seeds", "-1"], "seed -1 is negative"),
     ];
     for (options, named) in cases {
         let mut arguments = vec!["--image", PHOTO, "--out", out_text];
@@ -175,4 +181,59 @@ fn a_folder_run_skips_the_bad_image_and_exports_the_rest() {
     let result = export(&["--image", bad_only.path().to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(result.status.code(), Some(2));
     assert!(!out.exists());
+}
+
+/// Runs the binary with `arguments` and returns its one line of refusal, after checking it is one line, exit 2.
+fn refusal(arguments: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_mae-explorer")).args(arguments).output().unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{arguments:?}: {message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "{arguments:?}: {message}");
+    assert!(!message.contains("panicked"), "{arguments:?}: {message}");
+    message
+}
+
+#[test]
+fn negative_seeds_missing_models_and_models_named_twice_are_said_once_and_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let out = out.to_str().unwrap();
+    // A negative seed is named as such wherever a seed is taken (not "unexpected argument '-1'").
+    for arguments in [
+        vec!["dump", "--model", MODEL, "--image", PHOTO, "--seed", "-1", "--out", out],
+        vec!["loss-curve", "--model", MODEL, "--image", PHOTO, "--seed", "-1", "--out", out],
+        vec!["eval", "--model", MODEL, "--images", PHOTO, "--seeds", "2,-1", "--out", out],
+        vec!["--model", MODEL, "--seed", "-1"],
+    ] {
+        let message = refusal(&arguments);
+        assert!(message.contains("seed -1 is negative"), "{arguments:?}: {message}");
+    }
+    // A missing model is named once.
+    let message = refusal(&["compare", "--models", "demo,/nonexistent/model", "--image", PHOTO, "--out", out]);
+    assert_eq!(message.matches("/nonexistent/model").count(), 1, "{message}");
+    assert!(message.contains("not found"), "{message}");
+    // One model twice, however it is spelled.
+    let twice = format!("{MODEL},{MODEL}/");
+    let message = refusal(&["compare", "--models", &twice, "--image", PHOTO, "--out", out]);
+    assert!(message.contains("names one model twice"), "{message}");
+    assert!(!Path::new(out).exists());
+}
+
+#[test]
+fn image_and_images_are_one_option_in_every_command_that_reads_images() {
+    let dir = tempfile::tempdir().unwrap();
+    for (command, spelling) in [("export", "--images"), ("compare", "--images"), ("eval", "--image")] {
+        let out = dir.path().join(format!("{command}.out"));
+        let extension = if command == "export" { "png" } else { "csv" };
+        let out = out.with_extension(extension);
+        let model_option = if command == "compare" { "--models" } else { "--model" };
+        let mut arguments = vec![command, model_option, MODEL, spelling, PHOTO, "--device", "cpu"];
+        arguments.extend(["--out", out.to_str().unwrap()]);
+        if command == "export" {
+            arguments.extend(["--mask-ratios", "0.75", "--seeds", "0", "--tile-size", "32"]);
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_mae-explorer")).args(&arguments).output().unwrap();
+        assert!(output.status.success(), "{arguments:?}: {}", stderr(&output));
+        assert!(out.is_file(), "{arguments:?}");
+    }
 }

@@ -7,22 +7,17 @@ use std::io::{BufWriter, Write};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::export::collect_images;
 use super::model_arg::load_models;
 use crate::atomic_file::{check_output_folder, check_overwrite, write_output};
 use crate::cli::CompareArgs;
-use crate::cli::parse_model_list;
 use crate::jobs::compare::{CompareTally, write_header};
 use crate::jobs::evaluate::{EvalCase, EvalItem, EvalModel, EvaluationJob};
 use crate::jobs::grid::GridImageSource;
-use crate::jobs::lists::{parse_ratios, parse_seeds};
-use crate::jobs::masks::parse_mask_items;
+use crate::jobs::image_files::grid_images;
 
 pub fn run(args: &CompareArgs) -> Result<()> {
-    let labels = parse_model_list(&args.models)?;
-    let ratios = parse_ratios(&args.mask_ratios).map_err(|e| anyhow!("--mask-ratios: {e}"))?;
-    let seeds = parse_seeds(&args.seeds).map_err(|e| anyhow!("--seeds: {e}"))?;
-    let masks = parse_mask_items(&args.masks).context("--mask")?;
+    let labels = args.models.0.clone();
+    let (ratios, seeds, masks) = (&args.mask_ratios.0, &args.seeds.0, args.masks.0.clone());
     check_output_folder(&args.out)?;
     check_overwrite(&args.out, args.force)?;
     // Every mask at its ratios and seeds, as export makes grid rows (a grid mask takes one ratio, …).
@@ -30,14 +25,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         .iter()
         .enumerate()
         .flat_map(|(index, item)| {
-            let seeds = item.seeds(&seeds);
-            item.ratios(&ratios)
+            let seeds = item.seeds(seeds);
+            item.ratios(ratios)
                 .iter()
                 .flat_map(move |&ratio| seeds.iter().map(move |&seed| EvalCase { mask: index, ratio, seed }))
         })
         .collect();
     let mut skip_if_unreadable = Vec::new();
-    let items: Vec<EvalItem> = collect_images(&args.image)?
+    let items: Vec<EvalItem> = grid_images(&args.image)?
         .into_iter()
         .filter_map(|image| match image.source {
             GridImageSource::File { path, skip_if_unreadable: skip } => {

@@ -19,7 +19,6 @@ use crate::cli::EvalArgs;
 use crate::jobs::eval_csv::{EvalSettings, EvalSummary, ExistingRows, header_line, row_line};
 use crate::jobs::evaluate::{EvalCase, EvalItem, EvalModel, EvaluationJob, metric_values};
 use crate::jobs::image_files::images_argument;
-use crate::jobs::lists::parse_seeds;
 use crate::jobs::masks::MaskSource;
 
 /// Images the summary lists by their masked loss.
@@ -27,7 +26,7 @@ const WORST_SHOWN: usize = 10;
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     check_ratio(args.mask_ratio).context("--mask-ratio")?;
-    let seeds = parse_seeds(&args.seeds).map_err(|e| anyhow!("--seeds: {e}"))?;
+    let seeds = args.seeds.0.clone();
     let mask = MaskSource::parse(&args.mask).context("--mask")?;
     check_output_folder(&args.out)?;
     if args.out.is_dir() {

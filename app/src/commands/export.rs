@@ -5,8 +5,6 @@
 //! checked first, so a typo costs no model load; the picture is written to a temporary file beside the target and
 //! renamed into place, and an existing file is only replaced with `--force`.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use mae_model::LoadedModel;
@@ -14,13 +12,8 @@ use mae_model::LoadedModel;
 use super::model_arg::load_models;
 use crate::atomic_file::{check_output_folder, check_overwrite, picture_format, write_output, write_picture_output};
 use crate::cli::ExportArgs;
-use crate::jobs::grid::{CheckedGridJob, GridImage, GridImageSource, GridJob, GridProgress, write_metrics_csv};
-use crate::jobs::image_files::is_image_name;
-use crate::jobs::lists::{parse_ratios, parse_seeds};
-use crate::jobs::masks::parse_mask_items;
-use crate::render::grid::parse_columns;
-
-pub use crate::jobs::image_files::IMAGE_EXTENSIONS;
+use crate::jobs::grid::{CheckedGridJob, GridJob, GridProgress, write_metrics_csv};
+use crate::jobs::image_files::grid_images;
 
 pub fn run(args: &ExportArgs) -> Result<()> {
     let job = plan(args)?;
@@ -57,10 +50,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
 
 /// The grid the arguments describe, with every option that needs no model checked, naming the first bad one.
 pub fn plan(args: &ExportArgs) -> Result<CheckedGridJob> {
-    let columns = parse_columns(&args.columns).map_err(|e| anyhow!("--columns: {e}"))?;
-    let ratios = parse_ratios(&args.mask_ratios).map_err(|e| anyhow!("--mask-ratios: {e}"))?;
-    let seeds = parse_seeds(&args.seeds).map_err(|e| anyhow!("--seeds: {e}"))?;
-    let masks = parse_mask_items(&args.masks).context("--masks")?;
+    let (columns, ratios, seeds) = (args.columns.0.clone(), args.mask_ratios.0.clone(), args.seeds.0.clone());
+    let masks = args.masks.0.clone();
     let models = args.model.names()?.len();
     picture_format(&args.out)?;
     check_output_folder(&args.out)?;
@@ -72,7 +63,7 @@ pub fn plan(args: &ExportArgs) -> Result<CheckedGridJob> {
         check_output_folder(csv)?;
         check_overwrite(csv, args.force)?;
     }
-    let images = collect_images(&args.image)?;
+    let images = grid_images(&args.image)?;
     GridJob {
         images,
         masks,
@@ -85,35 +76,4 @@ pub fn plan(args: &ExportArgs) -> Result<CheckedGridJob> {
         models,
     }
     .check()
-}
-
-/// Expands folders into their image files (sorted by name, hidden files left out).
-pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<GridImage>> {
-    let mut inputs = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("{}: cannot list the folder", path.display()))?
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|file| file.is_file() && is_image_name(file))
-                .collect();
-            if found.is_empty() {
-                bail!("{}: the folder holds no images ({})", path.display(), IMAGE_EXTENSIONS.join(", "));
-            }
-            found.sort();
-            inputs.extend(found.into_iter().map(|path| grid_image(path, true)));
-        } else if path.exists() {
-            // Devices, pipes and the like are refused by the image reader, which says what they are.
-            inputs.push(grid_image(path.clone(), false));
-        } else {
-            bail!("{}: image not found", path.display());
-        }
-    }
-    Ok(inputs)
-}
-
-/// Rows are captioned with the file name, as the window captions the picture it opened.
-fn grid_image(path: PathBuf, skip_if_unreadable: bool) -> GridImage {
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    GridImage { name, source: GridImageSource::File { path, skip_if_unreadable } }
 }

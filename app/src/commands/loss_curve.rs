@@ -6,15 +6,14 @@ use candle_core::Device;
 use mae_model::MaskStrategy;
 use mae_model::preprocess::load_rgb_image;
 
-use super::model_arg::{load_model_on, selected_device};
+use super::model_arg::{load_model_on, naming, selected_device};
 use crate::atomic_file::{check_output_folder, check_overwrite, write_output};
 use crate::cli::LossCurveArgs;
-use crate::jobs::lists::parse_ratios;
 use crate::jobs::loss_curve::{LossCurve, check_strategy, default_ratios, write_columns_csv, write_csv};
 
 pub fn run(args: &LossCurveArgs) -> Result<()> {
     let ratios = match &args.mask_ratios {
-        Some(list) => parse_ratios(list).map_err(|e| anyhow!("--mask-ratios: {e}"))?,
+        Some(list) => list.0.clone(),
         None => default_ratios(),
     };
     let strategy: MaskStrategy = args.mask.parse().map_err(|e| anyhow!("--mask: {e}"))?;
@@ -27,7 +26,7 @@ pub fn run(args: &LossCurveArgs) -> Result<()> {
     // One model in memory at a time, each loaded once.
     let mut curves = Vec::with_capacity(models.len());
     for model in &models {
-        let loaded = load_model_on(model, &selected, args.engine.kernels).with_context(|| model.clone())?;
+        let loaded = load_model_on(model, &selected, args.engine.kernels).map_err(|error| naming(error, model))?;
         let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
         curves.push(LossCurve::new(pixel_values, strategy, args.seed, ratios.clone())?.finish(&loaded.model)?);
     }

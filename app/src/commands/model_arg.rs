@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use mae_model::{
     DownloadProgress, KernelChoice, LoadOptions, LoadedModel, ModelLocation, SelectedDevice, select_device,
@@ -26,7 +26,16 @@ pub fn selected_device(engine: &EngineArgs) -> Result<SelectedDevice> {
 /// Loads the models of a `--models` list, one after another, each once.
 pub fn load_models(models: &[String], engine: &EngineArgs) -> Result<Vec<LoadedModel>> {
     let selected = selected_device(engine)?;
-    models.iter().map(|model| load_model_on(model, &selected, engine.kernels).context(model.clone())).collect()
+    models
+        .iter()
+        .map(|model| load_model_on(model, &selected, engine.kernels).map_err(|error| naming(error, model)))
+        .collect()
+}
+
+/// `error` with the model it is about named in front, unless it names it already (a folder that is not found
+/// says its path itself: "/x: /x: not found" said it twice).
+pub fn naming(error: anyhow::Error, model: &str) -> anyhow::Error {
+    if format!("{error:#}").contains(model) { error } else { error.context(model.to_string()) }
 }
 
 /// The hub commit a loaded model's weights came from: the snapshot folder of the Hugging Face cache they lie in

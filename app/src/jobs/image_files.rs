@@ -1,20 +1,28 @@
-//! Which files are images to run: the images of a folder (optionally of its subfolders too), or the paths a list
-//! file names. One rule for `export`, `compare` and `eval`.
+//! Which files are images: the one extension list (folders, file dialogs and the in-window browser all use it),
+//! the one folder walk, and what an image argument means — `--image` of `export` and `compare` (files, or folders
+//! whose images become rows) and `--images` of `eval` (a folder, a list file or one image).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use mae_model::input_file::{MAX_CONFIG_FILE_BYTES, read_limited};
 
-/// File extensions taken from a folder (other files there are ignored).
+use super::grid::{GridImage, GridImageSource};
+
+/// File extensions taken from a folder and offered by the file dialogs (the decoder reads every one).
 pub const IMAGE_EXTENSIONS: &[&str] =
     &["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm", "pnm", "tga", "ico", "qoi"];
+
+/// Whether a file name ends in an image extension (any case).
+pub fn has_image_extension(path: &Path) -> bool {
+    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    IMAGE_EXTENSIONS.contains(&extension.as_str())
+}
 
 /// Whether a folder entry counts as an image: an image extension and not hidden.
 pub fn is_image_name(path: &Path) -> bool {
     let hidden = path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.'));
-    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    !hidden && IMAGE_EXTENSIONS.contains(&extension.as_str())
+    !hidden && has_image_extension(path)
 }
 
 /// The images of `folder` (paths as found under it), sorted; with `recursive`, those of its subfolders too (hidden
@@ -78,6 +86,33 @@ pub fn images_argument(argument: &Path, recursive: bool) -> Result<Vec<PathBuf>>
         bail!("{}: no images there ({})", argument.display(), IMAGE_EXTENSIONS.join(", "));
     }
     Ok(paths)
+}
+
+/// `--image` of `export` and `compare`: each file as given (a device or a pipe is refused by the image reader,
+/// which says what it is), each folder as its images (sorted, hidden ones left out; one that holds none is an
+/// error), every one a row captioned with its file name; an unreadable image of a folder is skipped with a warning.
+pub fn grid_images(paths: &[PathBuf]) -> Result<Vec<GridImage>> {
+    let mut inputs = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let found = folder_images(path, false)?;
+            if found.is_empty() {
+                bail!("{}: the folder holds no images ({})", path.display(), IMAGE_EXTENSIONS.join(", "));
+            }
+            inputs.extend(found.into_iter().map(|path| grid_image(path, true)));
+        } else if path.exists() {
+            inputs.push(grid_image(path.clone(), false));
+        } else {
+            bail!("{}: image not found", path.display());
+        }
+    }
+    Ok(inputs)
+}
+
+/// Rows are captioned with the file name, as the window captions the picture it opened.
+fn grid_image(path: PathBuf, skip_if_unreadable: bool) -> GridImage {
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    GridImage { name, source: GridImageSource::File { path, skip_if_unreadable } }
 }
 
 #[cfg(test)]

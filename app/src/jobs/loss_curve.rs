@@ -12,7 +12,7 @@ use mae_model::{ForwardOptions, MaeModel, MaskSpec, MaskStrategy};
 /// 0.05, 0.10, …, 0.95: the ratios of the window's curve and the command's default. (At 0 nothing is masked,
 /// so there is no loss to plot.)
 pub fn default_ratios() -> Vec<f64> {
-    (1..=19).map(|step| f64::from(step) * 0.05).collect()
+    (1..=19).map(|step| f64::from(step) / 20.0).collect()
 }
 
 /// A curve needs a mask the ratio changes: a grid mask always hides 75%.
@@ -115,7 +115,12 @@ mod tests {
     fn ratios_and_csv() {
         let ratios = default_ratios();
         assert_eq!(ratios.len(), 19);
-        assert!((ratios[0] - 0.05).abs() < 1e-12 && (ratios[18] - 0.95).abs() < 1e-12);
+        // Each at its decimal, as a person types it: 0.15, not 3 × 0.05 = 0.15000000000000002.
+        let printed: Vec<String> = ratios.iter().map(f64::to_string).collect();
+        let expected: Vec<String> = (1..=19).map(|step| format!("{:.2}", step as f64 / 20.0)).collect();
+        let expected: Vec<&str> =
+            expected.iter().map(|text| text.trim_end_matches('0').trim_end_matches('.')).collect();
+        assert_eq!(printed, expected);
         let mut csv = Vec::new();
         write_csv(&[(0.5, Some(0.25)), (0.0, None)], &mut csv).unwrap();
         assert_eq!(String::from_utf8(csv).unwrap(), "mask_ratio,masked_loss\n0.5,0.25\n0,\n");

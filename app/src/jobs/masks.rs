@@ -5,11 +5,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use image::RgbImage;
 use mae_model::mask_picture::{load_mask_picture, mask_from_picture};
 use mae_model::masking::check_ratio;
 use mae_model::{MaskSpec, MaskStrategy};
+
+use super::lists::comma_items;
 
 /// A mask picture: white patches are masked.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,13 +112,12 @@ impl MaskItem {
     }
 }
 
-/// `random:0.75,block:0.5,grid` — items separated by commas; a `:ratio` suffix that parses as a number is the
-/// item's ratio. At least one item.
+/// `random:0.75,block:0.5,grid` — items separated by commas (as every list: [`comma_items`]); a `:ratio` suffix
+/// that parses as a number is the item's ratio. At least one item.
 pub fn parse_mask_items(text: &str) -> Result<Vec<MaskItem>> {
-    let items = text
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
+    let items = comma_items(text)
+        .map_err(|problem| anyhow!(problem))?
+        .into_iter()
         .map(|item| {
             let (name, ratio) = match item.rsplit_once(':') {
                 Some((name, ratio)) if ratio.trim().parse::<f64>().is_ok() => {
@@ -133,6 +134,35 @@ pub fn parse_mask_items(text: &str) -> Result<Vec<MaskItem>> {
         bail!("the list is empty (give at least one mask: random, block, grid, centre or a picture file)");
     }
     Ok(items)
+}
+
+/// Whether a typed mask list takes the ratio list and the seed list: (ratios, seeds), read from the names alone
+/// (no picture is opened, so a dialog can ask every frame). A mask with its own `:ratio` takes no ratio from the
+/// list; a grid or a picture takes none, a centre or a picture no seed. A list that does not split takes both, so
+/// nothing is disabled while it is being fixed.
+pub fn list_takes(text: &str) -> (bool, bool) {
+    let Ok(items) = comma_items(text) else { return (true, true) };
+    items.iter().fold((false, false), |(ratios, seeds), item| {
+        let (name, own_ratio) = match item.rsplit_once(':') {
+            Some((name, ratio)) if ratio.trim().parse::<f64>().is_ok() => (name.trim(), true),
+            _ => (*item, false),
+        };
+        let strategy = name.parse::<MaskStrategy>().ok();
+        let takes_ratio = !own_ratio && strategy.is_some_and(MaskStrategy::uses_ratio);
+        (ratios || takes_ratio, seeds || strategy.is_some_and(MaskStrategy::uses_seed))
+    })
+}
+
+/// `--masks` as clap hands it to a command: every item parsed (picture files read).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaskList(pub Vec<MaskItem>);
+
+impl std::str::FromStr for MaskList {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        parse_mask_items(text).map(MaskList).map_err(|error| format!("{error:#}"))
+    }
 }
 
 #[cfg(test)]
@@ -156,11 +186,22 @@ mod tests {
     }
 
     #[test]
+    fn a_list_says_which_of_the_ratio_and_seed_lists_it_takes() {
+        assert_eq!(list_takes("random"), (true, true));
+        assert_eq!(list_takes("random:0.75, grid"), (false, true));
+        assert_eq!(list_takes("centre"), (true, false));
+        assert_eq!(list_takes("grid, mask.png"), (false, true));
+        assert_eq!(list_takes("mask.png"), (false, false));
+        assert_eq!(list_takes("random,,grid"), (true, true));
+    }
+
+    #[test]
     fn bad_items_are_named() {
         let error = parse_mask_items("random,blocky").unwrap_err().to_string();
         assert!(error.contains("\"blocky\"") && error.contains("random, block, grid, centre"), "{error}");
         assert!(format!("{:#}", parse_mask_items("block:1.5").unwrap_err()).contains("outside [0, 1]"));
         assert!(parse_mask_items(" , ").unwrap_err().to_string().contains("empty"));
+        assert!(parse_mask_items("random,,grid").unwrap_err().to_string().contains("two commas in a row"));
         // A file that is not a picture is refused with the reader's reason.
         let text = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(text.path(), "not a picture").unwrap();

@@ -9,7 +9,8 @@ use eframe::egui::{self, Key, Modifiers};
 use mae_model::hub::HubSettings;
 
 use super::export::ExportDialog;
-use super::files::{DialogAnswer, FileRequest, ImageOrigin, Purpose, decode_sample};
+use super::file_request::FileRequest;
+use super::files::{DialogAnswer, ImageOrigin, Purpose, decode_sample};
 use super::first_run::{self, FirstLoad, StartModel};
 use super::frame_timer::FrameTimer;
 use super::layout::Layout;

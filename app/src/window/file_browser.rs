@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, Color32, Key};
 
-use super::files::{FileRequest, IMAGE_EXTENSIONS};
+use super::file_request::FileRequest;
 use super::text;
+use crate::jobs::image_files::has_image_extension;
 
 /// Labels of the browser's fields and buttons (tests find them by these).
 pub const PATH_LABEL: &str = "Path";
@@ -41,7 +42,7 @@ struct Entry {
 
 impl Entry {
     fn is_image(&self) -> bool {
-        !self.is_folder && has_extension(Path::new(&self.name), &IMAGE_EXTENSIONS)
+        !self.is_folder && has_image_extension(Path::new(&self.name))
     }
 
     /// The line in the list: folders and images marked (in words and signs every font has: the window's
@@ -56,10 +57,6 @@ impl Entry {
             name
         }
     }
-}
-
-fn has_extension(path: &Path, extensions: &[&str]) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 /// The browser for one request.

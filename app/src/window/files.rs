@@ -13,6 +13,7 @@ use image::RgbImage;
 use mae_model::preprocess::decode_rgb_image;
 
 use super::file_browser::{BrowserOutcome, FileBrowser, home_folder};
+use super::file_request::FileRequest;
 use super::system_dialog::{self, SystemDialog};
 
 /// The sample photo shown at start: Chelsea the cat (public domain; see assets/LICENSES.md).
@@ -69,84 +70,6 @@ pub fn preview(rgb: &RgbImage) -> ColorImage {
 fn with_preview(rgb: RgbImage) -> (Arc<RgbImage>, ColorImage) {
     let small = preview(&rgb);
     (Arc::new(rgb), small)
-}
-
-/// Pictures the open dialogs offer (the decoder reads any of them).
-pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"];
-
-/// What a file dialog is for. The one request goes to the system's dialog or to the in-window browser, and its
-/// answer comes back the same way from either.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileRequest {
-    OpenImage,
-    /// A model folder (config.json + weights), or one weights file in the in-window browser.
-    OpenModel,
-    /// A folder of images for the Dataset panel.
-    OpenDatasetFolder,
-    /// A picture that becomes the mask (white = masked).
-    OpenMask,
-    SaveMask {
-        suggested_name: String,
-    },
-    SavePanels {
-        suggested_name: String,
-    },
-    SaveGrid {
-        suggested_name: String,
-    },
-    /// The Dataset panel's grid of its worst images.
-    SaveDatasetGrid {
-        suggested_name: String,
-    },
-}
-
-impl FileRequest {
-    pub fn title(&self) -> &'static str {
-        match self {
-            FileRequest::OpenImage => "Open an image",
-            FileRequest::OpenModel => "Open a model folder (config.json + model.safetensors)",
-            FileRequest::OpenDatasetFolder => "Choose a folder of images to evaluate",
-            FileRequest::OpenMask => "Open a mask picture (white = masked)",
-            FileRequest::SaveMask { .. } => "Save the mask as a picture (white = masked)",
-            FileRequest::SavePanels { .. } => "Save the four pictures as one PNG",
-            FileRequest::SaveGrid { .. } => "Export the comparison grid",
-            FileRequest::SaveDatasetGrid { .. } => "Export the worst images as a grid",
-        }
-    }
-
-    /// The file name a save starts with; `None` when opening.
-    pub fn suggested_name(&self) -> Option<&str> {
-        match self {
-            FileRequest::SaveMask { suggested_name }
-            | FileRequest::SavePanels { suggested_name }
-            | FileRequest::SaveGrid { suggested_name }
-            | FileRequest::SaveDatasetGrid { suggested_name } => Some(suggested_name),
-            FileRequest::OpenImage
-            | FileRequest::OpenModel
-            | FileRequest::OpenDatasetFolder
-            | FileRequest::OpenMask => None,
-        }
-    }
-
-    /// The system's dialog for this request (blocks until it closes; `None` for a cancel, or a dialog that could
-    /// not open).
-    fn show_system_dialog(&self) -> Option<PathBuf> {
-        let dialog = rfd::FileDialog::new().set_title(self.title());
-        match self {
-            FileRequest::OpenImage | FileRequest::OpenMask => {
-                dialog.add_filter("Images", &IMAGE_EXTENSIONS).pick_file()
-            }
-            FileRequest::OpenModel | FileRequest::OpenDatasetFolder => dialog.pick_folder(),
-            FileRequest::SaveMask { suggested_name } | FileRequest::SavePanels { suggested_name } => {
-                dialog.add_filter("PNG image", &["png"]).set_file_name(suggested_name).save_file()
-            }
-            FileRequest::SaveGrid { suggested_name } | FileRequest::SaveDatasetGrid { suggested_name } => dialog
-                .add_filter("PNG image", &["png"])
-                .add_filter("JPEG image", &["jpg", "jpeg"])
-                .set_file_name(suggested_name)
-                .save_file(),
-        }
-    }
 }
 
 /// What a file dialog answers.

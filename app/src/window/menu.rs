@@ -5,7 +5,8 @@ use eframe::egui;
 use eframe::egui::{Key, KeyboardShortcut, Modifiers};
 
 use super::export::ExportDialog;
-use super::files::{FileRequest, Purpose};
+use super::file_request::FileRequest;
+use super::files::Purpose;
 use super::layout::Layout;
 use super::panels::{PanelId, Panels};
 use super::session::Session;

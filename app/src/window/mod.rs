@@ -7,6 +7,7 @@ pub mod busy;
 pub mod controls;
 pub mod export;
 pub mod file_browser;
+pub mod file_request;
 pub mod files;
 pub mod first_run;
 pub mod frame_timer;
@@ -40,7 +41,7 @@ const APP_ID: &str = "mae-explorer";
 const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
 
 /// Opens the window and runs until it is closed. With `--screenshot`, prints `forward_ms=<x>` (the forward pass
-/// whose result is in the picture) on success.
+/// whose result is in the picture) on success, and with a model B compared patch by patch `wins=A:<n>,B:<m>`.
 pub fn run(args: &WindowArgs) -> Result<()> {
     let launched = std::time::Instant::now();
     let screenshot = args.screenshot.as_ref().map(|path| screenshot::ScreenshotPlan {
@@ -103,9 +104,9 @@ pub fn run(args: &WindowArgs) -> Result<()> {
     let Some(outcome) = outcome else { return Ok(()) };
     match outcome.lock().map_err(|_| anyhow!("the screenshot state was lost"))?.take() {
         Some(Ok(captured)) => {
-            match captured.forward_ms {
-                Some(ms) => println!("forward_ms={ms:.1}"),
-                None => println!("forward_ms=cached"),
+            println!("forward_ms={:.1}", captured.forward_ms);
+            if let Some((a_wins, b_wins)) = captured.wins {
+                println!("wins=A:{a_wins},B:{b_wins}");
             }
             println!("first_picture_ms={:.1}", captured.first_picture_ms);
             if let (Some(warm), Some(latency)) = (captured.warm_forward_ms, captured.latency_ms) {

@@ -3,7 +3,7 @@
 use eframe::egui::{self, Color32, RichText};
 
 use super::busy;
-use super::files::FileRequest;
+use super::file_request::FileRequest;
 use super::frame_timer::FrameTimer;
 use super::session::{Loading, ModelState, Session};
 use super::text;
