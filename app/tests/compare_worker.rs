@@ -90,6 +90,36 @@ fn a_pair_on_one_grid_is_compared_patch_by_patch() {
 }
 
 #[test]
+fn a_preprocessor_file_in_the_hubs_spelling_preprocesses_alike() {
+    // The hub's vit-mae-* files say `"size": 224`; files saved by newer transformers (the fixtures', the demo's)
+    // say `{"height": .., "width": ..}`. The same resize either way, so the pair is compared patch by patch.
+    let scratch = tempfile::tempdir().unwrap();
+    let other = perturbed_tiny_p8(scratch.path());
+    let hub_spelled = r#"{"do_normalize": true, "do_rescale": true, "do_resize": true, "image_mean": [0.485, 0.456,
+        0.406], "image_std": [0.229, 0.224, 0.225], "resample": 2, "rescale_factor": 0.00392156862745098, "size": 32}"#;
+    std::fs::write(other.join("preprocessor_config.json"), hub_spelled).unwrap();
+    let worker = Worker::spawn(WorkerConfig::default());
+    assert!(matches!(load(&worker, 1, &fixture("tiny-p8"), Slot::A), Response::ModelLoaded { .. }));
+    assert!(matches!(load(&worker, 2, &other, Slot::B), Response::ModelLoaded { .. }));
+    let compare = pair(&worker, 3, MaskSpec::random(0, 0.75)).compare.expect("a pair");
+    assert!(compare.own_input.is_none(), "{:?}", compare.own_input);
+    assert!(compare.difference.is_ok(), "no difference map");
+    // A resize that really differs is named, and the message has no run of spaces.
+    std::fs::write(other.join("preprocessor_config.json"), r#"{"size": 32, "resample": 3}"#).unwrap();
+    assert!(matches!(load(&worker, 4, &other, Slot::B), Response::ModelLoaded { .. }));
+    let compare = pair(&worker, 5, MaskSpec::random(0, 0.75)).compare.expect("a pair");
+    let note = compare.own_input.expect("each model preprocessed the image itself");
+    assert!(
+        note.starts_with(
+            "B preprocesses images differently (resize to 32×32 (bicubic) against resize to 32×32 (bilinear), A's \
+             second): each model"
+        ),
+        "{note}"
+    );
+    assert!(!note.contains("  "), "{note}");
+}
+
+#[test]
 fn models_that_see_different_patches_are_shown_side_by_side() {
     let worker = Worker::spawn(WorkerConfig::default());
     assert!(matches!(load(&worker, 1, &fixture("tiny-p8"), Slot::A), Response::ModelLoaded { .. }));
@@ -97,7 +127,11 @@ fn models_that_see_different_patches_are_shown_side_by_side() {
     assert!(matches!(load(&worker, 2, &fixture("tiny-p16"), Slot::B), Response::ModelLoaded { .. }));
     let result = pair(&worker, 3, MaskSpec::random(1, 0.75));
     let compare = result.compare.as_ref().expect("a pair");
-    assert!(compare.own_input.as_deref().is_some_and(|note| note.contains("preprocesses images differently")));
+    let note = compare.own_input.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("preprocesses images differently (resize to 64×64 (bilinear) against resize to 32×32"),
+        "{note}"
+    );
     let side_by_side = compare.difference.as_ref().expect_err("no patch-by-patch difference");
     assert!(side_by_side.why.contains("side by side"), "{}", side_by_side.why);
     assert_eq!(side_by_side.b_loss.dimensions(), (64, 64));

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use mae_integration_tests::{App, fixtures, read_tensor_file, repo_root};
 
-const EVAL_HEADER: &str = "path,width,height,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,error";
-const COMPARE_HEADER: &str = "image,model,mask,mask_ratio,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim";
+const EVAL_HEADER: &str =
+    "path,width,height,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,error,masked_fraction";
+const COMPARE_HEADER: &str =
+    "image,model,mask,mask_ratio,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,masked_fraction";
 /// dump's names for the five measurements, in CSV column order.
 const DUMP_NAMES: [&str; 5] = ["loss", "visible_loss", "psnr_db", "psnr_masked_db", "ssim"];
 
@@ -167,11 +169,14 @@ fn eval_rows_equal_dump_and_bad_images_are_error_rows() {
             Some(size) => {
                 assert_eq!(format!("{}x{}", row[1], row[2]), *size, "{row:?}");
                 assert_eq!(row[9], "", "{row:?}");
+                // What the block mask did, in 36ths (a 6×6 grid): at most the 21 patches ratio 0.6 aims for.
+                let masked = row[10].parse::<f64>().unwrap() * 36.0;
+                assert!((masked - masked.round()).abs() < 1e-9 && masked > 0.0 && masked <= 22.0, "{row:?}");
                 let dumped = dumps.get(&normpix, path, "block", "0.6", &row[3]);
                 assert_equals_dump(&row[4..9], &dumped, &format!("{row:?}"));
             }
             None => {
-                assert!(row[1..3].iter().chain(&row[4..9]).all(String::is_empty), "{row:?}");
+                assert!(row[1..3].iter().chain(&row[4..9]).chain(&row[10..]).all(String::is_empty), "{row:?}");
                 let reason = match name {
                     "not_an_image.png" => "not an image",
                     "declares_10G_pixels.png" => "too large",
@@ -385,6 +390,13 @@ fn compare_rows_equal_dump_and_its_means_and_wins_follow_from_the_rows() {
     for row in &rows {
         let dumped = dumps.get(&row[1], &image_paths[row[0].as_str()], &row[2], &row[3], &row[4]);
         assert_equals_dump(&row[5..10], &dumped, &format!("{row:?}"));
+        // What the mask did: a random mask keeps int(L·(1 − r)) of L patches (tiny-p8 4×4, tiny-p4-normpix 6×6).
+        if row[2] == "random" {
+            let patches = if row[1] == p8 { 16.0 } else { 36.0 };
+            let ratio: f64 = row[3].parse().unwrap();
+            let expected = (patches - (patches * (1.0 - ratio)).floor()) / patches;
+            assert_eq!(row[10].parse::<f64>().unwrap(), expected, "{row:?}");
+        }
     }
     // Means and wins, from the rows.
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

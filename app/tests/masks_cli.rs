@@ -146,7 +146,8 @@ fn export_draws_figure_six_rows_and_its_csv_equals_dump() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "image,model,mask,mask_ratio,seed,masked_patches,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim"
+        "image,model,mask,mask_ratio,seed,masked_patches,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,\
+         masked_fraction"
     );
     // Every row is the one model's; the rest is read without the model column.
     let rows: Vec<Vec<&str>> = lines[1..]
@@ -176,7 +177,13 @@ fn export_draws_figure_six_rows_and_its_csv_equals_dump() {
         let extra = ["--mask", row[1], "--mask-ratio", row[2], "--seed", row[3]];
         let (tensors, _) = dump("tiny-p4-normpix", &extra, scratch.path());
         let mask = values(&tensors["mask"]);
-        assert_eq!(row[4], mask.iter().filter(|&&m| m == 1.0).count().to_string(), "{row:?}");
+        let masked = mask.iter().filter(|&&m| m == 1.0).count();
+        assert_eq!(row[4], masked.to_string(), "{row:?}");
+        // `mask_ratio` is the ratio asked, `masked_fraction` what the mask did: a grid mask's 27 of 36 at 0.6.
+        assert_eq!(row[10].parse::<f64>().unwrap(), masked as f64 / 36.0, "{row:?}");
+        if row[1] == "grid" {
+            assert_eq!((row[2], row[10]), ("0.6", "0.75"), "{row:?}");
+        }
         for (column, name) in [(5, "loss"), (6, "visible_loss"), (7, "psnr_db"), (8, "psnr_masked_db"), (9, "ssim")] {
             let expected = scalar(&tensors, name).unwrap_or_else(|| panic!("{row:?}: dump wrote no {name}"));
             let got: f64 = row[column].parse().unwrap();

@@ -293,6 +293,31 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
         forwards + 19,
         "one forward per curve point, none for the view"
     );
+    // A centre mask redraws the curve with centre masks; a grid mask, which no ratio changes, is one labelled
+    // point and no curve (not the random mask's curve with the current point far off it).
+    harness.state_mut().session.set_mask_mode(MaskMode::Centre);
+    step_until(&mut harness, "the centre curve", |app| {
+        let curve = &app.panels.loss.curve;
+        curve.key.is_some_and(|key| key.2 == Some(MaskStrategy::Centre))
+            && curve.request_id.is_none()
+            && curve.points.len() == 19
+            && app.session.is_up_to_date()
+    });
+    // At 0.4 the count asked on a 4×4 grid is 7; the largest centred rectangle within it is 2×3, and the line
+    // under the slider says so rather than that the mask stopped short.
+    harness.state_mut().session.settings.mask_ratio = 0.4;
+    step_until(&mut harness, "the centre mask at 0.4", |app| app.session.is_up_to_date());
+    harness.run_steps(2);
+    harness.get_by_label_contains("6 of 16 patches masked (0.375): the largest centred rectangle within the 7 asked");
+    let forwards = harness.state().session.forwards.stats().forwards();
+    harness.state_mut().session.set_mask_mode(MaskMode::Grid);
+    step_until(&mut harness, "the grid mask's point", |app| {
+        app.panels.loss.curve.key.is_some_and(|key| key.2.is_none()) && app.session.is_up_to_date()
+    });
+    let app = harness.state();
+    assert!(app.panels.loss.curve.points.is_empty() && app.panels.loss.curve.request_id.is_none());
+    assert_eq!(app.session.forwards.stats().forwards(), forwards + 1, "the grid mask's own forward, no curve");
+    assert_eq!(app.session.result().unwrap().quality.masked_fraction, 0.75);
 }
 
 #[test]
@@ -579,6 +604,31 @@ fn the_screenshot_option_writes_the_window_or_fails_with_the_reason() {
         .parse()
         .unwrap();
     assert!(forward_ms > 0.0 && forward_ms < 60_000.0, "{forward_ms}");
+    // The demo against a model B whose preprocessor file is spelled as the hub's: compared patch by patch (win
+    // counts printed), and the time printed is a number even when A's picture came from the worker's cache.
+    let model_b = mae_integration_tests::perturbed_demo_hub_spelled(folder.path());
+    let pair_png = folder.path().join("pair.png");
+    let output = std::process::Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1600x1000x24", env!("CARGO_BIN_EXE_mae-explorer"), "--model", "demo"])
+        .arg("--compare")
+        .arg(&model_b)
+        .args(["--panel", "compare", "--screenshot"])
+        .arg(&pair_png)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = |name: &str| stdout.lines().find_map(|line| line.strip_prefix(name)).map(str::to_string);
+    let pair_ms: f64 = line("forward_ms=").unwrap_or_default().parse().unwrap_or(-1.0);
+    assert!(pair_ms > 0.0, "{stdout}");
+    let wins = line("wins=").unwrap_or_else(|| panic!("no wins line in {stdout:?}"));
+    let counts: Vec<usize> = wins
+        .split(',')
+        .zip(["A:", "B:"])
+        .map(|(part, prefix)| part.strip_prefix(prefix).and_then(|n| n.parse().ok()).expect(&wins))
+        .collect();
+    // Ratio 0.75 of 196 patches: 147 masked, every one won by one model or a tie.
+    assert!(counts.len() == 2 && counts[0] + counts[1] <= 147 && counts[0] + counts[1] > 100, "{wins}");
     // Start-up flags: another window size, ratio and seed; a ratio outside [0, 1] is refused before any window.
     let sized = folder.path().join("sized.png");
     let output = std::process::Command::new("xvfb-run")
@@ -1648,4 +1698,87 @@ fn the_dataset_folder_is_chosen_in_the_file_browser_and_evaluated() {
         dataset.running.is_none() && dataset.rows.len() == 2 && dataset.rows.iter().all(|row| row.evaluation.is_some())
     });
     assert_eq!(harness.state().panels.dataset.folder, folder.path().display().to_string());
+}
+
+/// Every control drawn this frame (buttons, fields, sliders, check boxes, combo boxes, radio buttons, drag values)
+/// that lies outside the window of `size` and cannot be brought into it: each is scrolled into view (as a screen
+/// reader or the keyboard would) and looked at again; one in a scroll area is reachable, one cut off by the window's
+/// edge is not. Each as its role, label and rectangle.
+fn unreachable_controls(harness: &mut Harness<'static, MaeApp>, size: Vec2) -> Vec<String> {
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, size).expand(1.0);
+    let roles = [
+        egui::Role::Button,
+        egui::Role::TextInput,
+        egui::Role::Slider,
+        egui::Role::CheckBox,
+        egui::Role::ComboBox,
+        egui::Role::RadioButton,
+        egui::Role::SpinButton,
+    ];
+    let outside = |harness: &Harness<'static, MaeApp>| {
+        let mut found = Vec::new();
+        for role in roles {
+            for node in harness.query_all_by_role(role) {
+                let rect = node.rect();
+                if rect.area() > 0.0 && !window.contains_rect(rect) {
+                    found.push((node.accesskit_node().id(), format!("{role:?} {:?}", node.accesskit_node().label())));
+                }
+            }
+        }
+        found
+    };
+    let mut unreachable = Vec::new();
+    for (id, description) in outside(harness) {
+        let Some(node) = harness.query_by(|node| node.id() == id) else { continue };
+        node.scroll_to_me();
+        harness.run_steps(3);
+        if let Some(node) = harness.query_by(|node| node.id() == id)
+            && !window.contains_rect(node.rect())
+        {
+            unreachable.push(format!("{description} at {:?}, even scrolled to", node.rect()));
+        }
+    }
+    unreachable
+}
+
+#[test]
+fn every_panel_keeps_its_controls_inside_the_window_at_the_sizes_we_test() {
+    // A folder for the Dataset table, and a model B for the Compare panel.
+    let folder = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(root.join("tests/fixtures/photos/rocket.jpg"), folder.path().join("a-rocket-on-its-pad.jpg"))
+        .unwrap();
+    std::fs::copy(root.join("assets/chelsea.png"), folder.path().join("chelsea.png")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let model_b = mae_integration_tests::perturbed_tiny_p8(scratch.path()).display().to_string();
+    for (width, height) in [(1024.0, 640.0), (1280.0, 800.0), (1600.0, 1000.0), (1920.0, 1080.0)] {
+        let size = Vec2::new(width, height);
+        let mut options = AppOptions::new(fixture_model());
+        options.compare = Some(model_b.clone());
+        let mut harness = harness_with(options, Remembered::default(), size);
+        step_until(&mut harness, "the pair", |app| {
+            app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.compare.is_some())
+        });
+        harness.state_mut().panels.dataset.folder = folder.path().display().to_string();
+        let app = harness.state_mut();
+        app.panels.dataset.evaluate(&mut app.session);
+        step_until(&mut harness, "the folder measured", |app| {
+            app.panels.dataset.running.is_none() && app.panels.dataset.rows.iter().all(|row| row.evaluation.is_some())
+        });
+        for &panel in PanelId::ALL {
+            harness.state_mut().layout.bring_to_front(panel);
+            harness.run_steps(4);
+            let unreachable = unreachable_controls(&mut harness, size);
+            assert!(unreachable.is_empty(), "{width}×{height}, {panel:?} in front: {unreachable:#?}");
+        }
+        // The Dataset table at this size: every column's header is on screen, or the numbers scroll sideways
+        // under the frozen image column.
+        harness.state_mut().layout.bring_to_front(PanelId::Dataset);
+        harness.run_steps(4);
+        for title in ["image", "masked loss v", "SSIM"] {
+            let shown = harness.query_by_role_and_label(egui::Role::Button, title).is_some();
+            assert!(shown || (title == "SSIM" && width < 1600.0), "{width}×{height}: no {title} column");
+        }
+        harness.get_by_label("a-rocket-on-its-pad.jpg");
+    }
 }

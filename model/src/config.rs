@@ -208,8 +208,9 @@ pub enum Resample {
 }
 
 /// `preprocessor_config.json` of a ViTImageProcessor. Defaults are those of the facebook/vit-mae-* hub files, so
-/// a model folder without one preprocesses as the published checkpoints do.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// a model folder without one preprocesses as the published checkpoints do. Two configs are compared by what they
+/// do (`difference_from`), never field by field: the same resize has several spellings.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct PreprocessorConfig {
     pub do_resize: bool,
@@ -229,6 +230,15 @@ pub enum ImageSize {
     HeightWidth { height: usize, width: usize },
     ShortestEdge { shortest_edge: usize },
     Square(usize),
+}
+
+/// A preprocessing as the pixels see it: the resize (size and PIL filter number) when there is one, the factor
+/// that scales 0–255 values, and the mean/std subtracted and divided (0 and 1 when normalisation is off).
+#[derive(Debug, PartialEq)]
+struct PreprocessingEffect {
+    resize: Option<((usize, usize), u8)>,
+    scale: f64,
+    mean_std: ([f32; 3], [f32; 3]),
 }
 
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -293,6 +303,51 @@ impl PreprocessorConfig {
         }
     }
 
+    /// What this preprocessing does to an image, resolved from however the JSON spells it (`"size": 224` and
+    /// `{"height": 224, "width": 224}` are one resize; a resample filter is moot without a resize, and so are the
+    /// rescale factor and mean/std when their step is off).
+    fn effect(&self) -> PreprocessingEffect {
+        PreprocessingEffect {
+            resize: self.do_resize.then(|| (self.target_size(), self.resample)),
+            scale: if self.do_rescale { self.rescale_factor } else { 1.0 },
+            mean_std: if self.do_normalize { (self.image_mean, self.image_std) } else { ([0.0; 3], [1.0; 3]) },
+        }
+    }
+
+    /// The one place that decides whether two models preprocess alike: `None` when every image comes out as the
+    /// same pixel values under both, else what differs, named as a person reads it ("resize to 256×256 against
+    /// 224×224"), `self` first.
+    pub fn difference_from(&self, other: &Self) -> Option<String> {
+        let (this, that) = (self.effect(), other.effect());
+        let resize = |resize: Option<((usize, usize), u8)>| match resize {
+            None => "no resize".to_string(),
+            Some(((height, width), resample)) => {
+                let filter = match resample {
+                    0 => "nearest",
+                    1 => "lanczos",
+                    2 => "bilinear",
+                    3 => "bicubic",
+                    _ => "an unknown filter",
+                };
+                format!("resize to {width}×{height} ({filter})")
+            }
+        };
+        if this.resize != that.resize {
+            return Some(format!("{} against {}", resize(this.resize), resize(that.resize)));
+        }
+        if this.scale != that.scale {
+            return Some(format!("rescale factor {} against {}", this.scale, that.scale));
+        }
+        let ((mean, std), (other_mean, other_std)) = (this.mean_std, that.mean_std);
+        if mean != other_mean {
+            return Some(format!("image_mean {mean:?} against {other_mean:?}"));
+        }
+        if std != other_std {
+            return Some(format!("image_std {std:?} against {other_std:?}"));
+        }
+        None
+    }
+
     pub fn resample_filter(&self) -> std::result::Result<Resample, String> {
         match self.resample {
             0 => Ok(Resample::Nearest),
@@ -347,6 +402,36 @@ mod tests {
         ] {
             let error = PreprocessorConfig::from_json_bytes(json.as_bytes()).unwrap_err();
             assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn preprocessing_is_compared_by_what_it_does_not_by_its_spelling() {
+        let parse = |json: &str| PreprocessorConfig::from_json(json).unwrap();
+        // The hub's vit-mae-base file and the spelling newer transformers versions save.
+        let hub = parse(r#"{"size": 224, "resample": 2, "do_normalize": true}"#);
+        let new = parse(r#"{"size": {"height": 224, "width": 224}, "resample": 2}"#);
+        assert_eq!(hub.difference_from(&new), None);
+        assert_eq!(new.difference_from(&PreprocessorConfig::default()), None);
+        assert_eq!(parse(r#"{"size": {"shortest_edge": 224}}"#).difference_from(&hub), None);
+        // A filter or a mean/std that is never applied does not make a difference.
+        let unresized = parse(r#"{"do_resize": false, "resample": 3, "size": 96}"#);
+        assert_eq!(unresized.difference_from(&parse(r#"{"do_resize": false}"#)), None);
+        let unnormalised = parse(r#"{"do_normalize": false, "image_mean": [0.5, 0.5, 0.5]}"#);
+        assert_eq!(unnormalised.difference_from(&parse(r#"{"do_normalize": false}"#)), None);
+        // What does differ is named, this config first.
+        for (json, expected) in [
+            (r#"{"size": 256}"#, "resize to 256×256 (bilinear) against resize to 224×224 (bilinear)"),
+            (r#"{"size": {"height": 224, "width": 320}}"#, "resize to 320×224 (bilinear) against"),
+            (r#"{"resample": 3}"#, "resize to 224×224 (bicubic) against resize to 224×224 (bilinear)"),
+            (r#"{"do_resize": false}"#, "no resize against resize to 224×224"),
+            (r#"{"do_rescale": false}"#, "rescale factor 1 against 0.00392"),
+            (r#"{"image_mean": [0.5, 0.5, 0.5]}"#, "image_mean [0.5, 0.5, 0.5] against [0.485, 0.456, 0.406]"),
+            (r#"{"image_std": [0.5, 0.5, 0.5]}"#, "image_std [0.5, 0.5, 0.5] against [0.229, 0.224, 0.225]"),
+            (r#"{"do_normalize": false}"#, "image_mean [0.0, 0.0, 0.0] against [0.485, 0.456, 0.406]"),
+        ] {
+            let difference = parse(json).difference_from(&hub);
+            assert!(difference.as_deref().is_some_and(|d| d.starts_with(expected)), "{json}: {difference:?}");
         }
     }
 

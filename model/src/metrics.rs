@@ -42,6 +42,8 @@ pub struct Quality {
     pub ssim: Option<f64>,
     pub masked_loss: Option<f32>,
     pub visible_loss: Option<f32>,
+    /// Patches masked ÷ patches: what the mask did, whatever ratio was asked (a grid mask masks 3/4 at any ratio).
+    pub masked_fraction: f64,
 }
 
 impl DisplayPair {
@@ -79,6 +81,7 @@ impl DisplayPair {
             ssim: ssim(&self.original, &self.pasted_back, self.height, self.width),
             masked_loss: output.loss,
             visible_loss: output.visible_loss(),
+            masked_fraction: output.masking.num_masked() as f64 / output.masking.num_patches().max(1) as f64,
         }
     }
 }

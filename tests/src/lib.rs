@@ -114,6 +114,23 @@ pub fn perturbed_tiny_p8(folder: &Path) -> PathBuf {
     folder.to_path_buf()
 }
 
+/// A copy of the embedded demo model (`assets/demo-model/`) with its decoder's prediction scaled, as a model B for
+/// `--model demo`, whose `preprocessor_config.json` is spelled as the hub's vit-mae-* files are (`"size": 224`):
+/// the pairing a newcomer tries first.
+pub fn perturbed_demo_hub_spelled(folder: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo-model");
+    std::fs::copy(source.join("config.json"), folder.join("config.json")).unwrap();
+    let hub_spelled = r#"{"do_normalize": true, "do_resize": true, "image_mean": [0.485, 0.456, 0.406],
+        "image_std": [0.229, 0.224, 0.225], "resample": 2, "size": 224}"#;
+    std::fs::write(folder.join("preprocessor_config.json"), hub_spelled).unwrap();
+    let mut tensors = candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu).unwrap();
+    let key = "decoder.decoder_pred.weight";
+    let scaled = (tensors[key].clone() * 1.2).unwrap();
+    tensors.insert(key.to_string(), scaled);
+    candle_core::safetensors::save(&tensors, folder.join("model.safetensors")).unwrap();
+    folder.to_path_buf()
+}
+
 /// As [`perturbed_tiny_p8`], with a config that claims 4096 layers with MLPs of a million units: the weights file
 /// stays tiny, but loading the model would take about a terabyte (refused before the weights become tensors).
 pub fn oversized_tiny_p8(folder: &Path) -> PathBuf {

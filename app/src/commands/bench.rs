@@ -111,6 +111,8 @@ fn heads_work(output: &mae_model::MaeOutput, preprocessor: &mae_model::Preproces
             scale: GalleryScale::Shared,
             colormap: Colormap::Inferno,
             thumbnail: THUMBNAIL_WIDTH,
+            // As the window asks for it.
+            text: false,
         };
         render_gallery(output, &original, &spec)?;
     }

@@ -79,6 +79,6 @@ fn gallery_picture(
         ScaleChoice::Shared => GalleryScale::Shared,
         ScaleChoice::PerHead => GalleryScale::PerHead,
     };
-    let spec = GallerySpec { stacks, query, scale, colormap, thumbnail: THUMBNAIL_WIDTH };
+    let spec = GallerySpec { stacks, query, scale, colormap, thumbnail: THUMBNAIL_WIDTH, text: true };
     Ok(render_gallery(output, &original, &spec)?.picture)
 }

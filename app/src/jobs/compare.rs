@@ -12,7 +12,7 @@ use super::evaluate::{ImageResult, MetricSummary, metric_values};
 use super::masks::MaskSource;
 
 /// The columns of `compare.csv`.
-pub const COMPARE_HEADER: [&str; 10] = [
+pub const COMPARE_HEADER: [&str; 11] = [
     "image",
     "model",
     "mask",
@@ -23,6 +23,7 @@ pub const COMPARE_HEADER: [&str; 10] = [
     "psnr_db",
     "psnr_masked_db",
     "ssim",
+    "masked_fraction",
 ];
 
 /// The running tally of a comparison.
@@ -76,6 +77,7 @@ impl CompareTally {
                     result.case.seed.to_string(),
                 ];
                 fields.extend(values.map(csv::number));
+                fields.push(quality.masked_fraction.to_string());
                 writer.write_all(csv::line(&fields).as_bytes())?;
             }
             self.count_winner(&losses);

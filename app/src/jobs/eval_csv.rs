@@ -13,8 +13,19 @@ use super::csv::{self, Record, complete_records};
 use super::evaluate::{MetricSummary, Spread, metric_values};
 
 /// The columns of `eval.csv`.
-pub const EVAL_HEADER: [&str; 10] =
-    ["path", "width", "height", "seed", "masked_loss", "visible_loss", "psnr_db", "psnr_masked_db", "ssim", "error"];
+pub const EVAL_HEADER: [&str; 11] = [
+    "path",
+    "width",
+    "height",
+    "seed",
+    "masked_loss",
+    "visible_loss",
+    "psnr_db",
+    "psnr_masked_db",
+    "ssim",
+    "error",
+    "masked_fraction",
+];
 
 /// The header line.
 pub fn header_line() -> String {
@@ -30,11 +41,13 @@ pub fn row_line(path: &str, size: Option<(u32, u32)>, seed: u64, measured: Resul
         Ok(quality) => {
             fields.extend(metric_values(quality).map(csv::number));
             fields.push(String::new());
+            fields.push(quality.masked_fraction.to_string());
         }
         Err(problem) => {
             fields.extend(std::iter::repeat_n(String::new(), 5));
             // One line per row, whatever the reason says.
             fields.push(problem.replace(['\n', '\r'], " "));
+            fields.push(String::new());
         }
     }
     csv::line(&fields)
@@ -146,7 +159,7 @@ impl ExistingRows {
 type ParsedRow = ((String, u64), Option<[Option<f64>; 5]>);
 
 fn parse_row(record: &Record) -> Option<ParsedRow> {
-    let [path, _, _, seed, metrics @ .., error] = record.fields.as_slice() else { return None };
+    let [path, _, _, seed, metrics @ .., error, _masked_fraction] = record.fields.as_slice() else { return None };
     if metrics.len() != 5 {
         return None;
     }
@@ -223,6 +236,7 @@ mod tests {
             ssim: Some(0.5),
             masked_loss: Some(loss),
             visible_loss: None,
+            masked_fraction: 0.75,
         }
     }
 
@@ -243,7 +257,7 @@ mod tests {
         assert_eq!(done, [("a,1.png".to_string(), 0), ("b.png".to_string(), 0)]);
         assert_eq!((existing.summary.rows, existing.summary.errors), (2, 1));
         assert_eq!(existing.summary.worst(10), [("a,1.png".to_string(), 0.5, 1)]);
-        assert!(text.lines().nth(1).unwrap().ends_with(",0.5,,20,15.5,0.5,"), "{text}");
+        assert!(text.lines().nth(1).unwrap().ends_with(",0.5,,20,15.5,0.5,,0.75"), "{text}");
         // Not our file: refused.
         std::fs::write(&path, "image,model\n").unwrap();
         assert!(ExistingRows::read(&path).unwrap_err().to_string().contains("header"));

@@ -108,7 +108,7 @@ impl EvaluationJob {
             .iter()
             .map(|model| {
                 let config = &model.loaded.preprocessor.config;
-                preprocessors.iter().position(|p| p.config == *config).unwrap_or_else(|| {
+                preprocessors.iter().position(|p| p.config.difference_from(config).is_none()).unwrap_or_else(|| {
                     preprocessors.push(model.loaded.preprocessor.clone());
                     preprocessors.len() - 1
                 })

@@ -288,12 +288,13 @@ fn model_prefix(loaded: &LoadedModel, several: bool) -> String {
 }
 
 /// The metrics of every row and model as CSV (`image,model,mask,mask_ratio,seed,masked_patches,masked_loss,
-/// visible_loss,psnr_db,psnr_masked_db,ssim`); a value that does not exist is an empty cell, a perfect PSNR is
-/// `inf`.
+/// visible_loss,psnr_db,psnr_masked_db,ssim,masked_fraction`); a value that does not exist is an empty cell, a
+/// perfect PSNR is `inf`. `mask_ratio` is the ratio asked; `masked_fraction` what the mask did.
 pub fn write_metrics_csv(rows: &[RowMetrics], mut writer: impl Write) -> std::io::Result<()> {
     writeln!(
         writer,
-        "image,model,mask,mask_ratio,seed,masked_patches,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim"
+        "image,model,mask,mask_ratio,seed,masked_patches,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,\
+         masked_fraction"
     )?;
     for row in rows {
         let quality = &row.quality;
@@ -309,6 +310,7 @@ pub fn write_metrics_csv(rows: &[RowMetrics], mut writer: impl Write) -> std::io
             csv::number(Some(quality.psnr_db)),
             csv::number(quality.psnr_masked_db),
             csv::number(quality.ssim),
+            quality.masked_fraction.to_string(),
         ];
         writer.write_all(csv::line(&fields).as_bytes())?;
     }
@@ -327,6 +329,7 @@ mod tests {
             ssim: Some(1.0),
             masked_loss: None,
             visible_loss: Some(0.25),
+            masked_fraction: 0.0,
         };
         let row = RowMetrics {
             image: "a,b.png".into(),
@@ -340,6 +343,6 @@ mod tests {
         let mut csv = Vec::new();
         write_metrics_csv(&[row], &mut csv).unwrap();
         let text = String::from_utf8(csv).unwrap();
-        assert_eq!(text.lines().nth(1), Some("\"a,b.png\",demo,grid,0.75,3,0,,0.25,inf,,1"));
+        assert_eq!(text.lines().nth(1), Some("\"a,b.png\",demo,grid,0.75,3,0,,0.25,inf,,1,0"));
     }
 }

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{Query, Stack, overlay_in_range, query_token, score_range, stack_layers, token_patches};
 use super::colormap::Colormap;
-use super::loss::format_value;
 use super::text::{draw_text, line_height, text_width, wrap_text};
 
 /// How the thumbnails' colours are scaled.
@@ -32,6 +31,10 @@ pub struct GallerySpec {
     pub colormap: Colormap,
     /// Width of a thumbnail in pixels (its height follows the image's aspect).
     pub thumbnail: u32,
+    /// The title and the row and column labels drawn into the picture (the `heads` command's file). The window
+    /// shows the picture scaled to its tile, where baked-in text shrank past reading ("at:ention"): it asks for
+    /// the thumbnails alone and writes the title and labels itself at its own text size.
+    pub text: bool,
 }
 
 /// Where each head's thumbnail sits in the gallery picture.
@@ -140,8 +143,9 @@ pub fn render_gallery(output: &MaeOutput, base: &RgbaImage, spec: &GallerySpec) 
     let shared = score_range(&all);
     let what = format!("{} attention of {}", stack_names(&spec.stacks), spec.query);
     let scale = match (spec.scale, shared) {
+        // Attention weights lie in [0, 1]: three decimals say it as a person reads it (not "2.34e-23").
         (GalleryScale::Shared, Some((low, high))) => {
-            format!("one colour scale for all heads, {} to {}", format_value(low), format_value(high))
+            format!("one colour scale for all heads, attention weight {low:.3} to {high:.3}")
         }
         (GalleryScale::Shared, None) => "one colour scale for all heads".to_string(),
         (GalleryScale::PerHead, _) => "each head scaled to its own lowest..highest weight".to_string(),
@@ -154,15 +158,18 @@ pub fn render_gallery(output: &MaeOutput, base: &RgbaImage, spec: &GallerySpec) 
     let (height, width) = output.image_size();
     let thumbnail = (spec.thumbnail, ((spec.thumbnail as f32) * height as f32 / width as f32).round().max(8.0) as u32);
     let small = imageops::resize(base, thumbnail.0, thumbnail.1, imageops::FilterType::Triangle);
-    let label = |stack: Stack, layer: usize| {
-        if spec.stacks.len() > 1 { format!("{} L{layer}", &stack.to_string()[..3]) } else { format!("L{layer}") }
-    };
-    let label_width = rows.iter().map(|(stack, layer, _)| text_width(&label(*stack, *layer), LABEL_SIZE)).max();
+    let label_width =
+        rows.iter().map(|(stack, layer, _)| text_width(&row_label(&spec.stacks, *stack, *layer), LABEL_SIZE)).max();
     let most_heads = rows.iter().map(|(_, _, heads)| heads.len()).max().unwrap_or(0) as u32;
-    let left = label_width.unwrap_or(0) + 2 * PADDING;
+    let left = if spec.text { label_width.unwrap_or(0) + 2 * PADDING } else { PADDING };
     let width = left + most_heads * (thumbnail.0 + GAP) + PADDING;
-    let title_lines = wrap_text(&title, TITLE_SIZE, width.saturating_sub(2 * PADDING).max(80));
-    let top = PADDING + title_lines.len() as u32 * line_height(TITLE_SIZE) + PADDING + line_height(LABEL_SIZE) + 2;
+    let title_lines =
+        if spec.text { wrap_text(&title, TITLE_SIZE, width.saturating_sub(2 * PADDING).max(80)) } else { Vec::new() };
+    let top = if spec.text {
+        PADDING + title_lines.len() as u32 * line_height(TITLE_SIZE) + PADDING + line_height(LABEL_SIZE) + 2
+    } else {
+        PADDING
+    };
     let height = top + rows.len() as u32 * (thumbnail.1 + GAP) + PADDING;
     let mut picture = RgbaImage::from_pixel(width, height, BACKGROUND);
 
@@ -170,15 +177,24 @@ pub fn render_gallery(output: &MaeOutput, base: &RgbaImage, spec: &GallerySpec) 
         let line_top = PADDING + index as u32 * line_height(TITLE_SIZE);
         draw_text(&mut picture, line, PADDING as f32, line_top as f32, TITLE_SIZE, INK);
     }
-    for head in 0..most_heads {
+    for head in (0..most_heads).filter(|_| spec.text) {
         let text = format!("h{head}");
         let x = left + head * (thumbnail.0 + GAP) + thumbnail.0.saturating_sub(text_width(&text, LABEL_SIZE)) / 2;
         draw_text(&mut picture, &text, x as f32, (top - line_height(LABEL_SIZE) - 2) as f32, LABEL_SIZE, INK);
     }
     for (row, (stack, layer, heads)) in rows.iter().enumerate() {
         let y = top + row as u32 * (thumbnail.1 + GAP);
-        let label_top = y + thumbnail.1.saturating_sub(line_height(LABEL_SIZE)) / 2;
-        draw_text(&mut picture, &label(*stack, *layer), PADDING as f32, label_top as f32, LABEL_SIZE, INK);
+        if spec.text {
+            let label_top = y + thumbnail.1.saturating_sub(line_height(LABEL_SIZE)) / 2;
+            draw_text(
+                &mut picture,
+                &row_label(&spec.stacks, *stack, *layer),
+                PADDING as f32,
+                label_top as f32,
+                LABEL_SIZE,
+                INK,
+            );
+        }
         // Thumbnails in parallel (a base-sized decoder has 16 per row), placed in order.
         let tiles: Vec<RgbaImage> = heads
             .par_iter()
@@ -204,6 +220,11 @@ pub fn render_gallery(output: &MaeOutput, base: &RgbaImage, spec: &GallerySpec) 
         height,
     };
     Ok(Gallery { picture, geometry, title })
+}
+
+/// A row's label: "L3", or "enc L3" when the gallery shows both stacks (the window writes the same labels).
+pub fn row_label(stacks: &[Stack], stack: Stack, layer: usize) -> String {
+    if stacks.len() > 1 { format!("{} L{layer}", &stack.to_string()[..3]) } else { format!("L{layer}") }
 }
 
 fn stack_names(stacks: &[Stack]) -> String {

@@ -4,7 +4,7 @@ use eframe::egui;
 use mae_model::masking::len_keep;
 use mae_model::{ComputeDtype, DeviceChoice};
 
-use super::files::FileRequest;
+use super::file_request::FileRequest;
 use super::session::{MaskMode, Session};
 use super::text;
 use crate::render::panels::MaskedStyle;
@@ -209,11 +209,18 @@ fn ratio(session: &mut Session, ui: &mut egui::Ui) {
             (_, None) => (asked, None),
         };
         let short = requested.filter(|&requested| requested != masked);
-        let text = match short {
-            Some(requested) => {
-                format!("{masked} of {patches} patches masked ({requested} asked: the mask stopped short)")
-            }
-            None => format!("{masked} of {patches} patches masked ({:.3})", masked as f64 / patches as f64),
+        let fraction = masked as f64 / patches as f64;
+        let text = match (short, mode) {
+            // Not a shortfall: the largest centred rectangle that fits the count asked for is simply that big.
+            (Some(requested), MaskMode::Centre) => format!(
+                "{masked} of {patches} patches masked ({fraction:.3}): the largest centred rectangle within the \
+                 {requested} asked"
+            ),
+            (Some(requested), _) => format!(
+                "{masked} of {patches} patches masked ({requested} asked: BEiT's block generator stopped short, as \
+                 transformers' does)"
+            ),
+            (None, _) => format!("{masked} of {patches} patches masked ({fraction:.3})"),
         };
         ui.add(egui::Label::new(egui::RichText::new(text).weak()).wrap()).on_hover_text(
             "Random, block and centre masks aim for L − int(L·(1−ratio)) patches, the count Hugging Face hides",

@@ -11,12 +11,12 @@ use eframe::egui;
 use serde::{Deserialize, Serialize};
 
 use super::busy;
-use super::files::FileRequest;
+use super::file_request::FileRequest;
 use super::session::Session;
 use crate::atomic_file::write_picture;
 use crate::jobs::grid::{CheckedGridJob, GridImage, GridImageSource, GridJob, TILE_SIZES};
 use crate::jobs::lists::{parse_ratios, parse_seeds};
-use crate::jobs::masks::parse_mask_items;
+use crate::jobs::masks::{list_takes, parse_mask_items};
 use crate::render::attention::HeadFusion;
 use crate::render::grid::{AttentionColumn, Column};
 use crate::render::panels::side_by_side;
@@ -273,15 +273,20 @@ impl ExportDialog {
                  ratios for it (random:0.75, block:0.5, grid is the MAE paper's Figure 6)",
             );
             ui.end_row();
+            // A list no mask takes is disabled, saying why (a grid or a picture ignores the ratio, a centred hole or
+            // a picture the seed, and a mask with its own :ratio replaces the list).
+            let (takes_ratios, takes_seeds) = list_takes(&settings.masks);
             let label = ui.label("Mask ratios");
-            ui.text_edit_singleline(&mut settings.ratios)
+            ui.add_enabled(takes_ratios, egui::TextEdit::singleline(&mut settings.ratios))
                 .labelled_by(label.id)
-                .on_hover_text("Values between 0 and 1, commas or spaces");
+                .on_hover_text("Values between 0 and 1, commas or spaces")
+                .on_disabled_hover_text("No mask in the list takes these: each has its own :ratio or ignores it");
             ui.end_row();
             let label = ui.label("Seeds");
-            ui.text_edit_singleline(&mut settings.seeds)
+            ui.add_enabled(takes_seeds, egui::TextEdit::singleline(&mut settings.seeds))
                 .labelled_by(label.id)
-                .on_hover_text("Whole numbers, commas or spaces");
+                .on_hover_text("Whole numbers, commas or spaces")
+                .on_disabled_hover_text("No mask in the list depends on a seed (a centred hole or a picture)");
             ui.end_row();
             let label = ui.label("Tile size");
             ui.add(egui::DragValue::new(&mut settings.tile_size).range(TILE_SIZES).suffix(" px"))

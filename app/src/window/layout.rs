@@ -27,10 +27,16 @@ const GAP: f32 = 2.0;
 /// Inner margin of a panel inside its tile.
 const PANE_MARGIN: f32 = 2.0;
 
-/// Space on either side of a tab's title (egui_tiles' 8, less: all analysis tabs fit beside larger pictures).
-const TAB_TITLE_SPACING: f32 = 6.0;
-/// What a tab needs besides its title: the spacing, egui_tiles' close button (12 px) and the padding before it.
-const TAB_CHROME_WIDTH: f32 = 2.0 * TAB_TITLE_SPACING + 4.0 + 12.0;
+/// Space on either side of a tab's title (egui_tiles' 8, less: all analysis tabs fit beside larger pictures, and
+/// the room is better spent between the title and its close button, below).
+const TAB_TITLE_SPACING: f32 = 4.0;
+/// The close button's box in a tab, and how far its × is drawn inside that box: egui_tiles' 12 and 2 put the ×
+/// 6 px from the title, close enough that a click meant for the tab closed it; 16 and 4 keep the same 8-px × and
+/// leave 8 px of tab between the title and it.
+const TAB_CLOSE_BUTTON: f32 = 16.0;
+const TAB_CLOSE_MARGIN: f32 = 4.0;
+/// What a tab needs besides its title: the spacing, the close button and egui_tiles' 4 px of padding before it.
+const TAB_CHROME_WIDTH: f32 = 2.0 * TAB_TITLE_SPACING + 4.0 + TAB_CLOSE_BUTTON;
 
 pub struct Layout {
     pub tree: Tree<PanelId>,
@@ -42,9 +48,10 @@ pub struct Layout {
 enum Fit {
     /// A fresh default layout: fitted on the next frame.
     Needed,
-    /// Fitted for `area` with these shares of the pictures and the analysis tabs: fitted again when the area
-    /// changes (window resized, a banner shown or gone), until the user moves the divider.
-    Following { area: Vec2, shares: [f32; 2] },
+    /// Fitted for `area` with these shares of the pictures and the analysis tabs, giving those `tabs_width`:
+    /// fitted again when the area changes (window resized, a banner shown or gone) or the tabs want another width
+    /// (a tab opened, the Dataset table in front), until the user moves the divider.
+    Following { area: Vec2, shares: [f32; 2], tabs_width: f32 },
     /// A remembered layout, or one the user changed: left as it is.
     Off,
 }
@@ -134,9 +141,12 @@ impl Layout {
     /// Draws every open tile.
     pub fn ui(&mut self, ui: &mut egui::Ui, panels: &mut Panels, session: &mut Session) {
         let area = ui.available_size();
+        let tabs_width = self.analysis_width(ui, panels);
         let refit = match self.fit {
             Fit::Needed => true,
-            Fit::Following { area: fitted, shares } if self.root_shares() == Some(shares) => fitted != area,
+            Fit::Following { area: fitted, shares, tabs_width: fitted_tabs } if self.root_shares() == Some(shares) => {
+                fitted != area || fitted_tabs != tabs_width
+            }
             Fit::Following { .. } => {
                 self.fit = Fit::Off;
                 false
@@ -144,7 +154,6 @@ impl Layout {
             Fit::Off => false,
         };
         if refit {
-            let tabs_width = analysis_tabs_width(ui, panels);
             self.fit_default(area, tabs_width);
         }
         let alone = self
@@ -177,7 +186,26 @@ impl Layout {
         let shares = [2.0 * fraction, 2.0 * (1.0 - fraction)];
         linear.shares.set_share(grid, shares[0]);
         linear.shares.set_share(analysis, shares[1]);
-        self.fit = Fit::Following { area: available, shares };
+        self.fit = Fit::Following { area: available, shares, tabs_width };
+    }
+
+    /// What the analysis tabs of the default layout need: every open tab's title visible (at 1280 px a tab bar
+    /// with Compare and Dataset open overflowed and hid the active tab), and the width the panel in front wants.
+    fn analysis_width(&self, ui: &egui::Ui, panels: &Panels) -> f32 {
+        let analysis = PanelId::ALL.iter().filter(|panel| !PICTURES.contains(panel));
+        let tabs: f32 = analysis
+            .clone()
+            .filter(|&&panel| self.is_open(panel))
+            .map(|&panel| tab_width(ui, panels.get(panel).title()))
+            .sum::<f32>()
+            // Rounding of the tiles' widths.
+            + 2.0;
+        let visible = self.visible_panels();
+        let wanted = analysis
+            .filter(|panel| visible.contains(panel))
+            .map(|&panel| panels.get(panel).wanted_width() + 2.0 * PANE_MARGIN)
+            .fold(0.0, f32::max);
+        tabs.max(wanted)
     }
 
     /// The shares of the root's two children (pictures, analysis tabs), while the root is that split.
@@ -190,20 +218,11 @@ impl Layout {
     }
 }
 
-/// The width the default analysis tab bar needs to show every tab open at start without scrolling.
-fn analysis_tabs_width(ui: &egui::Ui, panels: &Panels) -> f32 {
+/// The width a tab needs for its title.
+fn tab_width(ui: &egui::Ui, title: &str) -> f32 {
     let font = egui::TextStyle::Button.resolve(ui.style());
     let color = ui.visuals().text_color();
-    PanelId::ALL
-        .iter()
-        .filter(|panel| !PICTURES.contains(panel) && !CLOSED_AT_START.contains(panel))
-        .map(|&panel| {
-            let title = panels.get(panel).title().to_string();
-            ui.fonts_mut(|fonts| fonts.layout_no_wrap(title, font.clone(), color)).size().x + TAB_CHROME_WIDTH
-        })
-        .sum::<f32>()
-        // Rounding of the tiles' widths.
-        + 2.0
+    ui.fonts_mut(|fonts| fonts.layout_no_wrap(title.to_string(), font, color)).size().x + TAB_CHROME_WIDTH
 }
 
 fn holds_every_panel_once(tree: &Tree<PanelId>) -> bool {
@@ -272,6 +291,14 @@ impl egui_tiles::Behavior<PanelId> for TileBehavior<'_> {
 
     fn tab_title_spacing(&self, _visuals: &egui::Visuals) -> f32 {
         TAB_TITLE_SPACING
+    }
+
+    fn close_button_outer_size(&self) -> f32 {
+        TAB_CLOSE_BUTTON
+    }
+
+    fn close_button_inner_margin(&self) -> f32 {
+        TAB_CLOSE_MARGIN
     }
 
     fn simplification_options(&self) -> SimplificationOptions {

@@ -27,8 +27,11 @@ const ONE_MORE_FRAME: Duration = Duration::from_millis(1);
 /// What a successful screenshot run reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Captured {
-    /// The forward pass whose result is in the picture (both passes of a pair), in milliseconds.
-    pub forward_ms: Option<f64>,
+    /// The forward pass whose result is in the picture (both passes of a pair), in milliseconds: the time of the
+    /// pass that made it, also when the picture was re-drawn from the worker's cache.
+    pub forward_ms: f64,
+    /// With a model B compared patch by patch: the masked patches where each model's loss is the lower (A, B).
+    pub wins: Option<(usize, usize)>,
     /// From launch to the first picture on screen.
     pub first_picture_ms: f64,
     /// Medians over the ratio steps: the forward passes, and each move's wait for its picture.
@@ -170,9 +173,17 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
         Some(slot) => slot.loading.is_none() && session.result().is_some_and(|result| result.compare.is_some()),
     };
     let ready = session.is_up_to_date() && !panels_busy && pair_ready;
-    let forward_ms = session.result().and_then(|result| {
+    let forward_ms = session
+        .result()
+        .map_or(0.0, |result| result.made_in_ms + result.compare.as_ref().map_or(0.0, |pair| pair.made_in_ms));
+    // A ratio step's own passes (`None` when a picture was re-drawn from the cache: no pass to time).
+    let fresh_forward_ms = session.result().and_then(|result| {
         let b_ms = result.compare.as_ref().map_or(Some(0.0), |pair| pair.forward_ms);
         Some(result.forward_ms? + b_ms?)
+    });
+    let wins = session.result().and_then(|result| {
+        let difference = result.compare.as_ref()?.difference.as_ref().ok()?;
+        Some((difference.a_wins, difference.b_wins))
     });
     let Some(state) = state.as_mut() else { return };
     if state.closing {
@@ -184,7 +195,7 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
         state.finish(Err(format!("no reconstruction was on screen after {} s", state.plan.timeout.as_secs())));
     } else if ready && !state.requested {
         let first_picture_ms = *state.first_picture_ms.get_or_insert(state.plan.launched.elapsed().as_secs_f64() * 1e3);
-        match state.step_ratio(session, forward_ms) {
+        match state.step_ratio(session, fresh_forward_ms) {
             Step::Moved => {
                 // The next frame draws the slider where it moved and sends the forward pass.
                 ctx.request_repaint_after(ONE_MORE_FRAME);
@@ -205,7 +216,7 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
             let repaint = ctx.clone();
             let (warm_forward_ms, latency_ms) = (median(&state.warm_forward_ms), median(&state.latency_ms));
             ctx.request_screenshot(move |image| {
-                let captured = Captured { forward_ms, first_picture_ms, warm_forward_ms, latency_ms };
+                let captured = Captured { forward_ms, wins, first_picture_ms, warm_forward_ms, latency_ms };
                 let [width, height] = image.size;
                 let rgba: Vec<u8> = image.pixels.iter().flat_map(|pixel| pixel.to_srgba_unmultiplied()).collect();
                 let result = match image::RgbaImage::from_raw(width as u32, height as u32, rgba) {

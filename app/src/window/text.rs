@@ -42,6 +42,15 @@ pub fn shortened(name: &str, max_chars: usize) -> String {
     format!("{start}…{end}")
 }
 
+/// A name shortened in the middle (as [`shortened`]) to fit `width` points in `font`: for columns of a fixed width.
+pub fn shortened_to_width(ui: &egui::Ui, name: &str, font: &egui::FontId, width: f32) -> String {
+    let fits = |text: &str| {
+        ui.fonts_mut(|fonts| fonts.layout_no_wrap(text.to_owned(), font.clone(), Color32::WHITE)).size().x <= width
+    };
+    let length = name.chars().count();
+    (1..=length).rev().map(|chars| shortened(name, chars)).find(|text| fits(text)).unwrap_or_else(|| "…".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
@@ -68,21 +67,19 @@ type Notify = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Clone)]
 pub struct WorkerConfig {
+    /// Called after every response (the window's `request_repaint`).
     pub notify: Notify,
-    /// Every forward pass takes at least this long. Lets tests imitate a big model on a slow machine with a tiny
-    /// fixture model; zero in the application.
-    pub min_forward_time: Duration,
 }
 
 impl std::fmt::Debug for WorkerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerConfig").field("min_forward_time", &self.min_forward_time).finish_non_exhaustive()
+        f.debug_struct("WorkerConfig").finish_non_exhaustive()
     }
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        Self { notify: Arc::new(|| {}), min_forward_time: Duration::ZERO }
+        Self { notify: Arc::new(|| {}) }
     }
 }
 
@@ -151,8 +148,8 @@ impl Responder {
 }
 
 fn run(requests: Receiver<Request>, responses: Sender<Response>, config: WorkerConfig, stats: Arc<WorkerStats>) {
-    let responder = Responder { sender: responses, notify: config.notify.clone(), stats: stats.clone() };
-    let mut state = WorkerState::new(config, stats);
+    let responder = Responder { sender: responses, notify: config.notify, stats: stats.clone() };
+    let mut state = WorkerState::new(stats);
     loop {
         // Background jobs advance one forward pass at a time between requests, so they never hold up the picture.
         let first = if state.has_background_work() {

@@ -279,6 +279,8 @@ pub struct ForwardResult {
     pub uses_target_statistics: bool,
     /// `None` when the result was re-drawn from the cached forward pass.
     pub forward_ms: Option<f64>,
+    /// How long the forward pass that made this output took, also when it ran for an earlier request.
+    pub made_in_ms: f64,
     pub render_ms: f64,
     pub pictures: ResultPictures,
     /// The head gallery and every head's statistics, when a panel asked for them.
@@ -306,7 +308,9 @@ pub struct CompareResult {
     pub patch_loss: Vec<f32>,
     /// Drawing one of B's overlays failed.
     pub overlay_error: Option<String>,
+    /// As `ForwardResult`'s: `None` when re-drawn from B's cached pass, and the time of the pass that made it.
     pub forward_ms: Option<f64>,
+    pub made_in_ms: f64,
     /// Why B preprocessed the image itself and drew its own mask (same strategy, ratio and seed) instead of
     /// seeing A's pixels and visible set; `None` when both saw exactly the same.
     pub own_input: Option<String>,

@@ -16,7 +16,7 @@ use super::protocol::{
     AttentionView, CompareResult, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput,
     LoadProgress, LoadRequest, ModelInfo, NoDifference, Request, Response, ResultPictures, Slot, ViewOptions,
 };
-use super::{Responder, WorkerConfig, WorkerStats};
+use super::{Responder, WorkerStats};
 use crate::atomic_file::write_picture;
 use crate::head_stats::{HeadStats, head_stats};
 use crate::jobs::ensemble::SeedEnsemble;
@@ -79,15 +79,14 @@ impl BackgroundJob {
 }
 
 pub(super) struct WorkerState {
-    config: WorkerConfig,
     pub(super) stats: Arc<WorkerStats>,
     model: Option<LoadedModel>,
     /// Bumped on every model (re)load so caches keyed on it go stale.
     model_generation: u64,
     /// Preprocessed input of the last image: (model generation, image id) → pixel values.
     input: Option<((u64, u64), Tensor)>,
-    /// The last forward pass: (model generation, image id, mask) → output.
-    output: Option<((u64, u64, MaskSpec), MaeOutput)>,
+    /// The last forward pass: (model generation, image id, mask) → output, and how long it took in milliseconds.
+    output: Option<((u64, u64, MaskSpec), MaeOutput, f64)>,
     /// Every head's statistics of that output, once a panel asked for them.
     output_head_stats: Option<Arc<Vec<HeadStats>>>,
     /// PSNR, SSIM and losses of that output (a view change re-draws without measuring again).
@@ -104,7 +103,8 @@ pub(super) struct WorkerState {
 struct CompareModel {
     loaded: LoadedModel,
     input: Option<(u64, Tensor)>,
-    output: Option<((u64, MaskSpec), MaeOutput, Quality)>,
+    /// (image id, mask) → output, its measurements and how long it took in milliseconds.
+    output: Option<((u64, MaskSpec), MaeOutput, Quality, f64)>,
     head_stats: Option<Arc<Vec<HeadStats>>>,
 }
 
@@ -115,9 +115,8 @@ impl CompareModel {
 }
 
 impl WorkerState {
-    pub(super) fn new(config: WorkerConfig, stats: Arc<WorkerStats>) -> Self {
+    pub(super) fn new(stats: Arc<WorkerStats>) -> Self {
         Self {
-            config,
             stats,
             model: None,
             model_generation: 0,
@@ -344,35 +343,32 @@ impl WorkerState {
         // Attention maps are kept only while a panel shows them: they cost memory and some time.
         let attentions = request.view.needs_attentions();
         let mut forward_ms = None;
-        let cached = self.output.as_ref().is_some_and(|(cached_key, output)| {
+        let cached = self.output.as_ref().is_some_and(|(cached_key, output, _)| {
             *cached_key == key && (!attentions || !output.encoder_attentions.is_empty())
         });
         if !cached {
             let pixel_values = self.pixel_values(&request.image)?;
             let start = Instant::now();
             let output = self.loaded()?.model.forward(&pixel_values, &request.mask, ForwardOptions { attentions })?;
-            let elapsed = start.elapsed();
-            if elapsed < self.config.min_forward_time {
-                std::thread::sleep(self.config.min_forward_time - elapsed);
-            }
-            forward_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+            let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+            forward_ms = Some(elapsed_ms);
             self.stats.forwards.fetch_add(1, Ordering::Relaxed);
-            self.output = Some((key, output));
+            self.output = Some((key, output, elapsed_ms));
             self.output_head_stats = None;
             self.output_quality = None;
         }
         let render_start = Instant::now();
         if request.view.heads.is_some() && self.output_head_stats.is_none() {
-            let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
+            let (_, output, _) = self.output.as_ref().context("the forward pass left no output")?;
             self.output_head_stats = Some(Arc::new(head_stats(output, &[Stack::Encoder, Stack::Decoder])?));
         }
         if self.output_quality.is_none() {
-            let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
+            let (_, output, _) = self.output.as_ref().context("the forward pass left no output")?;
             let quality = DisplayPair::of(output, &self.loaded()?.preprocessor)?.quality(output);
             self.output_quality = Some(quality);
         }
         let quality = self.output_quality.context("the forward pass left no measurements")?;
-        let (_, output) = self.output.as_ref().context("the forward pass left no output")?;
+        let (_, output, made_in_ms) = self.output.as_ref().context("the forward pass left no output")?;
         // Field by field (not `self.loaded()`), so model B's slot can be borrowed mutably beside A's output.
         let loaded = self.model.as_ref().context("no model is loaded")?;
         let (pictures, heads, overlay_error) = draw(output, loaded, &request.view, self.output_head_stats.as_ref())?;
@@ -380,7 +376,7 @@ impl WorkerState {
             (Some(mask), Some(compare)) => {
                 let pixel_values = self.input.as_ref().map(|(_, values)| values.clone());
                 let a = (loaded, output, &pictures);
-                let pair = run_compare(compare, a, pixel_values, &request, mask, &self.config, &self.stats)?;
+                let pair = run_compare(compare, a, pixel_values, &request, mask, &self.stats)?;
                 Some(Box::new(pair))
             }
             _ => None,
@@ -397,6 +393,7 @@ impl WorkerState {
             quality,
             uses_target_statistics: output.norm_pix_loss,
             forward_ms,
+            made_in_ms: *made_in_ms,
             render_ms: render_start.elapsed().as_secs_f64() * 1e3,
             pictures,
             heads,
@@ -415,21 +412,27 @@ fn run_compare(
     a_pixel_values: Option<Tensor>,
     request: &ForwardRequest,
     mask: &MaskSpec,
-    config: &WorkerConfig,
     stats: &WorkerStats,
 ) -> Result<CompareResult> {
     let b_config = compare.loaded.model.config();
-    let same_preprocessing = compare.loaded.preprocessor.config == a_loaded.preprocessor.config;
+    let preprocessing_difference = compare.loaded.preprocessor.config.difference_from(&a_loaded.preprocessor.config);
+    let same_preprocessing = preprocessing_difference.is_none();
     let b_grid = {
         let (height, width) = compare.loaded.preprocessor.config.target_size();
         (height / b_config.patch_size, width / b_config.patch_size)
     };
     let same_grid = b_grid == a_output.grid;
     let own_input = (!(same_preprocessing && same_grid)).then(|| {
-        let why = if same_grid { "preprocesses images differently" } else { "cuts the image into another grid" };
+        let why = match preprocessing_difference {
+            Some(difference) if same_grid => format!("preprocesses images differently ({difference}, A's second)"),
+            _ => format!(
+                "cuts the image into another grid ({}×{} patches against A's {}×{})",
+                b_grid.0, b_grid.1, a_output.grid.0, a_output.grid.1
+            ),
+        };
         format!(
-            "B {why} ({}×{} patches against A's {}×{}): each model preprocessed the image itself and drew its own              mask with the same strategy, ratio and seed",
-            b_grid.0, b_grid.1, a_output.grid.0, a_output.grid.1
+            "B {why}: each model preprocessed the image itself and drew its own mask with the same strategy, ratio \
+             and seed"
         )
     });
     let key = (request.image.id, mask.clone());
@@ -443,7 +446,7 @@ fn run_compare(
     let cached = compare
         .output
         .as_ref()
-        .is_some_and(|(cached, output, _)| *cached == key && (!attentions || !output.encoder_attentions.is_empty()));
+        .is_some_and(|(cached, output, _, _)| *cached == key && (!attentions || !output.encoder_attentions.is_empty()));
     if !cached {
         let pixel_values = match (same_preprocessing, a_pixel_values) {
             (true, Some(values)) => values,
@@ -458,21 +461,19 @@ fn run_compare(
         };
         let start = Instant::now();
         let output = compare.loaded.model.forward(&pixel_values, mask, ForwardOptions { attentions })?;
-        let elapsed = start.elapsed();
-        if elapsed < config.min_forward_time {
-            std::thread::sleep(config.min_forward_time - elapsed);
-        }
-        forward_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+        let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+        forward_ms = Some(elapsed_ms);
         stats.forwards.fetch_add(1, Ordering::Relaxed);
         let quality = DisplayPair::of(&output, &compare.loaded.preprocessor)?.quality(&output);
-        compare.output = Some((key, output, quality));
+        compare.output = Some((key, output, quality, elapsed_ms));
         compare.head_stats = None;
     }
     if b_view.heads.is_some() && compare.head_stats.is_none() {
-        let (_, output, _) = compare.output.as_ref().context("model B's forward pass left no output")?;
+        let (_, output, _, _) = compare.output.as_ref().context("model B's forward pass left no output")?;
         compare.head_stats = Some(Arc::new(head_stats(output, &[Stack::Encoder, Stack::Decoder])?));
     }
-    let (_, b_output, quality) = compare.output.as_ref().context("model B's forward pass left no output")?;
+    let (_, b_output, quality, made_in_ms) =
+        compare.output.as_ref().context("model B's forward pass left no output")?;
     let (pictures, heads, overlay_error) = draw(b_output, &compare.loaded, &b_view, compare.head_stats.as_ref())?;
     let comparable = own_input.is_none() && b_output.norm_pix_loss == a_output.norm_pix_loss;
     let difference = if comparable {
@@ -502,6 +503,7 @@ fn run_compare(
         patch_loss: b_output.patch_loss.clone(),
         overlay_error,
         forward_ms,
+        made_in_ms: *made_in_ms,
         own_input,
         difference,
     })
@@ -571,6 +573,8 @@ fn gallery(output: &MaeOutput, base: &RgbaImage, view: &HeadsView) -> Result<cra
         scale: view.scale,
         colormap: view.colormap,
         thumbnail: THUMBNAIL_WIDTH,
+        // The Heads panel writes the title and labels itself, readable at any scale.
+        text: false,
     };
     render_gallery(output, base, &spec)
 }

@@ -1,5 +1,5 @@
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::DType;
 use image::RgbImage;
@@ -61,7 +61,7 @@ fn forward_result(worker: &Worker) -> Box<ForwardResult> {
 /// at its requests again, until the test opens the gate. No sleeps, no clocks.
 fn gated_config(gate: &Arc<Gate>) -> WorkerConfig {
     let gate = gate.clone();
-    WorkerConfig { notify: Arc::new(move || gate.pass()), ..WorkerConfig::default() }
+    WorkerConfig { notify: Arc::new(move || gate.pass()) }
 }
 
 #[test]

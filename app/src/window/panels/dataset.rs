@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use eframe::egui::{self, Color32, Sense};
-use egui_plot::{Bar, BarChart, Plot};
+use egui_plot::{AxisHints, Bar, BarChart, Plot};
 use mae_model::{MaskStrategy, Quality};
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +18,10 @@ use crate::jobs::masks::{MaskItem, MaskSource};
 use crate::render::Colormap;
 use crate::render::grid::{Column, format_psnr};
 use crate::window::busy;
-use crate::window::files::{FileRequest, Purpose};
+use crate::window::file_request::FileRequest;
+use crate::window::files::Purpose;
 use crate::window::session::Session;
+use crate::window::text;
 use crate::window::texture::PanelTexture;
 use crate::worker::{ModelInfo, Request, Response};
 
@@ -27,13 +29,23 @@ use crate::worker::{ModelInfo, Request, Response};
 pub const FOLDER_LABEL: &str = "Folder to evaluate";
 pub const EVALUATE_BUTTON: &str = "Evaluate";
 pub const WORST_BUTTON: &str = "Export the worst as a grid…";
+pub const WORST_COUNT_LABEL: &str = "Worst images:";
 /// Most images a worst-N grid takes.
 const MAX_WORST: usize = 64;
 /// Side of a worst-N grid's tiles, in pixels.
 const WORST_TILE_SIZE: u32 = 128;
 /// Height of a table row: the thumbnail's side.
-const ROW_HEIGHT: f32 = 40.0;
-const HISTOGRAM_HEIGHT: f32 = 90.0;
+const ROW_HEIGHT: f32 = 28.0;
+/// The image column (names longer than this are shortened, whole on hover) and each number column: fixed, so the
+/// table is as wide at every window size and every column shows in the default layout at 1600 px.
+const NAME_WIDTH: f32 = 120.0;
+const NUMBER_WIDTH: f32 = 76.0;
+const CELL_GAP: f32 = 6.0;
+/// Thumbnail and name: the part that stays in place while the numbers scroll sideways.
+const FROZEN_WIDTH: f32 = ROW_HEIGHT + CELL_GAP + NAME_WIDTH + CELL_GAP;
+/// The whole table; the layout gives the Dataset tab this much while it is in front, where the window has room.
+pub const TABLE_WIDTH: f32 = FROZEN_WIDTH + 5.0 * (NUMBER_WIDTH + CELL_GAP);
+const HISTOGRAM_HEIGHT: f32 = 110.0;
 const HISTOGRAM_BINS: usize = 20;
 
 /// The table's columns, in order; any of them sorts the rows.
@@ -66,10 +78,6 @@ impl SortColumn {
             SortColumn::PsnrMasked => "PSNR masked",
             SortColumn::Ssim => "SSIM",
         }
-    }
-
-    fn width(self) -> f32 {
-        if self == SortColumn::Name { 180.0 } else { 82.0 }
     }
 
     /// The value rows are sorted by (errors and missing values last).
@@ -241,9 +249,12 @@ impl DatasetPanel {
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        ui.horizontal(|ui| {
+        // Wrapped, and the field as wide as the row leaves: at 1024×640 a 260-point field pushed Evaluate off-screen.
+        ui.horizontal_wrapped(|ui| {
+            let buttons = ui.spacing().interact_size.x * 3.0;
+            let width = (ui.available_width() - buttons).clamp(80.0, 260.0);
             let field = ui
-                .add(egui::TextEdit::singleline(&mut self.folder).hint_text("a folder of images").desired_width(260.0))
+                .add(egui::TextEdit::singleline(&mut self.folder).hint_text("a folder of images").desired_width(width))
                 .on_hover_text("Every image in this folder is measured at the current model, mask, ratio and seed");
             field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, FOLDER_LABEL));
             let entered = field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
@@ -264,8 +275,11 @@ impl DatasetPanel {
             }
         });
         let measured = self.rows.iter().filter(|row| row.quality().is_some()).count();
-        ui.horizontal(|ui| {
-            ui.add(egui::DragValue::new(&mut self.worst).range(1..=MAX_WORST)).on_hover_text("How many images");
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label(WORST_COUNT_LABEL);
+            ui.add(egui::DragValue::new(&mut self.worst).range(1..=MAX_WORST))
+                .labelled_by(label.id)
+                .on_hover_text("How many of the images with the highest masked loss the grid shows");
             let export = ui
                 .add_enabled(measured > 0 && self.exporting.is_none(), egui::Button::new(WORST_BUTTON))
                 .on_hover_text("A comparison grid of the images with the highest masked loss, at this mask");
@@ -341,77 +355,179 @@ impl DatasetPanel {
             .enumerate()
             .map(|(bin, &count)| Bar::new(low + (bin as f64 + 0.5) * width, count as f64).width(width))
             .collect();
+        // Tick labels as short as a loss needs: egui_plot's default asks 60 points a label and its decimals come
+        // from the step, which left the axis bare on a narrow tile.
+        let decimals = (-(width * HISTOGRAM_BINS as f64 / 4.0).log10().floor()).clamp(0.0, 6.0) as usize + 1;
         Plot::new("dataset histogram")
             .height(HISTOGRAM_HEIGHT)
             .allow_scroll(false)
             .allow_drag(false)
-            .x_axis_label("masked loss")
+            .custom_x_axes(vec![
+                AxisHints::new_x()
+                    .label("masked loss")
+                    .label_spacing(40.0..=60.0)
+                    .formatter(move |mark, _| format!("{:.*}", decimals, mark.value)),
+            ])
             .y_axis_label("images")
             .show(ui, |plot| plot.bar_chart(BarChart::new("masked loss", bars)));
     }
 
-    /// The header and the rows, scrolled sideways together when the tile is narrower than the columns.
+    /// The header and the rows: the thumbnail and name columns stay in place (and the header on top) while the
+    /// numbers scroll sideways under a visible scrollbar when the tile is narrower than the table.
     fn table(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        egui::ScrollArea::horizontal().auto_shrink([false, false]).show(ui, |ui| self.rows_with_header(ui, session));
-    }
-
-    fn rows_with_header(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        ui.horizontal(|ui| {
-            ui.add_space(ROW_HEIGHT + ui.spacing().item_spacing.x);
-            for column in SortColumn::ALL {
-                let arrow = match (self.sort == column, self.descending) {
-                    (true, true) => " v",
-                    (true, false) => " ^",
-                    (false, _) => "",
-                };
-                let header =
-                    egui::Button::new(format!("{}{arrow}", column.title())).min_size(egui::vec2(column.width(), 0.0));
-                if ui.add(header).on_hover_text("Sort by this column (again: the other way)").clicked() {
-                    self.descending = if self.sort == column { !self.descending } else { column != SortColumn::Name };
-                    self.sort = column;
-                }
-            }
-        });
-        let order = self.order();
+        let header_height = ui.text_style_height(&egui::TextStyle::Button) + 6.0;
+        let content = egui::vec2(TABLE_WIDTH, header_height + self.rows.len() as f32 * ROW_HEIGHT);
         let mut open = None;
-        egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, ROW_HEIGHT, order.len(), |ui, range| {
-            for &index in &order[range] {
-                let row = &mut self.rows[index];
-                ui.horizontal(|ui| {
-                    let (rect, _) = ui.allocate_exact_size(egui::vec2(ROW_HEIGHT, ROW_HEIGHT), Sense::hover());
-                    if let Some(thumbnail) = row.evaluation.as_ref().and_then(|e| e.thumbnail.as_ref()) {
-                        let texture =
-                            row.texture.show(ui.ctx(), "dataset row", index as u64, thumbnail, session.upload());
-                        let size = texture.size_vec2();
-                        let scale = (ROW_HEIGHT / size.x.max(size.y)).min(1.0);
-                        let shown = egui::Rect::from_center_size(rect.center(), size * scale);
-                        let uv = egui::Rect::from_min_max(egui::Pos2::ZERO, egui::pos2(1.0, 1.0));
-                        ui.painter_at(rect).image(texture.id(), shown, uv, Color32::WHITE);
+        egui::ScrollArea::both()
+            .auto_shrink([false, false])
+            .scroll_bar_visibility(egui::scroll_area::ScrollBarVisibility::AlwaysVisible)
+            .show_viewport(ui, |ui, viewport| {
+                // The content's top-left corner on screen; `viewport` is the part of the content in view.
+                let origin = ui.max_rect().min;
+                ui.allocate_rect(egui::Rect::from_min_size(origin, content), Sense::hover());
+                let visible = viewport.translate(origin.to_vec2());
+                let frozen_left = visible.left();
+                let numbers_clip =
+                    egui::Rect::from_min_max(egui::pos2(frozen_left + FROZEN_WIDTH, visible.top()), visible.max);
+                let rows_clip =
+                    egui::Rect::from_min_max(egui::pos2(visible.left(), visible.top() + header_height), visible.max);
+                // The header first: a click on it re-sorts the rows drawn in this same frame.
+                self.header_ui(ui, frozen_left, origin.x, visible.top(), header_height, numbers_clip);
+                let order = self.order();
+                let first = ((viewport.top() / ROW_HEIGHT).floor().max(0.0)) as usize;
+                let last =
+                    (((viewport.bottom() - header_height) / ROW_HEIGHT).ceil().max(0.0) as usize + 1).min(order.len());
+                for (slot, &index) in order.iter().enumerate().take(last).skip(first) {
+                    let top = origin.y + header_height + slot as f32 * ROW_HEIGHT;
+                    if let Some(path) = self.row_ui(ui, session, index, (frozen_left, top), rows_clip, numbers_clip) {
+                        open = Some(path);
                     }
-                    let name = egui::Button::new(&row.name).min_size(egui::vec2(SortColumn::Name.width(), 0.0));
-                    if ui.add(name).on_hover_text(format!("Open {}", row.path.display())).clicked() {
-                        open = Some(row.path.clone());
-                    }
-                    match row.evaluation.as_ref().map(|evaluation| &evaluation.quality) {
-                        Some(Ok(quality)) => {
-                            for column in &SortColumn::ALL[1..] {
-                                ui.add_sized([column.width(), ROW_HEIGHT], egui::Label::new(column.text(quality)));
-                            }
-                        }
-                        Some(Err(problem)) => {
-                            ui.colored_label(Color32::from_rgb(230, 90, 80), problem);
-                        }
-                        None => {
-                            ui.weak("waiting");
-                        }
-                    }
-                });
-            }
-        });
+                }
+            });
         if let Some(path) = open {
             let ctx = ui.ctx().clone();
             session.files.open_path(path, Purpose::Image, &ctx);
         }
+    }
+
+    /// The header row at `top` (it stays there): the image title frozen at `frozen_left`, the number titles at
+    /// their columns from `content_left`; a click sorts by that column (again: the other way).
+    fn header_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        frozen_left: f32,
+        content_left: f32,
+        top: f32,
+        height: f32,
+        clip: egui::Rect,
+    ) {
+        let background = ui.visuals().panel_fill;
+        ui.painter().rect_filled(
+            egui::Rect::from_min_size(egui::pos2(frozen_left, top), egui::vec2(clip.right() - frozen_left, height)),
+            0.0,
+            background,
+        );
+        for (position, column) in SortColumn::ALL.into_iter().enumerate() {
+            let (rect, align, clip) = if column == SortColumn::Name {
+                let rect = egui::Rect::from_min_size(
+                    egui::pos2(frozen_left + ROW_HEIGHT + CELL_GAP, top),
+                    egui::vec2(NAME_WIDTH, height),
+                );
+                (rect, egui::Align2::LEFT_CENTER, ui.clip_rect())
+            } else {
+                let left = content_left + FROZEN_WIDTH + (position - 1) as f32 * (NUMBER_WIDTH + CELL_GAP);
+                let rect = egui::Rect::from_min_size(egui::pos2(left, top), egui::vec2(NUMBER_WIDTH, height));
+                (rect, egui::Align2::RIGHT_CENTER, clip.intersect(ui.clip_rect()))
+            };
+            if !clip.intersects(rect) {
+                continue;
+            }
+            let arrow = match (self.sort == column, self.descending) {
+                (true, true) => " v",
+                (true, false) => " ^",
+                (false, _) => "",
+            };
+            let title = format!("{}{arrow}", column.title());
+            let response = ui
+                .interact(rect.intersect(clip), ui.scope_id().with(("dataset header", position)), Sense::click())
+                .on_hover_text("Sort by this column (again: the other way)");
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &title));
+            let color = if response.hovered() { ui.visuals().strong_text_color() } else { ui.visuals().text_color() };
+            let anchor = align.pos_in_rect(&rect);
+            ui.painter().with_clip_rect(clip).text(
+                anchor,
+                align,
+                title,
+                egui::TextStyle::Button.resolve(ui.style()),
+                color,
+            );
+            if response.clicked() {
+                self.descending = if self.sort == column { !self.descending } else { column != SortColumn::Name };
+                self.sort = column;
+            }
+        }
+    }
+
+    /// One row with its top at `top`: thumbnail and name frozen at `frozen_left` (a click on the name opens the
+    /// image: returned), the numbers right-aligned in their columns from the content's left, clipped to
+    /// `numbers_clip`.
+    fn row_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        session: &mut Session,
+        index: usize,
+        (frozen_left, top): (f32, f32),
+        rows_clip: egui::Rect,
+        numbers_clip: egui::Rect,
+    ) -> Option<PathBuf> {
+        let content_left = ui.max_rect().left();
+        let row = &mut self.rows[index];
+        let painter = ui.painter().with_clip_rect(rows_clip.intersect(ui.clip_rect()));
+        let thumbnail_rect =
+            egui::Rect::from_min_size(egui::pos2(frozen_left, top), egui::vec2(ROW_HEIGHT, ROW_HEIGHT));
+        if let Some(thumbnail) = row.evaluation.as_ref().and_then(|e| e.thumbnail.as_ref()) {
+            let texture = row.texture.show(ui.ctx(), "dataset row", index as u64, thumbnail, session.upload());
+            let size = texture.size_vec2();
+            let scale = (ROW_HEIGHT / size.x.max(size.y)).min(1.0);
+            let shown = egui::Rect::from_center_size(thumbnail_rect.center(), size * scale);
+            let uv = egui::Rect::from_min_max(egui::Pos2::ZERO, egui::pos2(1.0, 1.0));
+            painter.image(texture.id(), shown, uv, Color32::WHITE);
+        }
+        let font = egui::TextStyle::Body.resolve(ui.style());
+        let text_color = ui.visuals().text_color();
+        let name_rect = egui::Rect::from_min_size(
+            egui::pos2(thumbnail_rect.right() + CELL_GAP, top),
+            egui::vec2(NAME_WIDTH, ROW_HEIGHT),
+        );
+        let name_response = ui
+            .interact(name_rect.intersect(rows_clip), ui.scope_id().with(("dataset row", index)), Sense::click())
+            .on_hover_text(format!("{}\nclick: open it", row.path.display()));
+        name_response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &row.name));
+        let name_color = if name_response.hovered() { ui.visuals().strong_text_color() } else { text_color };
+        let shown_name = text::shortened_to_width(ui, &row.name, &font, NAME_WIDTH);
+        painter.text(name_rect.left_center(), egui::Align2::LEFT_CENTER, shown_name, font.clone(), name_color);
+        let numbers = painter.with_clip_rect(numbers_clip.intersect(rows_clip).intersect(ui.clip_rect()));
+        let first_number = content_left + FROZEN_WIDTH;
+        match row.evaluation.as_ref().map(|evaluation| &evaluation.quality) {
+            Some(Ok(quality)) => {
+                for (position, column) in SortColumn::ALL[1..].iter().enumerate() {
+                    let right = first_number + position as f32 * (NUMBER_WIDTH + CELL_GAP) + NUMBER_WIDTH;
+                    let anchor = egui::pos2(right, top + ROW_HEIGHT / 2.0);
+                    numbers.text(anchor, egui::Align2::RIGHT_CENTER, column.text(quality), font.clone(), text_color);
+                }
+            }
+            Some(Err(problem)) => {
+                let anchor = egui::pos2(first_number, top + ROW_HEIGHT / 2.0);
+                let color = Color32::from_rgb(230, 90, 80);
+                numbers.text(anchor, egui::Align2::LEFT_CENTER, problem, font.clone(), color);
+                name_response.clone().on_hover_text(problem);
+            }
+            None => {
+                let anchor = egui::pos2(first_number, top + ROW_HEIGHT / 2.0);
+                numbers.text(anchor, egui::Align2::LEFT_CENTER, "waiting", font, ui.visuals().weak_text_color());
+            }
+        }
+        name_response.clicked().then(|| row.path.clone())
     }
 }
 
@@ -426,6 +542,11 @@ impl Panel for DatasetPanel {
 
     fn is_busy(&self) -> bool {
         self.running.is_some() || self.start_when_ready
+    }
+
+    fn wanted_width(&self) -> f32 {
+        // The table, its vertical scrollbar and the tile's margins.
+        TABLE_WIDTH + 24.0
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {

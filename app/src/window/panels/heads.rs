@@ -3,7 +3,7 @@
 //! thumbnail for its statistics; click a thumbnail or a point to study that head in the Attention panel.
 
 use eframe::egui::{self, Color32, Pos2, Sense, Vec2};
-use egui_plot::{MarkerShape, Plot, PlotPoint, Points};
+use egui_plot::{AxisHints, MarkerShape, Plot, PlotPoint, Points};
 use serde::{Deserialize, Serialize};
 
 use super::widgets::{colormap_combo, model_switch, shown_model};
@@ -11,7 +11,7 @@ use super::{Panel, PanelCommand};
 use crate::head_stats::HeadStats;
 use crate::render::Colormap;
 use crate::render::attention::Stack;
-use crate::render::gallery::GalleryScale;
+use crate::render::gallery::{GalleryScale, row_label};
 use crate::window::session::Session;
 use crate::window::texture::PanelTexture;
 use crate::worker::{HeadsView, Slot, ViewOptions};
@@ -101,16 +101,57 @@ impl HeadsPanel {
         let texture = self.texture.show(ui.ctx(), "head gallery", key, picture, session.upload()).clone();
         let geometry = heads.gallery.geometry.clone();
         let stats = heads.stats.clone();
-        let size = Vec2::new(ui.available_width(), height);
+        // The title and labels as text of the window's own size: the picture is scaled to the tile, and text drawn
+        // into it shrank past reading.
+        let title_height =
+            ui.add(egui::Label::new(egui::RichText::new(&heads.gallery.title).small()).wrap()).rect.height();
+        let font = egui::TextStyle::Small.resolve(ui.style());
+        let stacks: Vec<Stack> = geometry.rows.iter().map(|(stack, _)| *stack).fold(Vec::new(), |mut stacks, stack| {
+            if !stacks.contains(&stack) {
+                stacks.push(stack);
+            }
+            stacks
+        });
+        let row_labels: Vec<String> =
+            geometry.rows.iter().map(|&(stack, layer)| row_label(&stacks, stack, layer)).collect();
+        let text_width = |text: &str| {
+            ui.fonts_mut(|fonts| fonts.layout_no_wrap(text.to_string(), font.clone(), Color32::WHITE)).size().x
+        };
+        let label_margin = row_labels.iter().map(|label| text_width(label)).fold(0.0, f32::max) + 4.0;
+        let column_label_width = text_width("h15") + 4.0;
+        let label_height = font.size + 2.0;
+        let size = Vec2::new(ui.available_width(), (height - title_height).max(40.0));
         let aspect = geometry.height as f32 / geometry.width.max(1) as f32;
-        let side = size.x.min(size.y / aspect.max(1e-3));
+        let room = Vec2::new(size.x - label_margin, size.y - label_height);
+        let side = room.x.min(room.y / aspect.max(1e-3)).max(8.0);
         let (outer, _) = ui.allocate_exact_size(size, Sense::hover());
-        let rect = egui::Rect::from_center_size(outer.center(), Vec2::new(side, side * aspect));
+        let centre = outer.center() + Vec2::new(label_margin, label_height) / 2.0;
+        let rect = egui::Rect::from_center_size(centre, Vec2::new(side, side * aspect));
         let response = ui.interact(rect, ui.make_persistent_id("head gallery"), Sense::click());
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "head gallery"));
         let uv = egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         ui.painter_at(rect).image(texture.id(), rect, uv, Color32::WHITE);
         self.gallery_rect = Some(rect);
+        let to_screen = rect.width() / geometry.width.max(1) as f32;
+        let color = ui.visuals().text_color();
+        let pitch = (geometry.thumbnail.0 + 2) as f32 * to_screen;
+        // Column labels where they fit (every head, else every 2nd or 4th), row labels beside their rows.
+        let every = [1, 2, 4, 8].into_iter().find(|&n| pitch * n as f32 >= column_label_width).unwrap_or(16);
+        let most_heads = geometry.heads.iter().copied().max().unwrap_or(0);
+        if let Some(&(stack, layer)) = geometry.rows.first() {
+            for head in (0..most_heads).step_by(every) {
+                let Some((x, _)) = geometry.centre_of(stack, layer, head) else { continue };
+                let position = Pos2::new(rect.left() + x * to_screen, rect.top() - 1.0);
+                ui.painter().text(position, egui::Align2::CENTER_BOTTOM, format!("h{head}"), font.clone(), color);
+            }
+        }
+        let row_pitch = (geometry.thumbnail.1 + 2) as f32 * to_screen;
+        let every_row = [1, 2, 4, 8].into_iter().find(|&n| row_pitch * n as f32 >= label_height).unwrap_or(16);
+        for (index, (&(stack, layer), label)) in geometry.rows.iter().zip(&row_labels).enumerate() {
+            let Some((_, y)) = geometry.centre_of(stack, layer, 0).filter(|_| index % every_row == 0) else { continue };
+            let position = Pos2::new(rect.left() - 4.0, rect.top() + y * to_screen);
+            ui.painter().text(position, egui::Align2::RIGHT_CENTER, label, font.clone(), color);
+        }
         let Some(pointer) = response.hover_pos() else { return };
         let scale = geometry.width as f32 / rect.width();
         let Some(head) = geometry.head_at((pointer.x - rect.left()) * scale, (pointer.y - rect.top()) * scale) else {
@@ -145,15 +186,34 @@ impl HeadsPanel {
                 .collect()
         };
         let mut plotted = Vec::new();
+        let highest = stats.iter().map(|s| s.mean_distance_px).filter(|d| d.is_finite()).fold(0.0, f64::max);
         let plot = Plot::new("mean_attention_distance")
             .height(ui.available_height().max(80.0))
-            .x_axis_label("layer (encoder E, then decoder D)")
             .y_axis_label("mean attention distance (px)")
-            .x_axis_formatter(move |mark, _| {
-                let layer = mark.value.round() as usize;
-                if layer < encoder_layers { format!("E{layer}") } else { format!("D{}", layer - encoder_layers) }
-            })
-            .legend(egui_plot::Legend::default())
+            // Marks on whole layers only (the default spacer put one at 0 and none between), and labels as short
+            // as "E3" need less room than egui_plot's 60 points, which left only "E0".
+            .x_grid_spacer(layer_marks)
+            .custom_x_axes(vec![
+                AxisHints::new_x()
+                    .label("layer (encoder E0…, then decoder D0…)")
+                    .label_spacing(LAYER_LABEL_SPACING..=LAYER_LABEL_SPACING + 8.0)
+                    .formatter(move |mark, _| {
+                        let layer = mark.value.round();
+                        if (mark.value - layer).abs() > 1e-6 || layer < 0.0 {
+                            return String::new();
+                        }
+                        let layer = layer as usize;
+                        if layer < encoder_layers {
+                            format!("E{layer}")
+                        } else {
+                            format!("D{}", layer - encoder_layers)
+                        }
+                    }),
+            ])
+            // Headroom above the highest head, where the legend sits without covering a point.
+            .include_y(0.0)
+            .include_y(highest * 1.3 + 1.0)
+            .legend(egui_plot::Legend::default().position(egui_plot::Corner::LeftTop))
             .allow_scroll(false)
             .allow_drag(false)
             .allow_zoom(false);
@@ -193,6 +253,24 @@ impl HeadsPanel {
             focus(session, self.model, head);
         }
     }
+}
+
+/// Screen points a layer label ("E11", "D7") needs beside the next one.
+const LAYER_LABEL_SPACING: f32 = 28.0;
+
+/// Grid marks at whole layers: every layer where the axis has room for its label, else every 2nd, 4th, …
+fn layer_marks(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    let (low, high) = input.bounds;
+    // `base_step_size` is the plot's smallest grid spacing (8 points) in plot units.
+    let per_point = input.base_step_size / 8.0;
+    let wanted = f64::from(LAYER_LABEL_SPACING + 4.0) * per_point;
+    let step = [1.0, 2.0, 4.0, 8.0, 16.0].into_iter().find(|step| *step >= wanted).unwrap_or(32.0);
+    let first = low.max(0.0).ceil() as i64;
+    let last = high.floor() as i64;
+    (first..=last)
+        .filter(|layer| (*layer as f64) % step == 0.0)
+        .map(|layer| egui_plot::GridMark { value: layer as f64, step_size: step })
+        .collect()
 }
 
 impl Panel for HeadsPanel {

@@ -30,9 +30,22 @@ pub enum LossPlot {
     Histogram,
 }
 
-/// The strategy the curve draws: the current one where the ratio changes it, else random.
-fn curve_strategy(mode: MaskMode) -> MaskStrategy {
-    mode.strategy().filter(|strategy| strategy.uses_ratio()).unwrap_or_default()
+/// The strategy the curve draws: the current one where the ratio changes it (random, block, centre); `None` for a
+/// grid, picture or painted mask, which is one mask at every ratio: one point, not another strategy's curve.
+pub fn curve_strategy(mode: MaskMode) -> Option<MaskStrategy> {
+    mode.strategy().filter(|strategy| strategy.uses_ratio())
+}
+
+/// The mask in a sentence ("the grid mask").
+fn mask_noun(mode: MaskMode) -> &'static str {
+    match mode {
+        MaskMode::Random => "random",
+        MaskMode::Block => "block",
+        MaskMode::Grid => "grid",
+        MaskMode::Centre => "centre",
+        MaskMode::Image => "picture",
+        MaskMode::Painted => "painted",
+    }
 }
 
 /// The loss-vs-ratio curve: asked for when the panel is visible and its image, seed or model changed.
@@ -40,7 +53,7 @@ fn curve_strategy(mode: MaskMode) -> MaskStrategy {
 pub struct LossCurveState {
     pub request_id: Option<u64>,
     /// (model generation, image id, strategy, seed) the curve belongs to.
-    pub key: Option<(u64, u64, MaskStrategy, u64)>,
+    pub key: Option<(u64, u64, Option<MaskStrategy>, u64)>,
     pub progress: (usize, usize),
     pub points: Vec<(f64, Option<f32>)>,
     pub error: Option<String>,
@@ -69,6 +82,11 @@ impl LossPanel {
         if session.model.info().is_none() || self.curve.key == key {
             return;
         }
+        let Some(strategy) = strategy else {
+            // Nothing to compute: the plot shows the one point the mask has.
+            self.curve = LossCurveState { key, ..LossCurveState::default() };
+            return;
+        };
         let ratios = default_ratios();
         let total = ratios.len();
         let id = session.forwards.request(|id| Request::LossCurve { id, image, strategy, seed, ratios });
@@ -182,15 +200,18 @@ impl LossPanel {
     }
 
     fn curve_plot(&self, ui: &mut egui::Ui, session: &Session) {
-        let strategy = curve_strategy(session.settings.mask_mode);
-        ui.label(format!(
-            "Mean masked loss vs. mask ratio ({} masks, seed {})",
-            strategy.name(),
-            session.settings.seed
-        ))
-        .on_hover_text(
-            "Computed in the background, one ratio at a time, with the current image, mask strategy and seed \
-                 (random masks for grid, picture and painted masks, which the ratio does not change)",
+        let mode = session.settings.mask_mode;
+        let title = match curve_strategy(mode) {
+            Some(strategy) => {
+                let seed =
+                    if strategy.uses_seed() { format!(", seed {}", session.settings.seed) } else { String::new() };
+                format!("Mean masked loss vs. mask ratio ({} masks{seed})", strategy.name())
+            }
+            None => format!("Masked loss of the {} mask, which the ratio does not change", mask_noun(mode)),
+        };
+        ui.label(title).on_hover_text(
+            "Computed in the background, one ratio at a time, with the current image, mask strategy and seed; a \
+             grid, picture or painted mask is one mask at every ratio, so it is one point (at the fraction it masks)",
         );
         let curve = &self.curve;
         if curve.request_id.is_some() {
@@ -204,12 +225,24 @@ impl LossPanel {
         }
         let points: Vec<[f64; 2]> =
             curve.points.iter().filter_map(|(ratio, loss)| loss.map(|l| [*ratio, f64::from(l)])).collect();
-        let current = session
-            .result()
-            .and_then(|result| result.quality.masked_loss)
-            .map(|loss| [session.settings.mask_ratio, f64::from(loss)]);
+        // The current result: at the slider's ratio on a curve; alone, at the fraction its mask hides.
+        let current = session.result().and_then(|result| {
+            let loss = f64::from(result.quality.masked_loss?);
+            let x = if curve_strategy(mode).is_some() {
+                session.settings.mask_ratio
+            } else {
+                result.quality.masked_fraction
+            };
+            Some([x, loss])
+        });
+        let current_name = if curve_strategy(mode).is_some() {
+            "current".to_string()
+        } else {
+            format!("{} mask (masks {:.3})", mask_noun(mode), current.map_or(0.0, |[x, _]| x))
+        };
         Plot::new("loss_vs_ratio")
             .height(PLOT_HEIGHT)
+            .legend(Legend::default())
             .x_axis_label("mask ratio")
             .y_axis_label("masked loss")
             .include_x(0.0)
@@ -218,7 +251,7 @@ impl LossPanel {
             .show(ui, |plot_ui| {
                 plot_ui.line(Line::new("loss", PlotPoints::from(points)));
                 if let Some(current) = current {
-                    plot_ui.points(Points::new("current", vec![current]).radius(4.0).color(Color32::YELLOW));
+                    plot_ui.points(Points::new(current_name, vec![current]).radius(4.0).color(Color32::YELLOW));
                 }
             });
     }

@@ -50,6 +50,12 @@ pub trait Panel {
     /// A new model is in use: forget results of the old one and bring settings into its ranges.
     fn on_model_loaded(&mut self, _info: &ModelInfo) {}
 
+    /// The width the panel needs to show everything without scrolling sideways; while it is in front, the default
+    /// layout gives the analysis tabs at least this where the window has room.
+    fn wanted_width(&self) -> f32 {
+        0.0
+    }
+
     /// Whether a background job of this panel is still running (a screenshot waits for it).
     fn is_busy(&self) -> bool {
         false

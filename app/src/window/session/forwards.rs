@@ -38,13 +38,12 @@ impl Forwards {
     pub fn spawn(worker: WorkerConfig) -> Self {
         let repaint_target: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let target = repaint_target.clone();
-        let outer_notify = worker.notify.clone();
+        let outer_notify = worker.notify;
         let worker = Worker::spawn(WorkerConfig {
             notify: Arc::new(move || {
                 wake(&target);
                 outer_notify();
             }),
-            ..worker
         });
         Self { worker, next_id: 1, sent: None, result: None, last_error: None, repaint_target }
     }
