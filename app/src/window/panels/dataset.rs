@@ -69,6 +69,18 @@ impl SortColumn {
         SortColumn::Ssim,
     ];
 
+    /// The title as the header shows it: two short lines, so a column stays as narrow as its numbers.
+    fn header_lines(self) -> [&'static str; 2] {
+        match self {
+            SortColumn::Name => ["", "image"],
+            SortColumn::MaskedLoss => ["masked", "loss"],
+            SortColumn::VisibleLoss => ["visible", "loss"],
+            SortColumn::Psnr => ["", "PSNR"],
+            SortColumn::PsnrMasked => ["PSNR", "masked"],
+            SortColumn::Ssim => ["", "SSIM"],
+        }
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             SortColumn::Name => "image",
@@ -375,9 +387,12 @@ impl DatasetPanel {
     /// The header and the rows: the thumbnail and name columns stay in place (and the header on top) while the
     /// numbers scroll sideways under a visible scrollbar when the tile is narrower than the table.
     fn table(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        let header_height = ui.text_style_height(&egui::TextStyle::Button) + 6.0;
+        let header_height = 2.0 * ui.text_style_height(&egui::TextStyle::Button) + 6.0;
         let content = egui::vec2(TABLE_WIDTH, header_height + self.rows.len() as f32 * ROW_HEIGHT);
         let mut open = None;
+        // Solid scroll bars, always shown: egui's default floating ones stay invisible until the pointer is over
+        // them, and nothing told that the numbers go on to the right.
+        ui.style_mut().spacing.scroll = egui::style::ScrollStyle::solid();
         egui::ScrollArea::both()
             .auto_shrink([false, false])
             .scroll_bar_visibility(egui::scroll_area::ScrollBarVisibility::AlwaysVisible)
@@ -450,17 +465,15 @@ impl DatasetPanel {
             let title = format!("{}{arrow}", column.title());
             let response = ui
                 .interact(rect.intersect(clip), ui.scope_id().with(("dataset header", position)), Sense::click())
-                .on_hover_text("Sort by this column (again: the other way)");
+                .on_hover_text(format!("Sort by {} (again: the other way)", column.title()));
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &title));
             let color = if response.hovered() { ui.visuals().strong_text_color() } else { ui.visuals().text_color() };
-            let anchor = align.pos_in_rect(&rect);
-            ui.painter().with_clip_rect(clip).text(
-                anchor,
-                align,
-                title,
-                egui::TextStyle::Button.resolve(ui.style()),
-                color,
-            );
+            let font = egui::TextStyle::Button.resolve(ui.style());
+            let painter = ui.painter().with_clip_rect(clip);
+            let [first, second] = column.header_lines();
+            let (top_half, bottom_half) = rect.split_top_bottom_at_fraction(0.5);
+            painter.text(align.pos_in_rect(&top_half), align, first, font.clone(), color);
+            painter.text(align.pos_in_rect(&bottom_half), align, format!("{second}{arrow}"), font, color);
             if response.clicked() {
                 self.descending = if self.sort == column { !self.descending } else { column != SortColumn::Name };
                 self.sort = column;

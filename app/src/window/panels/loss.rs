@@ -240,9 +240,14 @@ impl LossPanel {
         } else {
             format!("{} mask (masks {:.3})", mask_noun(mode), current.map_or(0.0, |[x, _]| x))
         };
-        Plot::new("loss_vs_ratio")
-            .height(PLOT_HEIGHT)
-            .legend(Legend::default())
+        let plot = Plot::new("loss_vs_ratio");
+        // A lone point says what it is in a legend; a curve's title says it already (and a legend covered it).
+        let plot = if curve_strategy(mode).is_none() {
+            plot.legend(Legend::default().position(egui_plot::Corner::LeftTop))
+        } else {
+            plot
+        };
+        plot.height(PLOT_HEIGHT)
             .x_axis_label("mask ratio")
             .y_axis_label("masked loss")
             .include_x(0.0)
