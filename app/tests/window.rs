@@ -1782,3 +1782,33 @@ fn every_panel_keeps_its_controls_inside_the_window_at_the_sizes_we_test() {
         harness.get_by_label("a-rocket-on-its-pad.jpg");
     }
 }
+
+#[test]
+fn evaluate_at_start_runs_when_model_b_opens_the_compare_tab_in_front_of_the_dataset() {
+    // `--evaluate FOLDER --compare B`: B's Compare tab opens in front of the Dataset tab; the evaluation used to
+    // wait for the Dataset panel to be drawn, for ever (a screenshot run timed out).
+    let folder = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(root.join("tests/fixtures/photos/rocket.jpg"), folder.path().join("rocket.jpg")).unwrap();
+    std::fs::copy(root.join("assets/chelsea.png"), folder.path().join("chelsea.png")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut options = AppOptions::new(fixture_model());
+    options.compare = Some(mae_integration_tests::perturbed_tiny_p8(scratch.path()).display().to_string());
+    // As `window::run` sets it up, before the first frame: the Dataset tab is never drawn, the Compare tab is in
+    // front of it from the start.
+    let mut app = MaeApp::new(options, Remembered::default());
+    app.panels.dataset.folder = folder.path().display().to_string();
+    app.panels.dataset.start_when_ready = true;
+    app.layout.bring_to_front(PanelId::Dataset);
+    app.layout.bring_to_front(PanelId::Compare);
+    let mut harness =
+        Harness::builder().with_size(Vec2::new(1280.0, 800.0)).build_ui_state(|ui, app: &mut MaeApp| app.show(ui), app);
+    step_until(&mut harness, "the folder measured behind the Compare tab", |app| {
+        let dataset = &app.panels.dataset;
+        app.layout.visible_panels().contains(&PanelId::Compare)
+            && !dataset.start_when_ready
+            && dataset.running.is_none()
+            && dataset.rows.len() == 2
+            && dataset.rows.iter().all(|row| row.evaluation.is_some())
+    });
+}

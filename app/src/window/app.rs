@@ -203,7 +203,10 @@ impl MaeApp {
             match self.session.handle(response) {
                 Handled::Done => {}
                 Handled::CompareLoaded => self.layout.bring_to_front(PanelId::Compare),
-                Handled::ModelLoaded(info) => self.panels.each_mut(|_, panel| panel.on_model_loaded(&info)),
+                Handled::ModelLoaded(info) => {
+                    let session = &mut self.session;
+                    self.panels.each_mut(|_, panel| panel.on_model_loaded(&info, session));
+                }
                 Handled::ForPanels(response) => {
                     self.export.on_response(&response, &mut self.session);
                     let session = &mut self.session;

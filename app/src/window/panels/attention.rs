@@ -147,7 +147,7 @@ impl Panel for AttentionPanel {
         view.for_slot(shown_model(self.model, session)).attention = Some(attention);
     }
 
-    fn on_model_loaded(&mut self, info: &ModelInfo) {
+    fn on_model_loaded(&mut self, info: &ModelInfo, _session: &mut Session) {
         self.fit_selection(info);
     }
 

@@ -563,10 +563,6 @@ impl Panel for DatasetPanel {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        if self.start_when_ready && session.model.info().is_some() {
-            self.start_when_ready = false;
-            self.evaluate(session);
-        }
         self.controls(ui, session);
         if self.rows.is_empty() {
             ui.label(
@@ -611,9 +607,15 @@ impl Panel for DatasetPanel {
         }
     }
 
-    fn on_model_loaded(&mut self, _info: &ModelInfo) {
+    fn on_model_loaded(&mut self, _info: &ModelInfo, session: &mut Session) {
         // Rows of another model would be mixed with the new one's: start again when asked.
         self.running = None;
         self.rows.clear();
+        // `--evaluate FOLDER` starts here, not when the panel is next drawn: model B's Compare tab, opened in
+        // front of it, used to keep it waiting for ever (and a screenshot run waiting with it).
+        if self.start_when_ready {
+            self.start_when_ready = false;
+            self.evaluate(session);
+        }
     }
 }

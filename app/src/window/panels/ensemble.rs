@@ -163,7 +163,7 @@ impl Panel for EnsemblePanel {
         }
     }
 
-    fn on_model_loaded(&mut self, _info: &ModelInfo) {
+    fn on_model_loaded(&mut self, _info: &ModelInfo, _session: &mut Session) {
         self.running = None;
         self.result = None;
     }

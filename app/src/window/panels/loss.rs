@@ -305,7 +305,7 @@ impl Panel for LossPanel {
         }
     }
 
-    fn on_model_loaded(&mut self, _info: &ModelInfo) {
+    fn on_model_loaded(&mut self, _info: &ModelInfo, _session: &mut Session) {
         self.curve = LossCurveState::default();
     }
 }

@@ -47,8 +47,9 @@ pub trait Panel {
     /// A worker response the session did not consume (background jobs, exports, restarts).
     fn on_response(&mut self, _response: &Response, _session: &mut Session) {}
 
-    /// A new model is in use: forget results of the old one and bring settings into its ranges.
-    fn on_model_loaded(&mut self, _info: &ModelInfo) {}
+    /// A new model is in use: forget results of the old one and bring settings into its ranges, and start what
+    /// waited for a model (whether or not the panel is in view).
+    fn on_model_loaded(&mut self, _info: &ModelInfo, _session: &mut Session) {}
 
     /// The width the panel needs to show everything without scrolling sideways; while it is in front, the default
     /// layout gives the analysis tabs at least this where the window has room.
