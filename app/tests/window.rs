@@ -280,7 +280,7 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
     // Bring the Loss tab forward: its overlay is drawn (again from the cache) and its curve is asked for.
     harness.state_mut().layout.bring_to_front(PanelId::Loss);
     step_until(&mut harness, "the loss curve", |app| {
-        app.panels.loss.curve.request_id.is_none()
+        !app.panels.loss.curve.job.is_running()
             && !app.panels.loss.curve.points.is_empty()
             && app.session.is_up_to_date()
     });
@@ -299,7 +299,7 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
     step_until(&mut harness, "the centre curve", |app| {
         let curve = &app.panels.loss.curve;
         curve.key.is_some_and(|key| key.2 == Some(MaskStrategy::Centre))
-            && curve.request_id.is_none()
+            && !curve.job.is_running()
             && curve.points.len() == 19
             && app.session.is_up_to_date()
     });
@@ -315,7 +315,7 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
         app.panels.loss.curve.key.is_some_and(|key| key.2.is_none()) && app.session.is_up_to_date()
     });
     let app = harness.state();
-    assert!(app.panels.loss.curve.points.is_empty() && app.panels.loss.curve.request_id.is_none());
+    assert!(app.panels.loss.curve.points.is_empty() && !app.panels.loss.curve.job.is_running());
     assert_eq!(app.session.forwards.stats().forwards(), forwards + 1, "the grid mask's own forward, no curve");
     assert_eq!(app.session.result().unwrap().quality.masked_fraction, 0.75);
 }
@@ -359,7 +359,7 @@ fn the_export_dialog_writes_a_grid_and_reports_bad_input() {
     app.export.settings.seeds = "0,1".into();
     app.export.settings.tile_size = 64;
     app.export_grid_to(path.clone());
-    step_until(&mut harness, "the export", |app| app.export.running.is_none());
+    step_until(&mut harness, "the export", |app| !app.export.job.is_running());
     assert_eq!(harness.state().export.error, None);
     // The same job through the `export` command gives the same picture, to the pixel (the dialog's default
     // columns are the command's).
@@ -379,7 +379,7 @@ fn the_export_dialog_writes_a_grid_and_reports_bad_input() {
     app.export.settings.seeds = (0..100).map(|seed| seed.to_string()).collect::<Vec<_>>().join(",");
     app.export.settings.tile_size = 1024;
     app.export_grid_to(folder.path().join("huge.png"));
-    step_until(&mut harness, "the refused export", |app| app.export.running.is_none());
+    step_until(&mut harness, "the refused export", |app| !app.export.job.is_running());
     assert!(harness.state().export.error.as_ref().unwrap().contains("grid would be"));
     assert_eq!(harness.state().session.forwards.stats().forwards(), forwards);
     assert!(!folder.path().join("huge.png").exists());
@@ -387,7 +387,7 @@ fn the_export_dialog_writes_a_grid_and_reports_bad_input() {
     // An unwritable destination is an error in the window, and no file appears.
     let bad = folder.path().join("no-such-folder").join("grid.png");
     harness.state_mut().export_grid_to(bad.clone());
-    step_until(&mut harness, "the failed export", |app| app.export.running.is_none());
+    step_until(&mut harness, "the failed export", |app| !app.export.job.is_running());
     assert!(harness.state().session.messages.notice.as_ref().unwrap().text.contains("could not export"));
     assert!(!bad.exists());
 }
@@ -753,7 +753,7 @@ fn a_grid_exported_from_the_window_equals_the_one_the_command_writes() {
     app.export.settings.tile_size = 64;
     app.panels.attention.view.colormap = mae_explorer::render::Colormap::Cividis;
     app.export_grid_to(from_window.clone());
-    step_until(&mut harness, "the window's export", |app| app.export.running.is_none());
+    step_until(&mut harness, "the window's export", |app| !app.export.job.is_running());
     assert_eq!(harness.state().export.error, None);
 
     let from_command = folder.path().join("command.png");
@@ -787,7 +787,7 @@ fn a_grid_of_both_compared_models_from_the_window_equals_export_models() {
     app.panels.attention.view.colormap = mae_explorer::render::Colormap::Viridis;
     assert!(app.export.settings.both_models, "both models by default while B is loaded");
     app.export_grid_to(from_window.clone());
-    step_until(&mut harness, "the window's export", |app| app.export.running.is_none());
+    step_until(&mut harness, "the window's export", |app| !app.export.job.is_running());
     assert_eq!(harness.state().export.error, None);
     let from_command = folder.path().join("command.png");
     let csv = folder.path().join("command.csv");
@@ -1538,7 +1538,7 @@ fn the_export_dialog_is_operated_through_its_widgets() {
     assert_eq!(harness.state().export.error, None);
     type_into(&mut harness, FILE_NAME_LABEL, "grid.png");
     let path = folder.path().join("grid.png");
-    step_until(&mut harness, "the export", |app| app.export.running.is_none() && path.is_file());
+    step_until(&mut harness, "the export", |app| !app.export.job.is_running() && path.is_file());
     // It is the grid the export command draws for the same choices.
     let cli = folder.path().join("cli.png");
     let model = fixture_model();
@@ -1646,7 +1646,7 @@ fn the_dataset_panel_fills_from_a_folder_sorts_and_a_click_opens_the_image() {
     type_into(&mut harness, DATASET_FOLDER_LABEL, &folder.path().display().to_string());
     step_until(&mut harness, "every image measured", |app| {
         let dataset = &app.panels.dataset;
-        dataset.running.is_none() && dataset.rows.len() == 4 && dataset.rows.iter().all(|row| row.evaluation.is_some())
+        !dataset.job.is_running() && dataset.rows.len() == 4 && dataset.rows.iter().all(|row| row.evaluation.is_some())
     });
     let dataset = &harness.state().panels.dataset;
     let failed: Vec<&str> = dataset
@@ -1695,7 +1695,7 @@ fn the_dataset_folder_is_chosen_in_the_file_browser_and_evaluated() {
     click_and_settle(&mut harness, "Choose folder");
     step_until(&mut harness, "both images measured", |app| {
         let dataset = &app.panels.dataset;
-        dataset.running.is_none() && dataset.rows.len() == 2 && dataset.rows.iter().all(|row| row.evaluation.is_some())
+        !dataset.job.is_running() && dataset.rows.len() == 2 && dataset.rows.iter().all(|row| row.evaluation.is_some())
     });
     assert_eq!(harness.state().panels.dataset.folder, folder.path().display().to_string());
 }
@@ -1763,7 +1763,7 @@ fn every_panel_keeps_its_controls_inside_the_window_at_the_sizes_we_test() {
         let app = harness.state_mut();
         app.panels.dataset.evaluate(&mut app.session);
         step_until(&mut harness, "the folder measured", |app| {
-            app.panels.dataset.running.is_none() && app.panels.dataset.rows.iter().all(|row| row.evaluation.is_some())
+            !app.panels.dataset.job.is_running() && app.panels.dataset.rows.iter().all(|row| row.evaluation.is_some())
         });
         for &panel in PanelId::ALL {
             harness.state_mut().layout.bring_to_front(panel);
@@ -1807,8 +1807,37 @@ fn evaluate_at_start_runs_when_model_b_opens_the_compare_tab_in_front_of_the_dat
         let dataset = &app.panels.dataset;
         app.layout.visible_panels().contains(&PanelId::Compare)
             && !dataset.start_when_ready
-            && dataset.running.is_none()
+            && !dataset.job.is_running()
             && dataset.rows.len() == 2
             && dataset.rows.iter().all(|row| row.evaluation.is_some())
     });
+}
+
+#[test]
+fn a_worker_restart_while_the_worst_images_export_leaves_its_button_usable() {
+    use mae_explorer::window::panels::Panel;
+    use mae_explorer::window::panels::dataset::WORST_BUTTON;
+    let folder = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(root.join("tests/fixtures/photos/rocket.jpg"), folder.path().join("rocket.jpg")).unwrap();
+    std::fs::copy(root.join("assets/chelsea.png"), folder.path().join("chelsea.png")).unwrap();
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    harness.state_mut().layout.bring_to_front(PanelId::Dataset);
+    harness.state_mut().panels.dataset.folder = folder.path().display().to_string();
+    let app = harness.state_mut();
+    app.panels.dataset.evaluate(&mut app.session);
+    step_until(&mut harness, "the folder measured", |app| {
+        !app.panels.dataset.job.is_running() && app.panels.dataset.rows.iter().all(|row| row.evaluation.is_some())
+    });
+    // The export is on its way when the worker restarts (it panicked): the export is lost with it, and the button
+    // that was disabled while it ran is enabled again (it stayed disabled for good before the one job tracker).
+    let out = tempfile::tempdir().unwrap();
+    let app = harness.state_mut();
+    app.panels.dataset.export_worst(out.path().join("worst.png"), &mut app.session);
+    assert!(app.panels.dataset.export.is_running());
+    let restarted = mae_explorer::worker::Response::Restarted { message: "the model worker crashed".into() };
+    app.panels.dataset.on_response(&restarted, &mut app.session);
+    assert!(!app.panels.dataset.export.is_running());
+    harness.run_steps(2);
+    assert!(!harness.get_by_label(WORST_BUTTON).accesskit_node().is_disabled(), "the button is usable again");
 }

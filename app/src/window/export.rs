@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::busy;
 use super::file_request::FileRequest;
+use super::job::{Job, JobUpdate};
 use super::session::Session;
 use crate::atomic_file::write_picture;
 use crate::jobs::grid::{CheckedGridJob, GridImage, GridImageSource, GridJob, TILE_SIZES};
@@ -117,9 +118,8 @@ struct SaveOutcome {
 pub struct ExportDialog {
     pub settings: ExportSettings,
     pub open: bool,
-    /// The grid export the worker is computing, and how far it is.
-    pub running: Option<u64>,
-    pub progress: (usize, usize),
+    /// The grid export the worker is computing.
+    pub job: Job,
     pub error: Option<String>,
     /// Four-picture saves being written.
     pub saving: usize,
@@ -131,8 +131,7 @@ impl ExportDialog {
         Self {
             settings,
             open: false,
-            running: None,
-            progress: (0, 0),
+            job: Job::default(),
             error: None,
             saving: 0,
             finished: crossbeam_channel::unbounded(),
@@ -143,10 +142,10 @@ impl ExportDialog {
     pub fn export_grid_to(&mut self, path: PathBuf, session: &mut Session, attention: &AttentionView) {
         match self.settings.job(session, attention) {
             Ok(job) => {
-                self.progress = (0, job.row_count());
                 self.error = None;
+                let rows = job.row_count();
                 let job = Box::new(job);
-                self.running = Some(session.forwards.request(|id| Request::ExportGrid { id, job, path }));
+                self.job.start(session, rows, |id| Request::ExportGrid { id, job, path });
             }
             Err(error) => self.error = Some(error),
         }
@@ -204,19 +203,15 @@ impl ExportDialog {
 
     /// Takes the worker's answers about the grid export in flight.
     pub fn on_response(&mut self, response: &Response, session: &mut Session) {
-        let Some(running) = self.running else { return };
-        match response {
-            Response::Progress { id, done, total } if *id == running => self.progress = (*done, *total),
-            Response::Exported { id, path } if *id == running => {
-                self.running = None;
+        match self.job.on_response(response) {
+            JobUpdate::Answered(Response::Exported { path, .. }) => {
+                self.job.finish();
                 session.show_info(format!("exported {}", path.display()));
             }
-            Response::Failed { id, error } if *id == running => {
-                self.running = None;
-                self.error = Some(error.clone());
+            JobUpdate::Failed(error) => {
+                self.error = Some(error.to_string());
                 session.show_error(format!("could not export: {error}"));
             }
-            Response::Restarted { .. } => self.running = None,
             _ => {}
         }
     }
@@ -309,11 +304,11 @@ impl ExportDialog {
         if let Some(error) = &self.error {
             ui.colored_label(egui::Color32::from_rgb(230, 90, 80), error);
         }
-        let running = self.running.is_some();
+        let running = self.job.progress();
         ui.horizontal(|ui| {
             let button = ui
                 .add_enabled(
-                    !running && session.image.input.is_some() && session.model.info().is_some(),
+                    running.is_none() && session.image.input.is_some() && session.model.info().is_some(),
                     egui::Button::new("Export grid…"),
                 )
                 .on_hover_text("Choose a file, then the grid is computed in the background")
@@ -328,9 +323,9 @@ impl ExportDialog {
                     }
                 }
             }
-            if running {
+            if let Some((done, total)) = running {
                 busy::indicator(ui);
-                ui.label(format!("{} of {} rows", self.progress.0, self.progress.1));
+                ui.label(format!("{done} of {total} rows"));
             }
         });
     }

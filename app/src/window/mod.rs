@@ -11,6 +11,7 @@ pub mod file_request;
 pub mod files;
 pub mod first_run;
 pub mod frame_timer;
+pub mod job;
 pub mod layout;
 pub mod menu;
 pub mod panels;

@@ -326,6 +326,25 @@ pub struct NoDifference {
     pub b_loss: RgbaImage,
 }
 
+impl Response {
+    /// The id of the request this answers (`None` for a worker restart, which answers none).
+    pub fn request_id(&self) -> Option<u64> {
+        match self {
+            Response::ModelLoading { id, .. }
+            | Response::ModelLoaded { id, .. }
+            | Response::Progress { id, .. }
+            | Response::LossCurve { id, .. }
+            | Response::Exported { id, .. }
+            | Response::Swapped { id }
+            | Response::DatasetRow { id, .. }
+            | Response::Failed { id, .. } => Some(*id),
+            Response::Forward(result) => Some(result.id),
+            Response::Ensemble(result) => Some(result.id),
+            Response::Restarted { .. } => None,
+        }
+    }
+}
+
 impl ForwardResult {
     /// The mask as flags, true = masked, per spatial patch.
     pub fn masked_patches(&self) -> Vec<bool> {

@@ -20,6 +20,7 @@ use crate::render::grid::{Column, format_psnr};
 use crate::window::busy;
 use crate::window::file_request::FileRequest;
 use crate::window::files::Purpose;
+use crate::window::job::{Job, JobUpdate};
 use crate::window::session::Session;
 use crate::window::text;
 use crate::window::texture::PanelTexture;
@@ -139,9 +140,9 @@ pub struct DatasetPanel {
     pub worst: usize,
     #[serde(skip)]
     pub rows: Vec<DatasetRow>,
-    /// The evaluation in progress and how far it is.
+    /// The evaluation in progress.
     #[serde(skip)]
-    pub running: Option<(u64, (usize, usize))>,
+    pub job: Job,
     /// What the rows were measured with, for the line above the table.
     #[serde(skip)]
     pub described: String,
@@ -152,7 +153,7 @@ pub struct DatasetPanel {
     measured_with: Option<(MaskStrategy, f64, u64)>,
     /// The grid export in progress.
     #[serde(skip)]
-    pub exporting: Option<u64>,
+    pub export: Job,
     /// Evaluate the folder as soon as a model is ready (`--evaluate FOLDER`).
     #[serde(skip)]
     pub start_when_ready: bool,
@@ -166,11 +167,11 @@ impl Default for DatasetPanel {
             descending: true,
             worst: 8,
             rows: Vec::new(),
-            running: None,
+            job: Job::default(),
             described: String::new(),
             error: None,
             measured_with: None,
-            exporting: None,
+            export: Job::default(),
             start_when_ready: false,
         }
     }
@@ -178,7 +179,7 @@ impl Default for DatasetPanel {
 
 impl std::fmt::Debug for DatasetPanel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatasetPanel").field("rows", &self.rows.len()).field("running", &self.running).finish()
+        f.debug_struct("DatasetPanel").field("rows", &self.rows.len()).field("job", &self.job).finish()
     }
 }
 
@@ -211,9 +212,7 @@ impl DatasetPanel {
             })
             .collect();
         let job = Box::new(EvaluationJob { masks: vec![MaskSource::Strategy(strategy)], items });
-        if let Some((previous, _)) = self.running.take() {
-            session.forwards.request(|_| Request::Cancel { id: previous });
-        }
+        self.job.cancel(session);
         self.rows = paths
             .into_iter()
             .map(|path| DatasetRow {
@@ -226,13 +225,7 @@ impl DatasetPanel {
         self.described = format!("{} mask at ratio {ratio:.3}, seed {seed}", strategy.name());
         self.measured_with = Some((strategy, ratio, seed));
         let total = self.rows.len();
-        self.running = Some((session.forwards.request(|id| Request::EvaluateFolder { id, job }), (0, total)));
-    }
-
-    fn cancel(&mut self, session: &mut Session) {
-        if let Some((id, _)) = self.running.take() {
-            session.forwards.request(|_| Request::Cancel { id });
-        }
+        self.job.start(session, total, |id| Request::EvaluateFolder { id, job });
     }
 
     /// The rows in the chosen order: measured ones by the sort column, then the failed and the waiting ones.
@@ -278,11 +271,11 @@ impl DatasetPanel {
             if (entered || clicked) && ready {
                 self.evaluate(session);
             }
-            if let Some((_, (done, total))) = self.running {
+            if let Some((done, total)) = self.job.progress() {
                 busy::indicator(ui);
                 ui.label(format!("{done} of {total}"));
                 if ui.button("Cancel").on_hover_text("Stop evaluating the folder").clicked() {
-                    self.cancel(session);
+                    self.job.cancel(session);
                 }
             }
         });
@@ -293,13 +286,13 @@ impl DatasetPanel {
                 .labelled_by(label.id)
                 .on_hover_text("How many of the images with the highest masked loss the grid shows");
             let export = ui
-                .add_enabled(measured > 0 && self.exporting.is_none(), egui::Button::new(WORST_BUTTON))
+                .add_enabled(measured > 0 && !self.export.is_running(), egui::Button::new(WORST_BUTTON))
                 .on_hover_text("A comparison grid of the images with the highest masked loss, at this mask");
             if export.clicked() {
                 let suggested_name = "worst-images.png".to_string();
                 session.files.ask(FileRequest::SaveDatasetGrid { suggested_name }, ui.ctx());
             }
-            if self.exporting.is_some() {
+            if self.export.is_running() {
                 busy::indicator(ui);
             }
         });
@@ -338,8 +331,9 @@ impl DatasetPanel {
         };
         match job.check() {
             Ok(job) => {
+                let rows = job.row_count();
                 let job = Box::new(job);
-                self.exporting = Some(session.forwards.request(|id| Request::ExportGrid { id, job, path }));
+                self.export.start(session, rows, |id| Request::ExportGrid { id, job, path });
             }
             Err(problem) => self.error = Some(format!("{problem:#}")),
         }
@@ -554,7 +548,7 @@ impl Panel for DatasetPanel {
     }
 
     fn is_busy(&self) -> bool {
-        self.running.is_some() || self.start_when_ready
+        self.job.is_running() || self.start_when_ready
     }
 
     fn wanted_width(&self) -> f32 {
@@ -577,39 +571,31 @@ impl Panel for DatasetPanel {
     }
 
     fn on_response(&mut self, response: &Response, session: &mut Session) {
-        match response {
-            Response::Exported { id, path } if self.exporting == Some(*id) => {
-                self.exporting = None;
+        match self.export.on_response(response) {
+            JobUpdate::Answered(Response::Exported { path, .. }) => {
+                self.export.finish();
                 session.show_info(format!("saved the worst images' grid to {}", path.display()));
             }
-            Response::Failed { id, error } if self.exporting == Some(*id) => {
-                self.exporting = None;
-                self.error = Some(error.clone());
-            }
+            JobUpdate::Failed(error) => self.error = Some(error.to_string()),
             _ => {}
         }
-        let Some((running, _)) = self.running else { return };
-        match response {
-            Response::DatasetRow { id, index, evaluation } if *id == running => {
+        match self.job.on_response(response) {
+            JobUpdate::Answered(Response::DatasetRow { index, evaluation, .. }) => {
                 if let Some(row) = self.rows.get_mut(*index) {
                     row.evaluation = Some((**evaluation).clone());
                 }
             }
-            Response::Progress { id, done, total } if *id == running => {
-                self.running = (done < total).then_some((running, (*done, *total)));
+            JobUpdate::Progressed if self.job.progress().is_some_and(|(done, total)| done >= total) => {
+                self.job.finish()
             }
-            Response::Failed { id, error } if *id == running => {
-                self.error = Some(error.clone());
-                self.running = None;
-            }
-            Response::Restarted { .. } => self.running = None,
+            JobUpdate::Failed(error) => self.error = Some(error.to_string()),
             _ => {}
         }
     }
 
     fn on_model_loaded(&mut self, _info: &ModelInfo, session: &mut Session) {
         // Rows of another model would be mixed with the new one's: start again when asked.
-        self.running = None;
+        self.job.forget();
         self.rows.clear();
         // `--evaluate FOLDER` starts here, not when the panel is next drawn: model B's Compare tab, opened in
         // front of it, used to keep it waiting for ever (and a screenshot run waiting with it).

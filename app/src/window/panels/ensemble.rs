@@ -8,6 +8,7 @@ use super::widgets::{colormap_combo, colormap_legend};
 use super::{Panel, fit_picture};
 use crate::render::Colormap;
 use crate::window::busy;
+use crate::window::job::{Job, JobUpdate};
 use crate::window::session::Session;
 use crate::window::texture::PanelTexture;
 use crate::worker::{EnsembleResult, ModelInfo, Request, Response};
@@ -21,9 +22,9 @@ pub struct EnsemblePanel {
     /// Seeds in an ensemble (the current seed and the next ones).
     pub size: usize,
     pub colormap: Colormap,
-    /// The ensemble being computed, and how far it is.
+    /// The ensemble being computed.
     #[serde(skip)]
-    pub running: Option<(u64, (usize, usize))>,
+    pub job: Job,
     #[serde(skip)]
     pub result: Option<EnsembleResult>,
     #[serde(skip)]
@@ -39,7 +40,7 @@ impl Default for EnsemblePanel {
         Self {
             size: 8,
             colormap: Colormap::Magma,
-            running: None,
+            job: Job::default(),
             result: None,
             error: None,
             mean: PanelTexture::default(),
@@ -57,8 +58,7 @@ impl EnsemblePanel {
         let (ratio, colormap) = (session.settings.mask_ratio, self.colormap);
         // Seeds only vary the drawn strategies that use them; the others are averaged over random masks.
         let strategy = session.settings.mask_mode.strategy().filter(|s| s.uses_seed()).unwrap_or_default();
-        let id = session.forwards.request(|id| Request::Ensemble { id, image, strategy, ratio, seeds, colormap });
-        self.running = Some((id, (0, self.size)));
+        self.job.start(session, self.size, |id| Request::Ensemble { id, image, strategy, ratio, seeds, colormap });
         self.error = None;
     }
 
@@ -71,7 +71,7 @@ impl EnsemblePanel {
             colormap_combo(ui, "ensemble colormap", "Colormap", &mut self.colormap);
             let last = first.wrapping_add(self.size as u64 - 1);
             let compute = ui
-                .add_enabled(self.running.is_none() && session.model.info().is_some(), egui::Button::new("Compute"))
+                .add_enabled(!self.job.is_running() && session.model.info().is_some(), egui::Button::new("Compute"))
                 .on_hover_text(format!(
                     "Run seeds {first}…{last} at ratio {:.3} and show the mean and spread of the pasted-back pictures",
                     session.settings.mask_ratio
@@ -79,7 +79,7 @@ impl EnsemblePanel {
             if compute.clicked() {
                 self.request(session);
             }
-            if let Some((_, (done, total))) = self.running {
+            if let Some((done, total)) = self.job.progress() {
                 busy::indicator(ui);
                 ui.label(format!("{done} of {total} forward passes"));
             }
@@ -100,7 +100,7 @@ impl Panel for EnsemblePanel {
     }
 
     fn is_busy(&self) -> bool {
-        self.running.is_some()
+        self.job.is_running()
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
@@ -147,24 +147,18 @@ impl Panel for EnsemblePanel {
     }
 
     fn on_response(&mut self, response: &Response, _session: &mut Session) {
-        let Some((running, _)) = self.running else { return };
-        match response {
-            Response::Progress { id, done, total } if *id == running => self.running = Some((running, (*done, *total))),
-            Response::Ensemble(result) if result.id == running => {
+        match self.job.on_response(response) {
+            JobUpdate::Answered(Response::Ensemble(result)) => {
                 self.result = Some((**result).clone());
-                self.running = None;
+                self.job.finish();
             }
-            Response::Failed { id, error } if *id == running => {
-                self.error = Some(error.clone());
-                self.running = None;
-            }
-            Response::Restarted { .. } => self.running = None,
+            JobUpdate::Failed(error) => self.error = Some(error.to_string()),
             _ => {}
         }
     }
 
     fn on_model_loaded(&mut self, _info: &ModelInfo, _session: &mut Session) {
-        self.running = None;
+        self.job.forget();
         self.result = None;
     }
 }

@@ -12,6 +12,7 @@ use super::{Panel, fit_picture};
 use crate::jobs::loss_curve::default_ratios;
 use crate::render::loss::loss_range;
 use crate::window::busy;
+use crate::window::job::{Job, JobUpdate};
 use crate::window::session::{MaskMode, Session};
 use crate::window::texture::PanelTexture;
 use crate::worker::{LossView, ModelInfo, Request, Response, Slot, ViewOptions};
@@ -51,10 +52,9 @@ fn mask_noun(mode: MaskMode) -> &'static str {
 /// The loss-vs-ratio curve: asked for when the panel is visible and its image, seed or model changed.
 #[derive(Debug, Clone, Default)]
 pub struct LossCurveState {
-    pub request_id: Option<u64>,
+    pub job: Job,
     /// (model generation, image id, strategy, seed) the curve belongs to.
     pub key: Option<(u64, u64, Option<MaskStrategy>, u64)>,
-    pub progress: (usize, usize),
     pub points: Vec<(f64, Option<f32>)>,
     pub error: Option<String>,
 }
@@ -88,9 +88,8 @@ impl LossPanel {
             return;
         };
         let ratios = default_ratios();
-        let total = ratios.len();
-        let id = session.forwards.request(|id| Request::LossCurve { id, image, strategy, seed, ratios });
-        self.curve = LossCurveState { request_id: Some(id), key, progress: (0, total), ..LossCurveState::default() };
+        self.curve = LossCurveState { key, ..LossCurveState::default() };
+        self.curve.job.start(session, ratios.len(), |id| Request::LossCurve { id, image, strategy, seed, ratios });
     }
 
     fn picture(&mut self, ui: &mut egui::Ui, session: &mut Session) {
@@ -214,10 +213,10 @@ impl LossPanel {
              grid, picture or painted mask is one mask at every ratio, so it is one point (at the fraction it masks)",
         );
         let curve = &self.curve;
-        if curve.request_id.is_some() {
+        if let Some((done, total)) = curve.job.progress() {
             ui.horizontal(|ui| {
                 busy::indicator(ui);
-                ui.label(format!("{} of {} ratios", curve.progress.0, curve.progress.1));
+                ui.label(format!("{done} of {total} ratios"));
             });
         }
         if let Some(error) = &curve.error {
@@ -272,7 +271,7 @@ impl Panel for LossPanel {
     }
 
     fn is_busy(&self) -> bool {
-        self.curve.request_id.is_some()
+        self.curve.job.is_running()
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
@@ -289,18 +288,14 @@ impl Panel for LossPanel {
 
     fn on_response(&mut self, response: &Response, _session: &mut Session) {
         let curve = &mut self.curve;
-        match response {
-            Response::Progress { id, done, total } if curve.request_id == Some(*id) => curve.progress = (*done, *total),
-            Response::LossCurve { id, points } if curve.request_id == Some(*id) => {
+        match curve.job.on_response(response) {
+            JobUpdate::Answered(Response::LossCurve { points, .. }) => {
                 curve.points = points.clone();
-                curve.request_id = None;
+                curve.job.finish();
             }
-            Response::Failed { id, error } if curve.request_id == Some(*id) => {
-                curve.error = Some(error.clone());
-                curve.request_id = None;
-            }
+            JobUpdate::Failed(error) => curve.error = Some(error.to_string()),
             // The job was lost with the worker's state: ask again when next shown.
-            Response::Restarted { .. } if curve.request_id.is_some() => *curve = LossCurveState::default(),
+            JobUpdate::Lost => *curve = LossCurveState::default(),
             _ => {}
         }
     }
