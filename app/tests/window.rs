@@ -12,7 +12,7 @@ use mae_explorer::window::controls::{CLOSE_COMPARE_BUTTON, COMPARE_FIELD_LABEL, 
 use mae_explorer::window::file_browser::{FILE_NAME_LABEL, PATH_LABEL, REPLACE_LABEL};
 use mae_explorer::window::first_run::StartModel;
 use mae_explorer::window::panels::PanelId;
-use mae_explorer::window::panels::compare::{A_PASTED_LABEL, B_PASTED_LABEL, DIFFERENCE_LABEL};
+use mae_explorer::window::panels::compare::{difference_label, pasted_label};
 use mae_explorer::window::panels::dataset::FOLDER_LABEL as DATASET_FOLDER_LABEL;
 use mae_explorer::window::session::{MaskMode, ModelState};
 use mae_explorer::window::settings::Remembered;
@@ -68,7 +68,7 @@ fn shown_ratio(app: &MaeApp) -> Option<f64> {
 }
 
 fn masked_count(app: &MaeApp) -> usize {
-    app.session.result().map_or(0, |shown| shown.mask.iter().filter(|&&m| m > 0.5).count())
+    app.session.result().map_or(0, |shown| shown.first().mask.iter().filter(|&&m| m > 0.5).count())
 }
 
 #[test]
@@ -78,10 +78,10 @@ fn the_first_reconstruction_appears_with_model_and_timing_in_the_status_line() {
     let app = harness.state();
     assert!(matches!(app.session.model.state, ModelState::Ready(_)), "{:?}", app.session.model.state);
     let shown = app.session.result().unwrap();
-    assert_eq!(shown.grid, (4, 4));
-    assert_eq!(shown.pictures.reconstruction.dimensions(), (64, 64));
+    assert_eq!(shown.first().grid, (4, 4));
+    assert_eq!(shown.first().pictures.reconstruction.dimensions(), (64, 64));
     assert_eq!(masked_count(app), 16 - len_keep(16, 0.75));
-    assert!(shown.forward_ms.is_some());
+    assert!(shown.first().forward_ms.is_some());
     harness.get_by_label_contains("model tiny-p16");
     harness.get_by_label_contains("last forward");
 }
@@ -149,7 +149,7 @@ fn clicking_a_patch_in_painted_mode_changes_the_mask_sent_to_the_worker() {
     step_until(&mut harness, "the painted mask's result", |app| {
         app.session.is_up_to_date() && matches!(app.session.result().unwrap().mask_spec, MaskSpec::Keep { .. })
     });
-    let mask_before = harness.state().session.result().unwrap().mask.clone();
+    let mask_before = harness.state().session.result().unwrap().first().mask.clone();
     // Click the top-left patch (patch 0) of the original picture.
     let picture = harness.get_by_label("Original picture").rect();
     let patch_zero = picture.min + picture.size() / 8.0;
@@ -164,8 +164,8 @@ fn clicking_a_patch_in_painted_mode_changes_the_mask_sent_to_the_worker() {
     let shown = app.session.result().unwrap();
     let visible: Vec<usize> = (0..16).filter(|&p| !painted[p]).collect();
     assert_eq!(shown.mask_spec, MaskSpec::Keep { visible });
-    assert_eq!(shown.mask[0] > 0.5, painted[0]);
-    for (patch, (now, before)) in shown.mask.iter().zip(&mask_before).enumerate().skip(1) {
+    assert_eq!(shown.first().mask[0] > 0.5, painted[0]);
+    for (patch, (now, before)) in shown.first().mask.iter().zip(&mask_before).enumerate().skip(1) {
         assert_eq!(now, before, "patch {patch} changed without being clicked");
     }
 }
@@ -269,14 +269,14 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
     // The Attention tab is in front by default: its overlay comes with the result, the hidden Loss tab's does not.
     let mut harness = ready_harness(AppOptions::new(fixture_model()));
     let shown = harness.state().session.result().unwrap();
-    assert!(shown.pictures.attention.is_some() && shown.pictures.loss.is_none());
+    assert!(shown.first().pictures.attention.is_some() && shown.first().pictures.loss.is_none());
     // Choosing another layer re-draws from the cached forward pass: no new forward.
     let forwards = harness.state().session.forwards.stats().forwards();
     harness.state_mut().panels.attention.view.selection.layer = 1;
     step_until(&mut harness, "the re-drawn attention", |app| app.session.is_up_to_date());
     let app = harness.state();
     assert_eq!(app.session.forwards.stats().forwards(), forwards);
-    assert_eq!(app.session.result().unwrap().forward_ms, None);
+    assert_eq!(app.session.result().unwrap().first().forward_ms, None);
     // Bring the Loss tab forward: its overlay is drawn (again from the cache) and its curve is asked for.
     harness.state_mut().layout.bring_to_front(PanelId::Loss);
     step_until(&mut harness, "the loss curve", |app| {
@@ -285,7 +285,7 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
             && app.session.is_up_to_date()
     });
     let app = harness.state();
-    assert!(app.session.result().unwrap().pictures.loss.is_some());
+    assert!(app.session.result().unwrap().first().pictures.loss.is_some());
     assert_eq!(app.panels.loss.curve.points.len(), 19);
     assert!(app.panels.loss.curve.points.iter().all(|(_, loss)| loss.is_some()));
     assert_eq!(
@@ -317,7 +317,7 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
     let app = harness.state();
     assert!(app.panels.loss.curve.points.is_empty() && !app.panels.loss.curve.job.is_running());
     assert_eq!(app.session.forwards.stats().forwards(), forwards + 1, "the grid mask's own forward, no curve");
-    assert_eq!(app.session.result().unwrap().quality.masked_fraction, 0.75);
+    assert_eq!(app.session.result().unwrap().first().quality.masked_fraction, 0.75);
 }
 
 #[test]
@@ -726,11 +726,11 @@ fn loading_another_model_from_the_model_field_switches_grid_and_results() {
     });
     let app = harness.state();
     let (rows, cols) = app.session.model.grid().unwrap();
-    assert_eq!(app.session.result().unwrap().grid, (rows, cols));
+    assert_eq!(app.session.result().unwrap().first().grid, (rows, cols));
     assert_eq!((rows, cols), (6, 6));
     assert_eq!(app.session.settings.model.as_deref(), Some(other.as_str()));
     // Its reconstruction borrows the hidden patches' statistics, and the window says so.
-    assert!(app.session.result().unwrap().uses_target_statistics);
+    assert!(app.session.result().unwrap().first().uses_target_statistics);
     harness.step();
     harness.get_by_label_contains("which the model never saw");
 }
@@ -775,7 +775,7 @@ fn a_grid_of_both_compared_models_from_the_window_equals_export_models() {
     step_until(&mut harness, "the pair on the photo", |app| {
         app.session.image.input.as_ref().is_some_and(|image| image.name == "rocket.jpg")
             && app.session.is_up_to_date()
-            && app.session.result().is_some_and(|result| result.compare.is_some())
+            && app.session.result().is_some_and(|result| result.models.len() == 2)
     });
     let folder = tempfile::tempdir().unwrap();
     let from_window = folder.path().join("window.png");
@@ -857,13 +857,13 @@ fn clicking_a_gallery_thumbnail_or_a_plot_point_focuses_that_head_in_the_attenti
     let mut harness = harness_with(AppOptions::new(fixture_model()), Remembered::default(), Vec2::new(1920.0, 1080.0));
     harness.state_mut().layout.bring_to_front(PanelId::Heads);
     step_until(&mut harness, "the head gallery", |app| {
-        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.heads.is_some())
+        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.first().heads.is_some())
     });
     harness.step();
     // tiny-p16's encoder has 2 layers of 5 heads: click the thumbnail of layer 1, head 3.
     let app = harness.state();
     let rect = app.panels.heads.gallery_rect.expect("the gallery was drawn");
-    let geometry = app.session.result().unwrap().heads.as_ref().unwrap().gallery.geometry.clone();
+    let geometry = app.session.result().unwrap().first().heads.as_ref().unwrap().gallery.geometry.clone();
     let (x, y) = geometry.centre_of(Stack::Encoder, 1, 3).unwrap();
     let scale = rect.width() / geometry.width as f32;
     assert_ne!(attention_shows(app), (Stack::Encoder, 1, HeadFusion::Head(3)));
@@ -876,7 +876,7 @@ fn clicking_a_gallery_thumbnail_or_a_plot_point_focuses_that_head_in_the_attenti
     // Back to the Heads tab; click the plotted point of a decoder head that no other point crowds.
     harness.state_mut().layout.bring_to_front(PanelId::Heads);
     step_until(&mut harness, "the gallery again", |app| {
-        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.heads.is_some())
+        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.first().heads.is_some())
     });
     harness.step();
     let plotted = harness.state().panels.heads.plotted.clone();
@@ -906,7 +906,7 @@ fn offline_with_an_empty_cache_the_demo_model_shows_at_once_and_says_how_to_get_
     harness.step();
     let app = harness.state();
     assert_eq!(app.session.model.info().unwrap().name, mae_model::DEMO_MODEL_NAME);
-    assert_eq!(app.session.result().unwrap().grid, (14, 14));
+    assert_eq!(app.session.result().unwrap().first().grid, (14, 14));
     let notice = app.session.messages.notice.as_ref().expect("a line about the real model");
     assert!(
         !notice.is_error && notice.text.contains("facebook/vit-mae-base") && notice.text.contains("HF_HUB_OFFLINE")
@@ -931,7 +931,7 @@ fn first_run_options(cache: &std::path::Path, hub: HubSettings) -> AppOptions {
 }
 
 fn shown_grid(app: &MaeApp) -> Option<(usize, usize)> {
-    app.session.is_up_to_date().then(|| app.session.result().map(|shown| shown.grid)).flatten()
+    app.session.is_up_to_date().then(|| app.session.result().map(|shown| shown.first().grid)).flatten()
 }
 
 #[test]
@@ -1063,7 +1063,7 @@ fn the_heads_panel_fits_its_tile() {
         let mut harness = harness_with(AppOptions::new(fixture_model()), Remembered::default(), size);
         harness.state_mut().layout.bring_to_front(PanelId::Heads);
         step_until(&mut harness, "the head gallery", |app| {
-            app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.heads.is_some())
+            app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.first().heads.is_some())
         });
         harness.step();
         let app = harness.state();
@@ -1088,7 +1088,7 @@ fn choose_mask(harness: &mut Harness<'static, MaeApp>, label: &str) {
 }
 
 fn shown_mask(app: &MaeApp) -> Vec<bool> {
-    app.session.result().unwrap().mask.iter().map(|&m| m > 0.5).collect()
+    app.session.result().unwrap().first().mask.iter().map(|&m| m > 0.5).collect()
 }
 
 #[test]
@@ -1364,8 +1364,8 @@ fn saving_through_the_in_window_browser_asks_before_replacing_a_file() {
 }
 
 fn difference_picture(app: &MaeApp) -> Option<image::RgbaImage> {
-    let pair = app.session.result()?.compare.as_ref()?;
-    pair.difference.as_ref().ok().map(|difference| difference.picture.clone())
+    let pair = app.session.result()?.model(1)?;
+    pair.difference.as_ref()?.as_ref().ok().map(|difference| difference.picture.clone())
 }
 
 #[test]
@@ -1381,11 +1381,11 @@ fn a_second_model_is_compared_on_the_same_mask_and_closing_it_ends_the_pair() {
     let app = harness.state();
     assert!(app.layout.is_open(PanelId::Compare), "model B brings the Compare panel forward");
     let result = app.session.result().unwrap();
-    let pair = result.compare.as_ref().unwrap();
-    assert_eq!(pair.masked_patches, shown_mask(app).iter().filter(|&&m| m).count(), "the same mask");
+    let pair = result.model(1).unwrap();
+    assert_eq!(pair.masked_patches(), shown_mask(app), "the same mask");
     assert_eq!(app.session.settings.compare_model.as_deref(), Some(model_b.to_str().unwrap()), "B is remembered");
-    for label in [A_PASTED_LABEL, B_PASTED_LABEL, DIFFERENCE_LABEL] {
-        harness.get_by_role_and_label(egui::Role::Image, label);
+    for label in [pasted_label(0), pasted_label(1), difference_label(1)] {
+        harness.get_by_role_and_label(egui::Role::Image, &label);
     }
     harness.get_by_label_contains("Masked patches won: A");
     // Another ratio: both models run again, and the difference map follows.
@@ -1401,10 +1401,10 @@ fn a_second_model_is_compared_on_the_same_mask_and_closing_it_ends_the_pair() {
     step_until(&mut harness, "B's loss heatmap", |app| {
         let result = app.session.result();
         app.session.is_up_to_date()
-            && result.is_some_and(|r| r.pictures.loss.is_none())
-            && result.and_then(|r| r.compare.as_ref()).is_some_and(|pair| pair.pictures.loss.is_some())
+            && result.is_some_and(|r| r.first().pictures.loss.is_none())
+            && result.and_then(|r| r.model(1)).is_some_and(|pair| pair.pictures.loss.is_some())
     });
-    assert_eq!(harness.state().panels.loss.model, mae_explorer::worker::Slot::B);
+    assert_eq!(harness.state().panels.loss.model, 1);
     // Swap: B becomes model A (every panel shows it) and A is compared with it.
     let (a_name, b_name) = {
         let session = &harness.state().session;
@@ -1414,7 +1414,7 @@ fn a_second_model_is_compared_on_the_same_mask_and_closing_it_ends_the_pair() {
     step_until(&mut harness, "the swapped pair", |app| {
         app.session.model.info().is_some_and(|info| info.name == b_name)
             && app.session.is_up_to_date()
-            && app.session.result().and_then(|result| result.compare.as_ref()).is_some_and(|pair| pair.name == a_name)
+            && app.session.result().and_then(|result| result.model(1)).is_some_and(|pair| pair.name == a_name)
     });
     // Close B: the next results are A's alone, and B is forgotten for the next start.
     harness.get_by_label(CLOSE_COMPARE_BUTTON).click();
@@ -1422,7 +1422,7 @@ fn a_second_model_is_compared_on_the_same_mask_and_closing_it_ends_the_pair() {
     assert!(harness.state().session.compare.is_none());
     harness.state_mut().session.nudge_ratio(0.1);
     step_until(&mut harness, "A alone", |app| {
-        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.compare.is_none())
+        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.models.len() == 1)
     });
     assert_eq!(harness.state().session.settings.compare_model, None);
 }
@@ -1553,7 +1553,7 @@ fn the_export_dialog_is_operated_through_its_widgets() {
 /// The attention picture on screen now, once the window is up to date.
 fn settled_attention(harness: &mut Harness<'static, MaeApp>, what: &str) -> image::RgbaImage {
     step_until(harness, what, |app| app.session.is_up_to_date());
-    harness.state().session.result().unwrap().pictures.attention.clone().expect("an attention picture")
+    harness.state().session.result().unwrap().first().pictures.attention.clone().expect("an attention picture")
 }
 
 #[test]
@@ -1613,7 +1613,7 @@ fn the_loss_panel_switches_between_sorted_losses_and_their_histogram() {
     harness.get_by_role_and_label(egui::Role::Button, "Loss").click();
     harness.run_steps(2);
     step_until(&mut harness, "the loss overlay", |app| {
-        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.pictures.loss.is_some())
+        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.first().pictures.loss.is_some())
     });
     harness.run_steps(2);
     // egui_plot's axes are painted, not accessible: the panel's choice is read, and what a restart remembers.
@@ -1757,7 +1757,7 @@ fn every_panel_keeps_its_controls_inside_the_window_at_the_sizes_we_test() {
         options.compare = Some(model_b.clone());
         let mut harness = harness_with(options, Remembered::default(), size);
         step_until(&mut harness, "the pair", |app| {
-            app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.compare.is_some())
+            app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.models.len() == 2)
         });
         harness.state_mut().panels.dataset.folder = folder.path().display().to_string();
         let app = harness.state_mut();

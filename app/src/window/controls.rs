@@ -202,7 +202,8 @@ fn ratio(session: &mut Session, ui: &mut egui::Ui) {
         let on_screen = session
             .result()
             .filter(|_| session.is_up_to_date())
-            .map(|result| (result.masked_patches().iter().filter(|&&masked| masked).count(), result.requested_masked));
+            .map(|result| result.first())
+            .map(|first| (first.masked_patches().iter().filter(|&&masked| masked).count(), first.requested_masked));
         let (masked, requested) = match (mode, on_screen) {
             (MaskMode::Painted, _) => (session.mask.painted.iter().filter(|&&m| m).count(), None),
             (_, Some(counted)) => counted,

@@ -157,7 +157,7 @@ impl ExportDialog {
             session.show_error("nothing to save yet: no reconstruction is on screen");
             return;
         };
-        let pictures = Arc::new(result.pictures.clone());
+        let pictures = Arc::new(result.first().pictures.clone());
         let sender = self.finished.0.clone();
         let ctx = session.forwards.repaint_context();
         self.saving += 1;

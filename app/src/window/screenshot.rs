@@ -167,22 +167,21 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
                 session.forwards.last_error.as_ref().map(|error| format!("the model could not run: {error}"))
             }),
         };
-    // With model B, the picture waits for the pair and its time is both forward passes.
-    let pair_ready = match &session.compare {
+    // With compared models, the picture waits for every model's result and its time is all their passes.
+    let all_ready = match &session.compare {
         None => true,
-        Some(slot) => slot.loading.is_none() && session.result().is_some_and(|result| result.compare.is_some()),
+        Some(slot) => {
+            slot.loading.is_none()
+                && session.result().is_some_and(|result| result.models.len() == session.model_names().len())
+        }
     };
-    let ready = session.is_up_to_date() && !panels_busy && pair_ready;
-    let forward_ms = session
-        .result()
-        .map_or(0.0, |result| result.made_in_ms + result.compare.as_ref().map_or(0.0, |pair| pair.made_in_ms));
+    let ready = session.is_up_to_date() && !panels_busy && all_ready;
+    let forward_ms = session.result().map_or(0.0, |result| result.models.iter().map(|model| model.made_in_ms).sum());
     // A ratio step's own passes (`None` when a picture was re-drawn from the cache: no pass to time).
-    let fresh_forward_ms = session.result().and_then(|result| {
-        let b_ms = result.compare.as_ref().map_or(Some(0.0), |pair| pair.forward_ms);
-        Some(result.forward_ms? + b_ms?)
-    });
+    let fresh_forward_ms =
+        session.result().and_then(|result| result.models.iter().map(|model| model.forward_ms).sum::<Option<f64>>());
     let wins = session.result().and_then(|result| {
-        let difference = result.compare.as_ref()?.difference.as_ref().ok()?;
+        let difference = result.models.get(1)?.difference.as_ref()?.as_ref().ok()?;
         Some((difference.a_wins, difference.b_wins))
     });
     let Some(state) = state.as_mut() else { return };

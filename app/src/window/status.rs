@@ -80,7 +80,7 @@ pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 
             ui.separator();
             match session.result() {
                 Some(result) => {
-                    let forward = result.forward_ms.map_or("cached".to_string(), |ms| format!("{ms:.0} ms"));
+                    let forward = result.first().forward_ms.map_or("cached".to_string(), |ms| format!("{ms:.0} ms"));
                     ui.label(format!("last forward {forward} · draw {:.0} ms", result.render_ms))
                         .on_hover_text("Time of the last forward pass on the worker, and of drawing its pictures");
                 }

@@ -20,9 +20,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 pub use protocol::{
-    AttentionView, CompareResult, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput,
-    LoadProgress, LoadRequest, LossView, ModelInfo, NoDifference, Request, Response, ResultPictures, Side, Slot,
-    ViewOptions,
+    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
+    LoadRequest, LossView, MAX_MODELS, ModelInfo, ModelResult, ModelView, NoDifference, Request, Response,
+    ResultPictures, ViewOptions, model_letter,
 };
 use state::WorkerState;
 

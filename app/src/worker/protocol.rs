@@ -67,59 +67,65 @@ pub struct HeadsView {
     pub colormap: Colormap,
 }
 
-/// How a result is drawn (not what is computed): changing only these re-draws the cached forward pass instead of
-/// running the model again. Each panel that is open adds what it shows.
+/// How a result is drawn (not what is computed): changing only these re-draws the cached forward passes instead of
+/// running the models again. Each panel that is open adds what it shows, for the model it shows.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ViewOptions {
     pub masked_style: MaskedStyle,
-    /// `None` while no open panel shows attention (then the forward pass keeps no attention maps).
-    pub attention: Option<AttentionView>,
-    /// `None` while no open panel shows the loss overlay.
-    pub loss: Option<LossView>,
-    /// `None` while no open panel shows the head gallery.
-    pub heads: Option<HeadsView>,
-    /// What the panels switched to model B want drawn from B's forward pass (`masked_style` is this one's).
-    pub for_b: Option<Box<ViewOptions>>,
+    /// What each model's result should carry besides its pictures, by the model's place in the list (a model
+    /// past the end wants nothing more).
+    pub models: Vec<ModelView>,
 }
 
-impl ViewOptions {
+/// The overlays one model's result is drawn with.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelView {
+    /// `None` while no open panel shows this model's attention (then its forward pass keeps no attention maps).
+    pub attention: Option<AttentionView>,
+    /// `None` while no open panel shows its loss overlay.
+    pub loss: Option<LossView>,
+    /// `None` while no open panel shows its head gallery.
+    pub heads: Option<HeadsView>,
+}
+
+impl ModelView {
     /// Whether the forward pass must keep its attention probabilities.
     pub fn needs_attentions(&self) -> bool {
         self.attention.is_some() || self.heads.is_some()
     }
+}
 
-    /// Where a panel adds what it shows: this view for model A, or the one drawn from model B.
-    pub fn for_slot(&mut self, slot: Slot) -> &mut ViewOptions {
-        match slot {
-            Slot::A => self,
-            Slot::B => {
-                let masked_style = self.masked_style;
-                self.for_b.get_or_insert_with(|| Box::new(ViewOptions { masked_style, ..ViewOptions::default() }))
-            }
+impl ViewOptions {
+    /// Where a panel adds what it shows of the model at `index`.
+    pub fn for_model(&mut self, index: usize) -> &mut ModelView {
+        if self.models.len() <= index {
+            self.models.resize_with(index + 1, ModelView::default);
         }
+        &mut self.models[index]
+    }
+
+    /// What the model at `index` is drawn with.
+    pub fn model(&self, index: usize) -> ModelView {
+        self.models.get(index).cloned().unwrap_or_default()
     }
 }
 
-/// One forward pass to run and draw — a pair when a second model is loaded.
+/// The most models the window holds: the one every panel shows and three compared with it.
+pub const MAX_MODELS: usize = 4;
+
+/// The letter the window calls the model at `index` by: A for the first, then B, C, D.
+pub fn model_letter(index: usize) -> char {
+    char::from(b'A' + index.min(25) as u8)
+}
+
+/// One forward pass of every loaded model on one image and mask, drawn.
 #[derive(Clone, Debug)]
 pub struct ForwardRequest {
     pub id: u64,
     pub image: ImageInput,
+    /// The mask on screen, as the first model's patch grid names it.
     pub mask: MaskSpec,
     pub view: ViewOptions,
-    /// The mask for model B, when one is loaded and should be run too (the same spec as `mask` unless the two
-    /// models cut the image into different patch grids).
-    pub compare_mask: Option<MaskSpec>,
-}
-
-/// Which of the window's two model slots a load fills, or a panel shows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Slot {
-    #[default]
-    /// The model every panel shows.
-    A,
-    /// The model A is compared with (the Compare panel).
-    B,
 }
 
 /// A model to load, replacing the current one once it is ready.
@@ -133,7 +139,9 @@ pub struct LoadRequest {
     pub cancel: Arc<AtomicBool>,
     /// The Hugging Face cache and network settings to load hub models with.
     pub hub: HubSettings,
-    pub slot: Slot,
+    /// Which of the window's models it becomes: 0 is the one every panel shows; an index past the end adds it
+    /// (up to [`MAX_MODELS`]); the rest stay in memory beside it.
+    pub index: usize,
 }
 
 #[derive(Debug)]
@@ -175,11 +183,15 @@ pub enum Request {
     Cancel {
         id: u64,
     },
-    /// Frees model B (closing the comparison).
-    CloseCompare,
-    /// Model A becomes B and B becomes A; answered with `Swapped`.
-    SwapModels {
+    /// Frees the compared model at `index` (1 or more); the ones after it move up a place.
+    CloseModel {
+        index: usize,
+    },
+    /// The model at `index` becomes the first (the one every panel shows) and the first takes its place;
+    /// answered with `Swapped`.
+    SwapWithFirst {
         id: u64,
+        index: usize,
     },
     /// Panics inside the worker. Exists so tests (and the curious) can check that a crash is shown and survived.
     Crash,
@@ -260,14 +272,28 @@ pub struct ResultPictures {
     pub loss: Option<RgbaImage>,
 }
 
-/// A finished forward pass, drawn.
+/// A finished forward pass of every model, drawn.
 #[derive(Clone, Debug)]
 pub struct ForwardResult {
     pub id: u64,
     pub image_id: u64,
     /// The mask spec this result was computed for (so a test or the UI can tell which request it answers).
     pub mask_spec: MaskSpec,
-    /// 1 = masked, per spatial patch.
+    pub render_ms: f64,
+    /// One per model that ran, in the list's order; the first model's always comes first.
+    pub models: Vec<ModelResult>,
+}
+
+/// One model's side of a forward result.
+#[derive(Clone, Debug)]
+pub struct ModelResult {
+    /// The model's place in the list (0: the one every panel shows).
+    pub index: usize,
+    /// The model's name, as its model info has it.
+    pub name: String,
+    /// Identifies the pictures for texture uploads (every model's of every result differ).
+    pub texture_key: u64,
+    /// 1 = masked, per spatial patch of this model's grid.
     pub mask: Vec<f32>,
     pub grid: (usize, usize),
     pub patch_size: usize,
@@ -277,118 +303,50 @@ pub struct ForwardResult {
     /// Losses, PSNR and SSIM of the pasted-back picture against the original.
     pub quality: Quality,
     pub uses_target_statistics: bool,
-    /// `None` when the result was re-drawn from the cached forward pass.
+    /// `None` when the result was re-drawn from the model's cached forward pass.
     pub forward_ms: Option<f64>,
     /// How long the forward pass that made this output took, also when it ran for an earlier request.
     pub made_in_ms: f64,
-    pub render_ms: f64,
+    /// The pictures, with the overlays the panels showing this model asked for.
     pub pictures: ResultPictures,
     /// The head gallery and every head's statistics, when a panel asked for them.
     pub heads: Option<HeadsResult>,
     /// Drawing an overlay failed (the rest of the result is fine).
     pub overlay_error: Option<String>,
-    /// Model B's result for the same request, when a second model is loaded.
-    pub compare: Option<Box<CompareResult>>,
-}
-
-/// Model B's side of a forward pair, and how it compares with A's.
-#[derive(Clone, Debug)]
-pub struct CompareResult {
-    /// B's name, as its model info has it.
-    pub name: String,
-    /// B's pictures, with the overlays the panels switched to B asked for (`ViewOptions::for_b`).
-    pub pictures: ResultPictures,
-    /// B's head gallery and statistics, when the Heads panel is switched to B.
-    pub heads: Option<HeadsResult>,
-    pub quality: Quality,
-    pub uses_target_statistics: bool,
-    pub masked_patches: usize,
-    /// 1 = masked, per spatial patch of B's grid.
-    pub mask: Vec<f32>,
-    pub patch_loss: Vec<f32>,
-    /// Drawing one of B's overlays failed.
-    pub overlay_error: Option<String>,
-    /// As `ForwardResult`'s: `None` when re-drawn from B's cached pass, and the time of the pass that made it.
-    pub forward_ms: Option<f64>,
-    pub made_in_ms: f64,
-    /// Why B preprocessed the image itself and drew its own mask (same strategy, ratio and seed) instead of
-    /// seeing A's pixels and visible set; `None` when both saw exactly the same.
+    /// Why this model preprocessed the image itself and drew its own mask (same strategy, ratio and seed) instead
+    /// of seeing the first model's pixels and visible set; `None` when it saw exactly the same (and for the first).
     pub own_input: Option<String>,
-    /// The per-patch loss difference, or why none is drawn with each model's loss map instead.
-    pub difference: Result<Difference, NoDifference>,
+    /// The per-patch loss difference from the first model, or why none is drawn with each model's loss map
+    /// instead; `None` for the first model itself.
+    pub difference: Option<Result<Difference, NoDifference>>,
 }
 
-/// Why the two losses are not compared patch by patch, with each model's loss map to show side by side.
+/// Why two losses are not compared patch by patch, with each model's loss map to show side by side.
 #[derive(Clone, Debug)]
 pub struct NoDifference {
     pub why: String,
-    pub a_loss: RgbaImage,
-    pub b_loss: RgbaImage,
+    /// The first model's loss map, and this one's.
+    pub first_loss: RgbaImage,
+    pub own_loss: RgbaImage,
 }
 
-impl Response {
-    /// The id of the request this answers (`None` for a worker restart, which answers none).
-    pub fn request_id(&self) -> Option<u64> {
-        match self {
-            Response::ModelLoading { id, .. }
-            | Response::ModelLoaded { id, .. }
-            | Response::Progress { id, .. }
-            | Response::LossCurve { id, .. }
-            | Response::Exported { id, .. }
-            | Response::Swapped { id }
-            | Response::DatasetRow { id, .. }
-            | Response::Failed { id, .. } => Some(*id),
-            Response::Forward(result) => Some(result.id),
-            Response::Ensemble(result) => Some(result.id),
-            Response::Restarted { .. } => None,
-        }
-    }
-}
-
-impl ForwardResult {
+impl ModelResult {
     /// The mask as flags, true = masked, per spatial patch.
     pub fn masked_patches(&self) -> Vec<bool> {
         self.mask.iter().map(|&m| m > 0.5).collect()
     }
-
-    /// What one model of the result shows: A's, or B's when a pair was computed (`None` otherwise).
-    pub fn side(&self, slot: Slot) -> Option<Side<'_>> {
-        match (slot, &self.compare) {
-            (Slot::A, _) => Some(Side {
-                texture_key: self.id * 2,
-                pictures: &self.pictures,
-                heads: self.heads.as_ref(),
-                patch_loss: &self.patch_loss,
-                mask: &self.mask,
-                quality: &self.quality,
-                uses_target_statistics: self.uses_target_statistics,
-            }),
-            (Slot::B, Some(pair)) => Some(Side {
-                texture_key: self.id * 2 + 1,
-                pictures: &pair.pictures,
-                heads: pair.heads.as_ref(),
-                patch_loss: &pair.patch_loss,
-                mask: &pair.mask,
-                quality: &pair.quality,
-                uses_target_statistics: pair.uses_target_statistics,
-            }),
-            (Slot::B, None) => None,
-        }
-    }
 }
 
-/// One model's side of a forward result, as the panels with an A/B switch read it.
-#[derive(Clone, Copy, Debug)]
-pub struct Side<'a> {
-    /// Identifies the pictures for texture uploads (A's and B's of one result differ).
-    pub texture_key: u64,
-    pub pictures: &'a ResultPictures,
-    pub heads: Option<&'a HeadsResult>,
-    pub patch_loss: &'a [f32],
-    /// 1 = masked, per spatial patch.
-    pub mask: &'a [f32],
-    pub quality: &'a Quality,
-    pub uses_target_statistics: bool,
+impl ForwardResult {
+    /// The first model's result: the one every panel shows unless switched to another.
+    pub fn first(&self) -> &ModelResult {
+        &self.models[0]
+    }
+
+    /// The result of the model at `index` of the list, when it ran.
+    pub fn model(&self, index: usize) -> Option<&ModelResult> {
+        self.models.iter().find(|model| model.index == index)
+    }
 }
 
 /// Every head's statistics (encoder then decoder) and the gallery of one stack.
@@ -457,4 +415,23 @@ pub enum Response {
     Restarted {
         message: String,
     },
+}
+
+impl Response {
+    /// The id of the request this answers (`None` for a worker restart, which answers none).
+    pub fn request_id(&self) -> Option<u64> {
+        match self {
+            Response::ModelLoading { id, .. }
+            | Response::ModelLoaded { id, .. }
+            | Response::Progress { id, .. }
+            | Response::LossCurve { id, .. }
+            | Response::Exported { id, .. }
+            | Response::Swapped { id }
+            | Response::DatasetRow { id, .. }
+            | Response::Failed { id, .. } => Some(*id),
+            Response::Forward(result) => Some(result.id),
+            Response::Ensemble(result) => Some(result.id),
+            Response::Restarted { .. } => None,
+        }
+    }
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use candle_core::{Device, Tensor};
 use image::RgbaImage;
 use mae_model::{
@@ -13,8 +13,9 @@ use mae_model::{
 };
 
 use super::protocol::{
-    AttentionView, CompareResult, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput,
-    LoadProgress, LoadRequest, ModelInfo, NoDifference, Request, Response, ResultPictures, Slot, ViewOptions,
+    AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
+    LoadRequest, MAX_MODELS, ModelInfo, ModelResult, NoDifference, Request, Response, ResultPictures, ViewOptions,
+    model_letter,
 };
 use super::{Responder, WorkerStats};
 use crate::atomic_file::write_picture;
@@ -25,7 +26,7 @@ use crate::jobs::grid::GridProgress;
 use crate::jobs::loss_curve::LossCurve;
 use crate::render::Colormap;
 use crate::render::attention::{self, Stack};
-use crate::render::compare::loss_difference;
+use crate::render::compare::{Difference, loss_difference};
 use crate::render::gallery::{GallerySpec, THUMBNAIL_WIDTH, render_gallery};
 use crate::render::loss::loss_overlay;
 use crate::render::panels::{PanelOptions, render_panels};
@@ -80,53 +81,105 @@ impl BackgroundJob {
 
 pub(super) struct WorkerState {
     pub(super) stats: Arc<WorkerStats>,
-    model: Option<LoadedModel>,
-    /// Bumped on every model (re)load so caches keyed on it go stale.
-    model_generation: u64,
-    /// Preprocessed input of the last image: (model generation, image id) → pixel values.
-    input: Option<((u64, u64), Tensor)>,
-    /// The last forward pass: (model generation, image id, mask) → output, and how long it took in milliseconds.
-    output: Option<((u64, u64, MaskSpec), MaeOutput, f64)>,
-    /// Every head's statistics of that output, once a panel asked for them.
-    output_head_stats: Option<Arc<Vec<HeadStats>>>,
-    /// PSNR, SSIM and losses of that output (a view change re-draws without measuring again).
-    output_quality: Option<Quality>,
+    /// The window's models in its order: the first is the one every panel shows, the others are compared with it.
+    models: Vec<ModelSide>,
     /// In the order they were asked for; a new job replaces an older one of its kind (the window only wants the
     /// newest curve and the newest ensemble).
     background: Vec<BackgroundJob>,
-    /// Model B, run beside A for every forward request while the window compares two models.
-    compare: Option<CompareModel>,
 }
 
-/// Model B with its own caches: its input (when it preprocesses the image itself), its last forward pass with its
-/// measurements, and that pass's head statistics once the Heads panel asked for B's.
-struct CompareModel {
+/// One of the window's models with its caches: its input (the image as its preprocessor prepares it), its last
+/// forward pass with the measurements and time of it, and that pass's head statistics once a panel asked for them.
+/// The same for the first model and for every compared one.
+struct ModelSide {
     loaded: LoadedModel,
+    /// Image id → pixel values.
     input: Option<(u64, Tensor)>,
-    /// (image id, mask) → output, its measurements and how long it took in milliseconds.
-    output: Option<((u64, MaskSpec), MaeOutput, Quality, f64)>,
+    output: Option<CachedOutput>,
     head_stats: Option<Arc<Vec<HeadStats>>>,
 }
 
-impl CompareModel {
+/// A model's last forward pass: what it was for (image id, mask), the output, its measurements and how long it took.
+struct CachedOutput {
+    key: (u64, MaskSpec),
+    output: MaeOutput,
+    quality: Quality,
+    made_in_ms: f64,
+}
+
+impl ModelSide {
     fn new(loaded: LoadedModel) -> Self {
         Self { loaded, input: None, output: None, head_stats: None }
+    }
+
+    fn forget_work(&mut self) {
+        self.input = None;
+        self.output = None;
+        self.head_stats = None;
+    }
+
+    /// The patch grid this model cuts its input into.
+    fn grid(&self) -> (usize, usize) {
+        let (height, width) = self.loaded.preprocessor.config.target_size();
+        let patch = self.loaded.model.config().patch_size;
+        (height / patch, width / patch)
+    }
+
+    /// The image as this model's preprocessor prepares it, cached per image.
+    fn pixel_values(&mut self, image: &ImageInput) -> Result<Tensor> {
+        if let Some((image_id, values)) = &self.input
+            && *image_id == image.id
+        {
+            return Ok(values.clone());
+        }
+        let values = self.loaded.preprocessor.pixel_values(&image.rgb, &Device::Cpu)?;
+        self.input = Some((image.id, values.clone()));
+        Ok(values)
+    }
+
+    /// Runs the forward pass for `image` and `mask` unless the cached one serves (with attention maps where they
+    /// are needed), and measures it; returns its time when one ran.
+    fn run(
+        &mut self,
+        image: &ImageInput,
+        mask: &MaskSpec,
+        attentions: bool,
+        stats: &WorkerStats,
+    ) -> Result<Option<f64>> {
+        let key = (image.id, mask.clone());
+        let cached = self
+            .output
+            .as_ref()
+            .is_some_and(|cached| cached.key == key && (!attentions || !cached.output.encoder_attentions.is_empty()));
+        if cached {
+            return Ok(None);
+        }
+        let pixel_values = self.pixel_values(image)?;
+        let start = Instant::now();
+        let output = self.loaded.model.forward(&pixel_values, mask, ForwardOptions { attentions })?;
+        let made_in_ms = start.elapsed().as_secs_f64() * 1e3;
+        stats.forwards.fetch_add(1, Ordering::Relaxed);
+        let quality = DisplayPair::of(&output, &self.loaded.preprocessor)?.quality(&output);
+        self.output = Some(CachedOutput { key, output, quality, made_in_ms });
+        self.head_stats = None;
+        Ok(Some(made_in_ms))
+    }
+
+    /// Every head's statistics of the cached output, computed once asked for.
+    fn head_stats(&mut self) -> Result<Arc<Vec<HeadStats>>> {
+        if let Some(stats) = &self.head_stats {
+            return Ok(stats.clone());
+        }
+        let cached = self.output.as_ref().context("the forward pass left no output")?;
+        let stats = Arc::new(head_stats(&cached.output, &[Stack::Encoder, Stack::Decoder])?);
+        self.head_stats = Some(stats.clone());
+        Ok(stats)
     }
 }
 
 impl WorkerState {
     pub(super) fn new(stats: Arc<WorkerStats>) -> Self {
-        Self {
-            stats,
-            model: None,
-            model_generation: 0,
-            input: None,
-            output: None,
-            output_head_stats: None,
-            output_quality: None,
-            background: Vec::new(),
-            compare: None,
-        }
+        Self { stats, models: Vec::new(), background: Vec::new() }
     }
 
     pub(super) fn has_background_work(&self) -> bool {
@@ -135,15 +188,9 @@ impl WorkerState {
 
     /// Drops caches and background jobs (after a panic, whatever they held is suspect).
     pub(super) fn forget_work(&mut self) {
-        self.input = None;
-        self.output = None;
-        self.output_head_stats = None;
-        self.output_quality = None;
         self.background.clear();
-        if let Some(compare) = self.compare.as_mut() {
-            compare.input = None;
-            compare.output = None;
-            compare.head_stats = None;
+        for side in &mut self.models {
+            side.forget_work();
         }
     }
 
@@ -172,13 +219,14 @@ impl WorkerState {
                 }
             }
             Request::ExportGrid { id, job, path } => {
-                let result = self.loaded().and_then(|loaded| {
+                let result = (|| {
                     // Fail on a bad file name before computing anything.
                     crate::atomic_file::picture_format(&path)?;
-                    let mut models = vec![loaded];
-                    if job.models == 2 {
-                        models.push(&self.compare.as_ref().context("model B was closed before the export")?.loaded);
+                    if self.models.len() < job.models.max(1) {
+                        bail!("the export wants {} models but {} are loaded", job.models, self.models.len());
                     }
+                    let models: Vec<&LoadedModel> =
+                        self.models.iter().take(job.models.max(1)).map(|side| &side.loaded).collect();
                     let stats = &self.stats;
                     let output = job.run(&models, &mut |progress| {
                         if let GridProgress::Rows { done, total } = progress {
@@ -187,7 +235,7 @@ impl WorkerState {
                         }
                     })?;
                     write_picture(&output.picture, &path)
-                });
+                })();
                 match result {
                     Ok(()) => send(Response::Exported { id, path }),
                     Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
@@ -195,20 +243,22 @@ impl WorkerState {
             }
             Request::EvaluateFolder { id, job } => self.start(BackgroundJob::Dataset { id, job, next: 0 }),
             Request::Cancel { id } => self.background.retain(|job| job.id() != id),
-            Request::CloseCompare => self.compare = None,
-            Request::SwapModels { id } => match (self.model.take(), self.compare.take()) {
-                (Some(a), Some(b)) => {
-                    self.model = Some(b.loaded);
-                    self.compare = Some(CompareModel::new(a));
-                    self.model_generation += 1;
-                    self.forget_work();
+            Request::CloseModel { index } => {
+                if index > 0 && index < self.models.len() {
+                    self.models.remove(index);
+                }
+            }
+            Request::SwapWithFirst { id, index } => {
+                if index > 0 && index < self.models.len() {
+                    self.models.swap(0, index);
+                    // Jobs ran on the first model: whatever they were computing is another model's now.
+                    self.background.clear();
                     send(Response::Swapped { id });
+                } else {
+                    let error = format!("there is no model {} to swap with the first", model_letter(index));
+                    send(Response::Failed { id, error });
                 }
-                (a, b) => {
-                    (self.model, self.compare) = (a, b);
-                    send(Response::Failed { id, error: "there are not two models to swap".into() });
-                }
-            },
+            }
             Request::Crash => panic!("crash requested"),
         }
     }
@@ -224,7 +274,7 @@ impl WorkerState {
         let Some(job) = self.background.first_mut() else { return };
         let id = job.id();
         let done_before = job.forwards_done();
-        let Some(loaded) = self.model.as_ref() else {
+        let Some(loaded) = self.models.first().map(|side| &side.loaded) else {
             self.background.remove(0);
             responder.send(Response::Failed { id, error: "no model is loaded".into() });
             return;
@@ -289,15 +339,29 @@ impl WorkerState {
             *last = Some(Instant::now());
             responder.send(Response::ModelLoading { id, progress: LoadProgress::Downloading(progress) });
         };
-        // The other slot's model stays in memory beside this one: the pair must fit together.
-        let other = match load.slot {
-            Slot::A => self.compare.as_ref().map(|compare| &compare.loaded),
-            Slot::B => self.model.as_ref(),
-        };
-        let alongside = other.map(|loaded| Alongside {
-            name: loaded.name.clone(),
-            bytes: mae_model::memory::model_bytes(loaded.model.config(), loaded.model.dtype().size_in_bytes() as u64),
+        // The other models stay in memory beside this one: the whole set must fit together.
+        let others: Vec<&LoadedModel> = self
+            .models
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index != load.index)
+            .map(|(_, side)| &side.loaded)
+            .collect();
+        let alongside = (!others.is_empty()).then(|| Alongside {
+            name: others.iter().map(|loaded| loaded.name.as_str()).collect::<Vec<_>>().join(" and "),
+            bytes: others
+                .iter()
+                .map(|loaded| {
+                    let dtype_bytes = loaded.model.dtype().size_in_bytes() as u64;
+                    mae_model::memory::model_bytes(loaded.model.config(), dtype_bytes)
+                })
+                .sum(),
         });
+        if load.index > self.models.len().min(MAX_MODELS - 1) {
+            let error = format!("the window holds at most {MAX_MODELS} models (the first and three compared)");
+            responder.send(Response::Failed { id, error });
+            return;
+        }
         let loaded = (|| -> Result<LoadedModel> {
             let selected = select_device(load.device)?.with_dtype(load.dtype)?;
             let options = LoadOptions { progress: Some(&report), cancel: Some(load.cancel.clone()), alongside };
@@ -307,13 +371,13 @@ impl WorkerState {
         match loaded {
             Ok(loaded) => {
                 let info = model_info(&loaded, start.elapsed().as_secs_f64() * 1e3);
-                match load.slot {
-                    Slot::A => {
-                        self.model = Some(loaded);
-                        self.model_generation += 1;
-                        self.forget_work();
-                    }
-                    Slot::B => self.compare = Some(CompareModel::new(loaded)),
+                if load.index == 0 {
+                    // Jobs ran on the first model: they would mix two models' numbers.
+                    self.background.clear();
+                }
+                match self.models.get_mut(load.index) {
+                    Some(side) => *side = ModelSide::new(loaded),
+                    None => self.models.push(ModelSide::new(loaded)),
                 }
                 responder.send(Response::ModelLoaded { id, info: Box::new(info) });
             }
@@ -321,191 +385,124 @@ impl WorkerState {
         }
     }
 
-    fn loaded(&self) -> Result<&LoadedModel> {
-        self.model.as_ref().context("no model is loaded")
+    /// The first model: the one background jobs run on.
+    fn first(&mut self) -> Result<&mut ModelSide> {
+        self.models.first_mut().context("no model is loaded")
     }
 
-    /// The image as the model's preprocessor prepares it, cached per image and model.
+    /// The image as the first model's preprocessor prepares it (for its background jobs).
     fn pixel_values(&mut self, image: &ImageInput) -> Result<Tensor> {
-        let key = (self.model_generation, image.id);
-        if let Some((cached_key, values)) = &self.input
-            && *cached_key == key
-        {
-            return Ok(values.clone());
-        }
-        let values = self.loaded()?.preprocessor.pixel_values(&image.rgb, &Device::Cpu)?;
-        self.input = Some((key, values.clone()));
-        Ok(values)
+        self.first()?.pixel_values(image)
     }
 
+    /// Every model's forward pass for the request (each reusing its cached one where it serves), drawn, and each
+    /// compared model's per-patch loss set against the first's. A compared model sees the first's pixels and
+    /// visible set when both preprocess alike and cut the image into the same grid; otherwise it preprocesses the
+    /// image itself and draws its own mask with the same strategy, ratio and seed, and its result says so. A
+    /// painted or picture mask names patches of the first model's grid, so a model of another grid sits it out.
     fn forward(&mut self, request: ForwardRequest) -> Result<ForwardResult> {
-        let key = (self.model_generation, request.image.id, request.mask.clone());
-        // Attention maps are kept only while a panel shows them: they cost memory and some time.
-        let attentions = request.view.needs_attentions();
-        let mut forward_ms = None;
-        let cached = self.output.as_ref().is_some_and(|(cached_key, output, _)| {
-            *cached_key == key && (!attentions || !output.encoder_attentions.is_empty())
-        });
-        if !cached {
-            let pixel_values = self.pixel_values(&request.image)?;
-            let start = Instant::now();
-            let output = self.loaded()?.model.forward(&pixel_values, &request.mask, ForwardOptions { attentions })?;
-            let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
-            forward_ms = Some(elapsed_ms);
-            self.stats.forwards.fetch_add(1, Ordering::Relaxed);
-            self.output = Some((key, output, elapsed_ms));
-            self.output_head_stats = None;
-            self.output_quality = None;
-        }
         let render_start = Instant::now();
-        if request.view.heads.is_some() && self.output_head_stats.is_none() {
-            let (_, output, _) = self.output.as_ref().context("the forward pass left no output")?;
-            self.output_head_stats = Some(Arc::new(head_stats(output, &[Stack::Encoder, Stack::Decoder])?));
-        }
-        if self.output_quality.is_none() {
-            let (_, output, _) = self.output.as_ref().context("the forward pass left no output")?;
-            let quality = DisplayPair::of(output, &self.loaded()?.preprocessor)?.quality(output);
-            self.output_quality = Some(quality);
-        }
-        let quality = self.output_quality.context("the forward pass left no measurements")?;
-        let (_, output, made_in_ms) = self.output.as_ref().context("the forward pass left no output")?;
-        // Field by field (not `self.loaded()`), so model B's slot can be borrowed mutably beside A's output.
-        let loaded = self.model.as_ref().context("no model is loaded")?;
-        let (pictures, heads, overlay_error) = draw(output, loaded, &request.view, self.output_head_stats.as_ref())?;
-        let compare = match (&request.compare_mask, self.compare.as_mut()) {
-            (Some(mask), Some(compare)) => {
-                let pixel_values = self.input.as_ref().map(|(_, values)| values.clone());
-                let a = (loaded, output, &pictures);
-                let pair = run_compare(compare, a, pixel_values, &request, mask, &self.stats)?;
-                Some(Box::new(pair))
+        let first = self.models.first().context("no model is loaded")?;
+        let (first_grid, first_preprocessing) = (first.grid(), first.loaded.preprocessor.config.clone());
+        let mut models = Vec::with_capacity(self.models.len());
+        for (index, side) in self.models.iter_mut().enumerate() {
+            let own_input = (index > 0).then(|| own_input(side, first_grid, &first_preprocessing)).flatten();
+            if own_input.is_some() && side.grid() != first_grid && matches!(request.mask, MaskSpec::Keep { .. }) {
+                continue;
             }
-            _ => None,
-        };
+            let view = request.view.model(index);
+            let forward_ms = side.run(&request.image, &request.mask, view.needs_attentions(), &self.stats)?;
+            let stats = view.heads.is_some().then(|| side.head_stats()).transpose()?;
+            let cached = side.output.as_ref().context("the forward pass left no output")?;
+            let output = &cached.output;
+            let view = ViewOptions { masked_style: request.view.masked_style, models: vec![view] };
+            let (pictures, heads, overlay_error) = draw(output, &side.loaded, &view, stats.as_ref())?;
+            models.push(ModelResult {
+                index,
+                name: side.loaded.name.clone(),
+                texture_key: request.id * MAX_MODELS as u64 + index as u64,
+                mask: output.masking.mask.clone(),
+                grid: output.grid,
+                patch_size: output.patch_size,
+                patch_loss: output.patch_loss.clone(),
+                requested_masked: request.mask.requested_masked(output.num_patches()),
+                quality: cached.quality,
+                uses_target_statistics: output.norm_pix_loss,
+                forward_ms,
+                made_in_ms: cached.made_in_ms,
+                pictures,
+                heads,
+                overlay_error,
+                own_input,
+                difference: None,
+            });
+        }
+        // Each compared model against the first, patch by patch where they saw the same patches.
+        let (first_result, compared) = models.split_first_mut().context("the first model did not run")?;
+        let first_output = &self.models[0].output.as_ref().context("the forward pass left no output")?.output;
+        for result in compared {
+            let output = &self.models[result.index].output.as_ref().context("the forward pass left no output")?.output;
+            result.difference = Some(difference(
+                (first_output, &first_result.pictures),
+                (output, &result.pictures),
+                result.own_input.is_some(),
+            ));
+        }
         Ok(ForwardResult {
             id: request.id,
             image_id: request.image.id,
-            requested_masked: request.mask.requested_masked(output.num_patches()),
             mask_spec: request.mask,
-            mask: output.masking.mask.clone(),
-            grid: output.grid,
-            patch_size: output.patch_size,
-            patch_loss: output.patch_loss.clone(),
-            quality,
-            uses_target_statistics: output.norm_pix_loss,
-            forward_ms,
-            made_in_ms: *made_in_ms,
             render_ms: render_start.elapsed().as_secs_f64() * 1e3,
-            pictures,
-            heads,
-            overlay_error,
-            compare,
+            models,
         })
     }
 }
 
-/// Model B's forward pass for the request A just answered, drawn and compared with A's. B sees A's pixel values and
-/// visible set when both preprocess alike and cut the image into the same grid; otherwise it preprocesses the
-/// image itself and draws its own mask with the same strategy, ratio and seed, and the result says so.
-fn run_compare(
-    compare: &mut CompareModel,
-    (a_loaded, a_output, a_pictures): (&LoadedModel, &MaeOutput, &ResultPictures),
-    a_pixel_values: Option<Tensor>,
-    request: &ForwardRequest,
-    mask: &MaskSpec,
-    stats: &WorkerStats,
-) -> Result<CompareResult> {
-    let b_config = compare.loaded.model.config();
-    let preprocessing_difference = compare.loaded.preprocessor.config.difference_from(&a_loaded.preprocessor.config);
-    let same_preprocessing = preprocessing_difference.is_none();
-    let b_grid = {
-        let (height, width) = compare.loaded.preprocessor.config.target_size();
-        (height / b_config.patch_size, width / b_config.patch_size)
+/// Why a compared model cannot see the first model's pixels and visible set, or `None` when it can: it
+/// preprocesses images otherwise (what differs is named) or cuts them into another grid.
+fn own_input(
+    side: &ModelSide,
+    first_grid: (usize, usize),
+    first_preprocessing: &mae_model::PreprocessorConfig,
+) -> Option<String> {
+    let grid = side.grid();
+    let why = match side.loaded.preprocessor.config.difference_from(first_preprocessing) {
+        _ if grid != first_grid => format!(
+            "cuts the image into another grid ({}×{} patches against the first model's {}×{})",
+            grid.0, grid.1, first_grid.0, first_grid.1
+        ),
+        Some(difference) => format!("preprocesses images differently ({difference}, the first model's second)"),
+        None => return None,
     };
-    let same_grid = b_grid == a_output.grid;
-    let own_input = (!(same_preprocessing && same_grid)).then(|| {
-        let why = match preprocessing_difference {
-            Some(difference) if same_grid => format!("preprocesses images differently ({difference}, A's second)"),
-            _ => format!(
-                "cuts the image into another grid ({}×{} patches against A's {}×{})",
-                b_grid.0, b_grid.1, a_output.grid.0, a_output.grid.1
-            ),
-        };
-        format!(
-            "B {why}: each model preprocessed the image itself and drew its own mask with the same strategy, ratio \
-             and seed"
-        )
-    });
-    let key = (request.image.id, mask.clone());
-    // What the panels switched to B show; B's pictures are drawn in A's masked style.
-    let b_view = match &request.view.for_b {
-        Some(view) => ViewOptions { masked_style: request.view.masked_style, ..(**view).clone() },
-        None => ViewOptions { masked_style: request.view.masked_style, ..ViewOptions::default() },
-    };
-    let attentions = b_view.needs_attentions();
-    let mut forward_ms = None;
-    let cached = compare
-        .output
-        .as_ref()
-        .is_some_and(|(cached, output, _, _)| *cached == key && (!attentions || !output.encoder_attentions.is_empty()));
-    if !cached {
-        let pixel_values = match (same_preprocessing, a_pixel_values) {
-            (true, Some(values)) => values,
-            _ => match &compare.input {
-                Some((image_id, values)) if *image_id == request.image.id => values.clone(),
-                _ => {
-                    let values = compare.loaded.preprocessor.pixel_values(&request.image.rgb, &Device::Cpu)?;
-                    compare.input = Some((request.image.id, values.clone()));
-                    values
-                }
-            },
-        };
-        let start = Instant::now();
-        let output = compare.loaded.model.forward(&pixel_values, mask, ForwardOptions { attentions })?;
-        let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
-        forward_ms = Some(elapsed_ms);
-        stats.forwards.fetch_add(1, Ordering::Relaxed);
-        let quality = DisplayPair::of(&output, &compare.loaded.preprocessor)?.quality(&output);
-        compare.output = Some((key, output, quality, elapsed_ms));
-        compare.head_stats = None;
+    Some(format!(
+        "{} {why}: each model preprocessed the image itself and drew its own mask with the same strategy, ratio and \
+         seed",
+        side.loaded.name
+    ))
+}
+
+/// A compared model's per-patch loss set against the first model's: the difference map and wins where both saw
+/// the same patches and measure loss alike, else why not, with each one's loss map.
+fn difference(
+    (first, first_pictures): (&MaeOutput, &ResultPictures),
+    (output, pictures): (&MaeOutput, &ResultPictures),
+    own_input: bool,
+) -> Result<Difference, NoDifference> {
+    if !own_input && output.norm_pix_loss == first.norm_pix_loss {
+        let masked: Vec<bool> = first.masking.mask.iter().map(|&m| m > 0.5).collect();
+        let side = first.patch_size as u32;
+        return Ok(loss_difference(&first.patch_loss, &output.patch_loss, &masked, first.grid, side));
     }
-    if b_view.heads.is_some() && compare.head_stats.is_none() {
-        let (_, output, _, _) = compare.output.as_ref().context("model B's forward pass left no output")?;
-        compare.head_stats = Some(Arc::new(head_stats(output, &[Stack::Encoder, Stack::Decoder])?));
-    }
-    let (_, b_output, quality, made_in_ms) =
-        compare.output.as_ref().context("model B's forward pass left no output")?;
-    let (pictures, heads, overlay_error) = draw(b_output, &compare.loaded, &b_view, compare.head_stats.as_ref())?;
-    let comparable = own_input.is_none() && b_output.norm_pix_loss == a_output.norm_pix_loss;
-    let difference = if comparable {
-        let masked: Vec<bool> = a_output.masking.mask.iter().map(|&m| m > 0.5).collect();
-        let side = a_output.patch_size as u32;
-        Ok(loss_difference(&a_output.patch_loss, &b_output.patch_loss, &masked, a_output.grid, side))
+    let why = if own_input {
+        "the two models did not see the same patches, so their losses are shown side by side"
     } else {
-        let why = if own_input.is_some() {
-            "the two models did not see the same patches, so their losses are shown side by side".to_string()
-        } else {
-            "one model's loss is on normalised pixels (norm-pix) and the other's is not, so their losses are shown \
-             side by side"
-                .to_string()
-        };
-        let a_loss = loss_overlay(&a_pictures.original, a_output, Colormap::Viridis, LOSS_ALPHA);
-        let b_loss = loss_overlay(&pictures.original, b_output, Colormap::Viridis, LOSS_ALPHA);
-        Err(NoDifference { why, a_loss, b_loss })
+        "one model's loss is on normalised pixels (norm-pix) and the other's is not, so their losses are shown side \
+         by side"
     };
-    Ok(CompareResult {
-        name: compare.loaded.name.clone(),
-        pictures,
-        heads,
-        quality: *quality,
-        uses_target_statistics: b_output.norm_pix_loss,
-        masked_patches: b_output.masking.num_masked(),
-        mask: b_output.masking.mask.clone(),
-        patch_loss: b_output.patch_loss.clone(),
-        overlay_error,
-        forward_ms,
-        made_in_ms: *made_in_ms,
-        own_input,
-        difference,
+    Err(NoDifference {
+        why: why.to_string(),
+        first_loss: loss_overlay(&first_pictures.original, first, Colormap::Viridis, LOSS_ALPHA),
+        own_loss: loss_overlay(&pictures.original, output, Colormap::Viridis, LOSS_ALPHA),
     })
 }
 
@@ -540,6 +537,7 @@ fn draw(
     stats: Option<&Arc<Vec<HeadStats>>>,
 ) -> Result<(ResultPictures, Option<HeadsResult>, Option<String>)> {
     let panels = render_panels(output, &loaded.preprocessor, &PanelOptions { masked_style: view.masked_style })?;
+    let view = view.model(0);
     let mut overlay_error = None;
     let attention = view.attention.as_ref().and_then(|attention_view| {
         attention_overlay(output, &panels.original, attention_view)

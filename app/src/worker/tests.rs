@@ -21,7 +21,7 @@ fn sample_image(id: u64) -> ImageInput {
 
 fn forward(id: u64, ratio: f64, view: ViewOptions) -> Request {
     let mask = MaskSpec::random(0, ratio);
-    Request::Forward(Box::new(ForwardRequest { id, image: sample_image(1), mask, view, compare_mask: None }))
+    Request::Forward(Box::new(ForwardRequest { id, image: sample_image(1), mask, view }))
 }
 
 fn load(worker: &Worker, model: &str) -> Response {
@@ -31,7 +31,7 @@ fn load(worker: &Worker, model: &str) -> Response {
         dtype: DType::F32,
         cancel: Arc::new(AtomicBool::new(false)),
         hub: mae_model::hub::HubSettings::from_env(),
-        slot: Slot::A,
+        index: 0,
     };
     worker.send(Request::LoadModel { id: 1000, load });
     next(worker, |response| matches!(response, Response::ModelLoaded { .. } | Response::Failed { id: 1000, .. }))
@@ -94,27 +94,28 @@ fn a_view_change_redraws_without_running_the_model() {
     let worker = Worker::spawn(WorkerConfig::default());
     load(&worker, &fixture_model());
     worker.send(forward(1, 0.5, ViewOptions::default()));
-    let first = forward_result(&worker);
+    let first = forward_result(&worker).first().clone();
     assert!(first.forward_ms.is_some());
     assert!(first.pictures.attention.is_none());
-    let view = ViewOptions { attention: Some(AttentionView::default()), ..ViewOptions::default() };
+    let mut view = ViewOptions::default();
+    view.for_model(0).attention = Some(AttentionView::default());
     worker.send(forward(2, 0.5, view.clone()));
-    let second = forward_result(&worker);
+    let second = forward_result(&worker).first().clone();
     assert!(second.pictures.attention.is_some());
     assert_eq!(second.mask, first.mask);
     // Attention maps were not kept the first time (no panel showed them), so the model ran again, keeping them.
     assert_eq!(worker.stats().forwards(), 2);
     let mut other_layer = view.clone();
-    if let Some(attention) = other_layer.attention.as_mut() {
+    if let Some(attention) = other_layer.for_model(0).attention.as_mut() {
         attention.selection.layer = 1;
     }
     worker.send(forward(3, 0.5, other_layer));
-    let third = forward_result(&worker);
+    let third = forward_result(&worker).first().clone();
     assert_eq!(third.forward_ms, None, "the cached output was re-drawn");
     assert!(third.pictures.attention.is_some());
     assert_ne!(third.pictures.attention, second.pictures.attention, "another layer looks different");
     worker.send(forward(4, 0.5, ViewOptions::default()));
-    assert_eq!(forward_result(&worker).forward_ms, None, "outputs with attention maps serve plain views too");
+    assert_eq!(forward_result(&worker).first().forward_ms, None, "outputs with attention maps serve plain views too");
     assert_eq!(worker.stats().forwards(), 2);
 }
 
@@ -146,7 +147,7 @@ fn a_failed_load_keeps_the_model_in_use_and_says_why() {
         other => panic!("expected a failure, got {other:?}"),
     }
     worker.send(forward(2, 0.5, ViewOptions::default()));
-    assert_eq!(forward_result(&worker).grid, (4, 4));
+    assert_eq!(forward_result(&worker).first().grid, (4, 4));
 }
 
 #[test]

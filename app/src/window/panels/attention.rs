@@ -9,7 +9,7 @@ use super::{Panel, PanelCommand, fit_picture, patch_rect, patch_under};
 use crate::render::attention::{HeadFusion, Query, Stack};
 use crate::window::session::Session;
 use crate::window::texture::PanelTexture;
-use crate::worker::{AttentionView, ModelInfo, Slot, ViewOptions};
+use crate::worker::{AttentionView, ModelInfo, ViewOptions};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -17,7 +17,7 @@ pub struct AttentionPanel {
     pub view: AttentionView,
     /// Which compared model's attention the panel shows.
     #[serde(skip)]
-    pub model: Slot,
+    pub model: usize,
     #[serde(skip)]
     texture: PanelTexture,
 }
@@ -46,7 +46,7 @@ impl AttentionPanel {
 
     fn picture(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         let shown = shown_model(self.model, session);
-        let texture = session.result().and_then(|result| result.side(shown)).and_then(|side| {
+        let texture = session.result().and_then(|result| result.model(shown)).and_then(|side| {
             let overlay = side.pictures.attention.as_ref()?;
             Some(self.texture.show(ui.ctx(), "attention", side.texture_key, overlay, session.upload()).clone())
         });
@@ -125,10 +125,7 @@ impl Panel for AttentionPanel {
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         // The layer and head ranges are those of the model shown.
-        let shown = match shown_model(self.model, session) {
-            Slot::A => session.model.info(),
-            Slot::B => session.compare.as_ref().and_then(|slot| slot.info()),
-        };
+        let shown = session.model_info(shown_model(self.model, session));
         let Some(info) = shown.cloned() else {
             ui.label("Attention maps appear once a model is loaded.");
             return;
@@ -144,7 +141,7 @@ impl Panel for AttentionPanel {
     fn add_view(&self, view: &mut ViewOptions, session: &Session) {
         let mut attention = self.view.clone();
         attention.selection.query = session.settings.query;
-        view.for_slot(shown_model(self.model, session)).attention = Some(attention);
+        view.for_model(shown_model(self.model, session)).attention = Some(attention);
     }
 
     fn on_model_loaded(&mut self, info: &ModelInfo, _session: &mut Session) {

@@ -1,28 +1,36 @@
-//! The Compare panel: model A and model B on the same masked image — each one's reconstruction and pasted-back
-//! picture with its measurements, and between them the per-patch loss difference B − A (or, where the two cannot
-//! be compared patch by patch, each one's loss map and the reason). Model B is chosen under "Compare with" in the
-//! control panel; the worker runs both for every forward request.
+//! The Compare panel: the first model (A) and every model compared with it (B, C, D) on the same masked image —
+//! each one's reconstruction and pasted-back picture with its measurements, and beside each compared model its
+//! per-patch loss difference from A (or, where the two cannot be compared patch by patch, both loss maps and the
+//! reason). A compared model is chosen under "Compare with" in the control panel; the worker runs every model for
+//! every forward request.
 
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, TextureHandle};
 use serde::{Deserialize, Serialize};
 
 use super::Panel;
-use super::picture::{quality_line, quality_text};
+use super::picture::quality_text;
 use crate::render::loss::format_value;
 use crate::window::session::Session;
 use crate::window::texture::PanelTexture;
-use crate::worker::{CompareResult, ForwardResult};
+use crate::worker::{ForwardResult, ModelResult, model_letter};
 
-/// Accessible names of the panel's pictures (and what tests look for).
-pub const A_PASTED_LABEL: &str = "Model A pasted back";
-pub const B_PASTED_LABEL: &str = "Model B pasted back";
-pub const DIFFERENCE_LABEL: &str = "Loss difference B minus A";
+/// Accessible name of a model's pasted-back picture in the panel (what tests look for).
+pub fn pasted_label(index: usize) -> String {
+    format!("Model {} pasted back", model_letter(index))
+}
+
+/// Accessible name of a compared model's loss difference from the first.
+pub fn difference_label(index: usize) -> String {
+    format!("Loss difference {} minus A", model_letter(index))
+}
 
 #[derive(Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ComparePanel {
+    /// Per model row: reconstruction, pasted back, and the difference (or the first model's loss map) — plus the
+    /// row's own loss map where there is no difference.
     #[serde(skip)]
-    textures: [PanelTexture; 6],
+    textures: Vec<[PanelTexture; 4]>,
 }
 
 impl std::fmt::Debug for ComparePanel {
@@ -37,7 +45,8 @@ impl Panel for ComparePanel {
     }
 
     fn description(&self) -> &'static str {
-        "Model A against model B on the same mask: reconstructions, PSNR/SSIM and the per-patch loss difference"
+        "Model A against the models compared with it on the same mask: reconstructions, PSNR/SSIM and the per-patch \
+         loss difference"
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
@@ -53,80 +62,87 @@ impl Panel for ComparePanel {
             return;
         }
         let Some(result) = session.result() else { return };
-        let Some(pair) = result.compare.as_deref() else {
+        if result.models.len() < 2 {
             ui.label(match session.settings.mask_mode.strategy() {
-                Some(_) => "computing model B…",
+                Some(_) => "computing the compared models…",
                 None => {
-                    "Painted and picture masks name patches of model A's grid; model B cuts the image into another \
-                     grid, so it runs only with drawn masks (random, block, grid, centre)."
+                    "Painted and picture masks name patches of model A's grid; a model that cuts the image into \
+                     another grid runs only with drawn masks (random, block, grid, centre)."
                 }
             });
             return;
-        };
-        self.draw_pair(ui, session, result, pair);
+        }
+        self.draw(ui, session, result);
     }
 }
 
 impl ComparePanel {
-    fn draw_pair(&mut self, ui: &mut egui::Ui, session: &Session, result: &ForwardResult, pair: &CompareResult) {
-        let a_name = session.model.info().map_or("model A", |info| info.name.as_str());
-        let a_masked = result.masked_patches().iter().filter(|&&masked| masked).count();
-        ui.label(format!("A: {a_name} · {a_masked} masked · {}", quality_line(result)));
-        ui.label(format!(
-            "B: {} · {} masked · {}",
-            pair.name,
-            pair.masked_patches,
-            quality_text(&pair.quality, pair.uses_target_statistics)
-        ));
-        if let Some(note) = &pair.own_input {
-            ui.weak(note);
+    fn draw(&mut self, ui: &mut egui::Ui, session: &Session, result: &ForwardResult) {
+        for model in &result.models {
+            let masked = model.masked_patches().iter().filter(|&&masked| masked).count();
+            let quality = quality_text(&model.quality, model.uses_target_statistics);
+            ui.label(format!("{}: {} · {masked} masked · {quality}", model_letter(model.index), model.name));
+            if let Some(note) = &model.own_input {
+                ui.weak(note);
+            }
         }
+        for model in &result.models[1..] {
+            ui.label(caption(model));
+        }
+        ui.weak(
+            "One row per model, A on top: reconstruction, pasted back; right: each compared model's loss difference \
+             from A (or its own loss map beside A's).",
+        );
+        self.textures.resize_with(result.models.len(), Default::default);
         let ctx = ui.ctx().clone();
-        let key = result.id;
         let upload = session.upload();
-        let [a_rec, a_pasted, b_rec, b_pasted, third_a, third_b] = &mut self.textures;
-        let a_rec = a_rec.show(&ctx, "A reconstruction", key, &result.pictures.reconstruction, upload).clone();
-        let a_pasted = a_pasted.show(&ctx, "A pasted", key, &result.pictures.pasted, upload).clone();
-        let b_rec = b_rec.show(&ctx, "B reconstruction", key, &pair.pictures.reconstruction, upload).clone();
-        let b_pasted = b_pasted.show(&ctx, "B pasted", key, &pair.pictures.pasted, upload).clone();
-        let (third_top, third_bottom, caption) = match &pair.difference {
-            Ok(difference) => {
-                let picture = third_a.show(&ctx, "loss difference", key, &difference.picture, upload).clone();
-                let caption = format!(
-                    "Loss B − A per masked patch, from −{0} (blue: B lower) to +{0} (red: A lower); visible patches \
-                     grey. Masked patches won: A {1}, B {2}.",
-                    format_value(difference.max_abs),
-                    difference.a_wins,
-                    difference.b_wins
-                );
-                ((picture, DIFFERENCE_LABEL), None, caption)
-            }
-            Err(no_difference) => {
-                let a_loss = third_a.show(&ctx, "A loss", key, &no_difference.a_loss, upload).clone();
-                let b_loss = third_b.show(&ctx, "B loss", key, &no_difference.b_loss, upload).clone();
-                let caption = format!("Each model's own loss map: {}.", no_difference.why);
-                ((a_loss, "Model A loss"), Some((b_loss, "Model B loss")), caption)
-            }
-        };
-        ui.label(caption);
-        ui.weak(match third_bottom {
-            None => "Top row model A, bottom row model B: reconstruction, pasted back; right: the loss difference.",
-            Some(_) => "Top row model A, bottom row model B: reconstruction, pasted back, loss map.",
-        });
         let available = ui.available_size();
-        let side = (available.x / 3.0 - 6.0).min(available.y / 2.0 - 6.0).max(24.0);
-        ui.horizontal_top(|ui| {
-            picture(ui, &a_rec, side, "Model A reconstruction");
-            picture(ui, &a_pasted, side, A_PASTED_LABEL);
-            picture(ui, &third_top.0, side, third_top.1);
-        });
-        ui.horizontal_top(|ui| {
-            picture(ui, &b_rec, side, "Model B reconstruction");
-            picture(ui, &b_pasted, side, B_PASTED_LABEL);
-            if let Some((texture, label)) = &third_bottom {
-                picture(ui, texture, side, label);
-            }
-        });
+        let rows = result.models.len() as f32;
+        let side = (available.x / 3.0 - 6.0).min(available.y / rows - 6.0).max(24.0);
+        for (model, textures) in result.models.iter().zip(&mut self.textures) {
+            let letter = model_letter(model.index);
+            let key = model.texture_key;
+            let [reconstruction, pasted, third, fourth] = textures;
+            let reconstruction =
+                reconstruction.show(&ctx, "reconstruction", key, &model.pictures.reconstruction, upload);
+            let reconstruction = reconstruction.clone();
+            let pasted = pasted.show(&ctx, "pasted", key, &model.pictures.pasted, upload).clone();
+            let (third, fourth) = match &model.difference {
+                None => (None, None),
+                Some(Ok(difference)) => {
+                    let picture = third.show(&ctx, "loss difference", key, &difference.picture, upload).clone();
+                    (Some((picture, difference_label(model.index))), None)
+                }
+                Some(Err(no_difference)) => {
+                    let first = third.show(&ctx, "A loss", key, &no_difference.first_loss, upload).clone();
+                    let own = fourth.show(&ctx, "own loss", key, &no_difference.own_loss, upload).clone();
+                    (Some((first, "Model A loss".to_string())), Some((own, format!("Model {letter} loss"))))
+                }
+            };
+            ui.horizontal_top(|ui| {
+                picture(ui, &reconstruction, side, &format!("Model {letter} reconstruction"));
+                picture(ui, &pasted, side, &pasted_label(model.index));
+                for (texture, label) in third.iter().chain(&fourth) {
+                    picture(ui, texture, side, label);
+                }
+            });
+        }
+    }
+}
+
+/// What a compared model's third picture shows, in a sentence with its win counts.
+fn caption(model: &ModelResult) -> String {
+    let letter = model_letter(model.index);
+    match &model.difference {
+        Some(Ok(difference)) => format!(
+            "Loss {letter} − A per masked patch, from −{0} (blue: {letter} lower) to +{0} (red: A lower); visible \
+             patches grey. Masked patches won: A {1}, {letter} {2}.",
+            format_value(difference.max_abs),
+            difference.a_wins,
+            difference.b_wins
+        ),
+        Some(Err(no_difference)) => format!("{letter}: each model's own loss map: {}.", no_difference.why),
+        None => String::new(),
     }
 }
 

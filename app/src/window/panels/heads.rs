@@ -14,7 +14,7 @@ use crate::render::attention::Stack;
 use crate::render::gallery::{GalleryScale, row_label};
 use crate::window::session::Session;
 use crate::window::texture::PanelTexture;
-use crate::worker::{HeadsView, Slot, ViewOptions};
+use crate::worker::{HeadsView, ViewOptions};
 
 const ENCODER_COLOR: Color32 = Color32::from_rgb(240, 160, 60);
 const DECODER_COLOR: Color32 = Color32::from_rgb(90, 170, 240);
@@ -30,7 +30,7 @@ pub struct HeadsPanel {
     pub colormap: Colormap,
     /// Which compared model's heads the panel shows.
     #[serde(skip)]
-    pub model: Slot,
+    pub model: usize,
     /// Where each head was plotted on screen last frame (for clicks, and tests).
     #[serde(skip)]
     pub plotted: Vec<(Pos2, (Stack, usize, usize))>,
@@ -47,7 +47,7 @@ impl Default for HeadsPanel {
             stack: Stack::Encoder,
             scale: GalleryScale::Shared,
             colormap: Colormap::Inferno,
-            model: Slot::A,
+            model: 0,
             plotted: Vec::new(),
             gallery_rect: None,
             texture: PanelTexture::default(),
@@ -56,7 +56,7 @@ impl Default for HeadsPanel {
 }
 
 /// Asks the Attention panel to show this head (delivering the command brings it forward).
-fn focus(session: &mut Session, model: Slot, (stack, layer, head): (Stack, usize, usize)) {
+fn focus(session: &mut Session, model: usize, (stack, layer, head): (Stack, usize, usize)) {
     let model = shown_model(model, session);
     session.messages.send(PanelCommand::FocusHead { stack, layer, head, model });
 }
@@ -89,11 +89,11 @@ impl HeadsPanel {
 
     fn gallery(&mut self, ui: &mut egui::Ui, session: &mut Session, height: f32) {
         self.gallery_rect = None;
-        let Some(result) = session.result().and_then(|result| result.side(shown_model(self.model, session))) else {
+        let Some(result) = session.result().and_then(|result| result.model(shown_model(self.model, session))) else {
             ui.label("The head gallery appears with the first reconstruction.");
             return;
         };
-        let Some(heads) = result.heads else {
+        let Some(heads) = &result.heads else {
             ui.label("computing the head gallery…");
             return;
         };
@@ -168,8 +168,8 @@ impl HeadsPanel {
     fn distance_plot(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         self.plotted.clear();
         let shown = shown_model(self.model, session);
-        let side = session.result().and_then(|result| result.side(shown));
-        let Some(stats) = side.and_then(|side| side.heads).map(|heads| heads.stats.clone()) else {
+        let side = session.result().and_then(|result| result.model(shown));
+        let Some(stats) = side.and_then(|side| side.heads.as_ref()).map(|heads| heads.stats.clone()) else {
             return;
         };
         let encoder_layers = stats.iter().filter(|s| s.stack == Stack::Encoder).map(|s| s.layer + 1).max().unwrap_or(0);
@@ -296,7 +296,7 @@ impl Panel for HeadsPanel {
     }
 
     fn add_view(&self, view: &mut ViewOptions, session: &Session) {
-        view.for_slot(shown_model(self.model, session)).heads = Some(HeadsView {
+        view.for_model(shown_model(self.model, session)).heads = Some(HeadsView {
             stack: self.stack,
             query: session.settings.query,
             scale: self.scale,

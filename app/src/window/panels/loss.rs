@@ -15,7 +15,7 @@ use crate::window::busy;
 use crate::window::job::{Job, JobUpdate};
 use crate::window::session::{MaskMode, Session};
 use crate::window::texture::PanelTexture;
-use crate::worker::{LossView, ModelInfo, Request, Response, Slot, ViewOptions};
+use crate::worker::{LossView, ModelInfo, Request, Response, ViewOptions};
 use mae_model::MaskStrategy;
 
 const HISTOGRAM_BINS: usize = 24;
@@ -66,7 +66,7 @@ pub struct LossPanel {
     pub plot: LossPlot,
     /// Which compared model the heatmap, numbers and plot show (the curve is always model A's).
     #[serde(skip)]
-    pub model: Slot,
+    pub model: usize,
     #[serde(skip)]
     pub curve: LossCurveState,
     #[serde(skip)]
@@ -94,7 +94,7 @@ impl LossPanel {
 
     fn picture(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         let shown = shown_model(self.model, session);
-        let side = session.result().and_then(|result| result.side(shown));
+        let side = session.result().and_then(|result| result.model(shown));
         let texture = side.and_then(|side| {
             let overlay = side.pictures.loss.as_ref()?;
             Some(self.texture.show(ui.ctx(), "loss", side.texture_key, overlay, session.upload()).clone())
@@ -108,14 +108,14 @@ impl LossPanel {
         });
         if let Some(side) = side {
             // Each heatmap spans its own lowest..highest patch loss.
-            let (low, high) = loss_range(side.patch_loss);
+            let (low, high) = loss_range(&side.patch_loss);
             colormap_legend(ui, self.view.colormap, low, high, "patch loss");
         }
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, session: &Session) {
         model_switch(ui, &mut self.model, session);
-        let Some(result) = session.result().and_then(|result| result.side(shown_model(self.model, session))) else {
+        let Some(result) = session.result().and_then(|result| result.model(shown_model(self.model, session))) else {
             ui.label("The per-patch loss appears with the first reconstruction.");
             return;
         };
@@ -124,7 +124,7 @@ impl LossPanel {
             .on_hover_text("The training loss: mean squared error over the hidden patches");
         ui.label(format!("visible patches: mean loss {}", format(result.quality.visible_loss)))
             .on_hover_text("How well the model copies what it saw (not part of the training loss)");
-        ui.add(egui::Label::new(quality_text(result.quality, result.uses_target_statistics)).wrap()).on_hover_text(
+        ui.add(egui::Label::new(quality_text(&result.quality, result.uses_target_statistics)).wrap()).on_hover_text(
             "Of the pasted-back picture against the original, before 8-bit rounding: PSNR over all pixels and over \
              the masked ones, SSIM as scikit-image computes it",
         );
@@ -226,11 +226,11 @@ impl LossPanel {
             curve.points.iter().filter_map(|(ratio, loss)| loss.map(|l| [*ratio, f64::from(l)])).collect();
         // The current result: at the slider's ratio on a curve; alone, at the fraction its mask hides.
         let current = session.result().and_then(|result| {
-            let loss = f64::from(result.quality.masked_loss?);
+            let loss = f64::from(result.first().quality.masked_loss?);
             let x = if curve_strategy(mode).is_some() {
                 session.settings.mask_ratio
             } else {
-                result.quality.masked_fraction
+                result.first().quality.masked_fraction
             };
             Some([x, loss])
         });
@@ -283,7 +283,7 @@ impl Panel for LossPanel {
     }
 
     fn add_view(&self, view: &mut ViewOptions, session: &Session) {
-        view.for_slot(shown_model(self.model, session)).loss = Some(self.view.clone());
+        view.for_model(shown_model(self.model, session)).loss = Some(self.view.clone());
     }
 
     fn on_response(&mut self, response: &Response, _session: &mut Session) {

@@ -66,7 +66,7 @@ impl PicturePanel {
             );
         }
         let result = session.result()?;
-        let (name, picture) = (self.title(), self.picture.of(&result.pictures));
+        let (name, picture) = (self.title(), self.picture.of(&result.first().pictures));
         Some(self.texture.show(ctx, name, result.id, picture, session.upload()).clone())
     }
 }
@@ -95,7 +95,7 @@ impl Panel for PicturePanel {
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         let texture = self.texture(ui, session);
         if self.picture == Picture::Reconstruction
-            && session.result().is_some_and(|result| result.uses_target_statistics)
+            && session.result().is_some_and(|result| result.first().uses_target_statistics)
         {
             ui.colored_label(
                 Color32::from_rgb(230, 170, 60),
@@ -129,7 +129,7 @@ impl Panel for PicturePanel {
 
 /// "PSNR 23.41 dB (masked 21.02 dB) · SSIM 0.812", noting a norm-pix model's use of the target statistics.
 pub fn quality_line(result: &ForwardResult) -> String {
-    quality_text(&result.quality, result.uses_target_statistics)
+    quality_text(&result.first().quality, result.first().uses_target_statistics)
 }
 
 /// PSNR (all and masked pixels) and SSIM, saying when a norm-pix model's pictures use the hidden patches' own

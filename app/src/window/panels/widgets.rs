@@ -5,7 +5,7 @@ use eframe::egui::{self, Color32, Rect, Vec2};
 
 use crate::render::Colormap;
 use crate::window::session::Session;
-use crate::worker::Slot;
+use crate::worker::model_letter;
 
 /// Controls need about this much width to be usable.
 const CONTROLS_WIDTH: f32 = 290.0;
@@ -81,19 +81,24 @@ pub fn colormap_legend(ui: &mut egui::Ui, colormap: Colormap, low: f32, high: f3
     });
 }
 
-/// The model a panel with an A/B switch shows: its choice, or A while no model B is loaded.
-pub fn shown_model(choice: Slot, session: &Session) -> Slot {
-    let b_ready = session.compare.as_ref().is_some_and(|slot| slot.info().is_some());
-    if b_ready { choice } else { Slot::A }
+/// The model a panel with a model switch shows (its place in the list): its choice while that model is loaded,
+/// else the first.
+pub fn shown_model(choice: usize, session: &Session) -> usize {
+    if choice < session.model_names().len() { choice } else { 0 }
 }
 
-/// The A/B switch of the Attention, Loss and Heads panels, shown while a model B is loaded.
-pub fn model_switch(ui: &mut egui::Ui, choice: &mut Slot, session: &Session) {
-    let Some(b) = session.compare.as_ref().and_then(|slot| slot.info()) else { return };
-    let a = session.model.info().map_or("model A", |info| info.name.as_str());
+/// The model switch of the Attention, Loss and Heads panels (A, B, …), shown while models are compared.
+pub fn model_switch(ui: &mut egui::Ui, choice: &mut usize, session: &Session) {
+    let names = session.model_names();
+    if names.len() < 2 {
+        return;
+    }
     ui.horizontal(|ui| {
         ui.label("Model");
-        ui.selectable_value(choice, Slot::A, "A").on_hover_text(format!("Show {a} (model A)"));
-        ui.selectable_value(choice, Slot::B, "B").on_hover_text(format!("Show {} (model B)", b.name));
+        for (index, name) in names.iter().enumerate() {
+            let letter = model_letter(index);
+            ui.selectable_value(choice, index, letter.to_string())
+                .on_hover_text(format!("Show {name} (model {letter})"));
+        }
     });
 }

@@ -13,9 +13,8 @@ use crate::worker::{
 /// What a forward request asks for, compared frame to frame to decide whether to send a new one.
 #[derive(Debug, Clone, PartialEq)]
 struct SentForward {
-    model_generation: u64,
-    /// Model B's generation and mask, when a pair is asked for.
-    compare: Option<(u64, MaskSpec)>,
+    /// The generation of every model loaded, in the list's order: a model loaded or closed asks again.
+    model_generations: Vec<u64>,
     image_id: u64,
     mask: MaskSpec,
     view: ViewOptions,
@@ -85,23 +84,21 @@ impl Forwards {
         self.worker.send(Request::Crash);
     }
 
-    /// Sends the forward request for these model generations (A's, and B's with its mask when a pair is asked
-    /// for), image, mask and view, unless it was the last one sent.
+    /// Sends the forward request for these models (by generation, in the list's order), image, mask and view,
+    /// unless it was the last one sent.
     pub fn send_if_changed(
         &mut self,
-        model_generation: u64,
-        compare: Option<(u64, MaskSpec)>,
+        model_generations: Vec<u64>,
         image: ImageInput,
         mask: MaskSpec,
         view: ViewOptions,
     ) {
-        let key = SentForward { model_generation, compare, image_id: image.id, mask: mask.clone(), view };
+        let key = SentForward { model_generations, image_id: image.id, mask: mask.clone(), view };
         if self.sent.as_ref().is_some_and(|(sent, _)| *sent == key) {
             return;
         }
         let view = key.view.clone();
-        let compare_mask = key.compare.as_ref().map(|(_, mask)| mask.clone());
-        let id = self.request(|id| Request::Forward(Box::new(ForwardRequest { id, image, mask, view, compare_mask })));
+        let id = self.request(|id| Request::Forward(Box::new(ForwardRequest { id, image, mask, view })));
         self.sent = Some((key, id));
     }
 

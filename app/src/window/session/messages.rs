@@ -5,13 +5,12 @@
 use std::cell::Cell;
 
 use crate::render::attention::Stack;
-use crate::worker::Slot;
 
 /// Requests between panels, delivered after the frame.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PanelCommand {
     /// Show this attention head of this model in the Attention panel (and bring that panel to the front).
-    FocusHead { stack: Stack, layer: usize, head: usize, model: Slot },
+    FocusHead { stack: Stack, layer: usize, head: usize, model: usize },
 }
 
 /// A message shown in the banner above the tiles until dismissed or replaced.

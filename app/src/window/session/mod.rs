@@ -30,7 +30,7 @@ use super::first_run::{Fetch, FetchEvent};
 use super::texture::{Upload, filtering};
 use crate::jobs::masks::MaskPicture;
 use crate::render::attention::Query;
-use crate::worker::{ForwardResult, LoadRequest, ModelInfo, Request, Response, Slot, ViewOptions, WorkerConfig};
+use crate::worker::{ForwardResult, LoadRequest, ModelInfo, Request, Response, ViewOptions, WorkerConfig};
 
 pub struct Session {
     pub settings: SessionSettings,
@@ -166,7 +166,7 @@ impl Session {
         };
         let cancel = Arc::new(AtomicBool::new(false));
         let (device, dtype) = (self.model.device, self.model.dtype);
-        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, slot: Slot::A };
+        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, index: 0 };
         let id = self.forwards.request(|id| Request::LoadModel { id, load });
         self.model.started_loading(id, model, remember, cancel);
     }
@@ -184,7 +184,7 @@ impl Session {
         let (device, dtype) = (self.model.device, self.model.dtype);
         let cancel = Arc::new(AtomicBool::new(false));
         let hub = slot.hub().clone();
-        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, slot: Slot::B };
+        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, index: 1 };
         let id = self.forwards.request(|id| Request::LoadModel { id, load });
         slot.started_loading(id, model, true, cancel);
         self.compare = Some(slot);
@@ -195,27 +195,37 @@ impl Session {
         if let Some(slot) = self.compare.take() {
             slot.cancel_load();
         }
-        self.forwards.request(|_| Request::CloseCompare);
+        self.forwards.request(|_| Request::CloseModel { index: 1 });
         self.settings.compare_model = None;
     }
 
     /// Asks the worker to make B model A and A model B (answered with `Swapped`).
     pub fn swap_models(&mut self) {
         if self.compare.as_ref().is_some_and(|slot| slot.info().is_some()) && self.model.info().is_some() {
-            self.forwards.request(|id| Request::SwapModels { id });
+            self.forwards.request(|id| Request::SwapWithFirst { id, index: 1 });
         }
     }
 
-    /// Model B's generation and mask for a pair: the same spec, except that a painted or picture mask (a list of
-    /// patches) only means something on A's own grid. `None` when no pair can run.
-    fn compare_mask(&self, mask: &MaskSpec) -> Option<(u64, MaskSpec)> {
-        let slot = self.compare.as_ref()?;
-        let b_grid = slot.grid()?;
-        let same_grid = Some(b_grid) == self.model.grid();
-        match mask {
-            MaskSpec::Keep { .. } if !same_grid => None,
-            _ => Some((slot.generation, mask.clone())),
-        }
+    /// The generation of every loaded model, in the list's order.
+    fn model_generations(&self) -> Vec<u64> {
+        std::iter::once(&self.model)
+            .chain(self.compare.as_ref())
+            .filter(|slot| slot.info().is_some())
+            .map(|slot| slot.generation)
+            .collect()
+    }
+
+    /// The names of the loaded models, in the list's order (the first is the one every panel shows).
+    pub fn model_names(&self) -> Vec<String> {
+        std::iter::once(&self.model)
+            .chain(self.compare.as_ref())
+            .filter_map(|slot| slot.info().map(|info| info.name.clone()))
+            .collect()
+    }
+
+    /// What the loaded model at `index` of the list is.
+    pub fn model_info(&self, index: usize) -> Option<&ModelInfo> {
+        std::iter::once(&self.model).chain(self.compare.as_ref()).filter_map(ModelSlot::info).nth(index)
     }
 
     /// Takes in what the background download reported: on success the session switches to the downloaded model
@@ -279,7 +289,8 @@ impl Session {
     /// The mask on screen, as a picture of the model's input size (white = masked), for File → Save mask….
     pub fn mask_on_screen_picture(&self) -> Option<image::GrayImage> {
         let result = self.result()?;
-        Some(mae_model::mask_picture::mask_to_picture(&result.masked_patches(), result.grid, result.patch_size))
+        let first = result.first();
+        Some(mae_model::mask_picture::mask_to_picture(&first.masked_patches(), first.grid, first.patch_size))
     }
 
     pub fn set_mask_mode(&mut self, mode: MaskMode) {
@@ -294,7 +305,7 @@ impl Session {
     /// Makes the painted mask match the model's grid, starting from the mask on screen when there is one.
     fn fit_painted_mask(&mut self) {
         let Some(grid) = self.model.grid() else { return };
-        let on_screen = self.result().map(ForwardResult::masked_patches);
+        let on_screen = self.result().map(|result| result.first().masked_patches());
         self.mask.fit_painted_to(grid, on_screen, &self.settings);
     }
 
@@ -340,8 +351,8 @@ impl Session {
         if self.model.info().is_none() {
             return;
         }
-        let compare = self.compare_mask(&mask);
-        self.forwards.send_if_changed(self.model.generation, compare, image, mask, view);
+        let generations = self.model_generations();
+        self.forwards.send_if_changed(generations, image, mask, view);
     }
 
     /// Takes in a worker response: model loads and forward results are the session's; the rest goes on to the
@@ -421,9 +432,14 @@ impl Session {
             // Answers to loads that were replaced by a newer choice.
             Response::ModelLoading { .. } | Response::ModelLoaded { .. } => Handled::Done,
             Response::Forward(result) => {
-                let b_error = result.compare.as_ref().and_then(|pair| pair.overlay_error.as_ref());
-                let overlay_error =
-                    result.overlay_error.clone().or_else(|| b_error.map(|error| format!("model B: {error}")));
+                let overlay_error = result.models.iter().find_map(|model| {
+                    let error = model.overlay_error.as_ref()?;
+                    Some(if model.index == 0 {
+                        error.clone()
+                    } else {
+                        format!("model {}: {error}", crate::worker::model_letter(model.index))
+                    })
+                });
                 if self.forwards.take_result(*result)
                     && let Some(error) = overlay_error
                 {
