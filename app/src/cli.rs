@@ -88,10 +88,10 @@ pub struct WindowArgs {
     /// Seed of the mask to start with (torch.manual_seed value) [default: the last one used, else 2]
     #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
-    /// A second model (model B) to compare the first with, side by side on the same mask (same forms as --model)
-    /// [default: the one compared last time, if the comparison was left open]
-    #[arg(long, value_name = "DIR|FILE|HUB_ID|demo")]
-    pub compare: Option<String>,
+    /// Up to three models (B, C, D; comma-separated, each in the forms --model takes) to compare the first with,
+    /// side by side on the same mask [default: those compared last time, if the comparison was left open]
+    #[arg(long, value_name = "M,M,...")]
+    pub compare: Option<ModelList>,
     /// Evaluate every image of this folder in the Dataset panel once the model is ready (with --screenshot, the
     /// picture waits until all are measured)
     #[arg(long, value_name = "FOLDER")]
@@ -495,6 +495,15 @@ pub fn parse_model_list(text: &str) -> Result<Vec<String>> {
         bail!("the list of models is empty (give models separated by commas)");
     }
     Ok(models.into_iter().map(|(model, _)| model).collect())
+}
+
+/// Whether two model arguments name the same model once resolved (see [`same_model`]); one that does not parse
+/// names none.
+pub fn same_model_argument(a: &str, b: &str) -> bool {
+    match (a.parse::<ModelLocation>(), b.parse::<ModelLocation>()) {
+        (Ok(a), Ok(b)) => same_model(&a, &b),
+        _ => false,
+    }
 }
 
 /// Whether two locations name the same model: paths compared once resolved (a path that does not exist by its

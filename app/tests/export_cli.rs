@@ -212,6 +212,13 @@ fn negative_seeds_missing_models_and_models_named_twice_are_said_once_and_plainl
     let message = refusal(&["compare", "--models", "demo,/nonexistent/model", "--image", PHOTO, "--out", out]);
     assert_eq!(message.matches("/nonexistent/model").count(), 1, "{message}");
     assert!(message.contains("not found"), "{message}");
+    // The window's --compare: at most three beside the first, none twice (the first included), no empty entry.
+    let window = |compare: &str| refusal(&["--model", MODEL, "--compare", compare, "--screenshot", out]);
+    let five = format!("demo,{PHOTO},{MODEL}x,{MODEL}y");
+    assert!(window(&five).contains("5 models in all"), "{five}");
+    assert!(window(&format!("demo,{MODEL}/")).contains("names the first model"), "A again");
+    assert!(window(&format!("demo,,{MODEL}x")).contains("two commas in a row"));
+    assert!(window("demo,demo").contains("names one model twice"));
     // One model twice, however it is spelled.
     let twice = format!("{MODEL},{MODEL}/");
     let message = refusal(&["compare", "--models", &twice, "--image", PHOTO, "--out", out]);

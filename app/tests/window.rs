@@ -8,7 +8,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use mae_explorer::jobs::masks::MaskPicture;
 use mae_explorer::render::attention::{HeadFusion, Query, Stack};
-use mae_explorer::window::controls::{CLOSE_COMPARE_BUTTON, COMPARE_FIELD_LABEL, MASK_LABEL, RATIO_LABEL, SWAP_BUTTON};
+use mae_explorer::window::controls::{COMPARE_FIELD_LABEL, MASK_LABEL, RATIO_LABEL, close_label, swap_label};
 use mae_explorer::window::file_browser::{FILE_NAME_LABEL, PATH_LABEL, REPLACE_LABEL};
 use mae_explorer::window::first_run::StartModel;
 use mae_explorer::window::panels::PanelId;
@@ -76,7 +76,7 @@ fn the_first_reconstruction_appears_with_model_and_timing_in_the_status_line() {
     let mut harness = ready_harness(AppOptions::new(fixture_model()));
     harness.step();
     let app = harness.state();
-    assert!(matches!(app.session.model.state, ModelState::Ready(_)), "{:?}", app.session.model.state);
+    assert!(matches!(app.session.model().state, ModelState::Ready(_)), "{:?}", app.session.model().state);
     let shown = app.session.result().unwrap();
     assert_eq!(shown.first().grid, (4, 4));
     assert_eq!(shown.first().pictures.reconstruction.dimensions(), (64, 64));
@@ -178,10 +178,10 @@ fn a_model_folder_with_missing_files_is_explained_in_the_window() {
     step_until(
         &mut harness,
         "the load to fail",
-        |app| matches!(app.session.model.state, ModelState::Failed(ref e) if !e.is_empty()),
+        |app| matches!(app.session.model().state, ModelState::Failed(ref e) if !e.is_empty()),
     );
     harness.step();
-    let ModelState::Failed(error) = &harness.state().session.model.state else { unreachable!() };
+    let ModelState::Failed(error) = &harness.state().session.model().state else { unreachable!() };
     assert!(error.contains("model.safetensors") || error.contains("weights"), "{error}");
     harness.get_by_label("No model is loaded");
     harness.get_by_label("Open model folder…");
@@ -604,31 +604,46 @@ fn the_screenshot_option_writes_the_window_or_fails_with_the_reason() {
         .parse()
         .unwrap();
     assert!(forward_ms > 0.0 && forward_ms < 60_000.0, "{forward_ms}");
-    // The demo against a model B whose preprocessor file is spelled as the hub's: compared patch by patch (win
-    // counts printed), and the time printed is a number even when A's picture came from the worker's cache.
-    let model_b = mae_integration_tests::perturbed_demo_hub_spelled(folder.path());
-    let pair_png = folder.path().join("pair.png");
-    let output = std::process::Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1600x1000x24", env!("CARGO_BIN_EXE_mae-explorer"), "--model", "demo"])
-        .arg("--compare")
-        .arg(&model_b)
-        .args(["--panel", "compare", "--screenshot"])
-        .arg(&pair_png)
-        .output()
-        .unwrap();
+    // The demo against three perturbed copies whose preprocessor files are spelled as the hub's: four models in
+    // all, each compared with A patch by patch (win counts printed by letter), and the time printed is a number
+    // even when A's picture came from the worker's cache.
+    let copies: Vec<String> = [1.2, 0.8, 1.4]
+        .iter()
+        .enumerate()
+        .map(|(index, scale)| {
+            let copy = folder.path().join(format!("copy-{index}"));
+            std::fs::create_dir_all(&copy).unwrap();
+            mae_integration_tests::perturbed_demo_hub_spelled(&copy, *scale).display().to_string()
+        })
+        .collect();
+    let compare = |models: &str, png: &std::path::Path| {
+        std::process::Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1600x1000x24", env!("CARGO_BIN_EXE_mae-explorer"), "--model", "demo"])
+            .args(["--compare", models, "--panel", "compare", "--screenshot"])
+            .arg(png)
+            .output()
+            .unwrap()
+    };
+    let output = compare(&copies.join(","), &folder.path().join("four.png"));
     assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = |name: &str| stdout.lines().find_map(|line| line.strip_prefix(name)).map(str::to_string);
     let pair_ms: f64 = line("forward_ms=").unwrap_or_default().parse().unwrap_or(-1.0);
     assert!(pair_ms > 0.0, "{stdout}");
+    assert_eq!(line("models=").as_deref(), Some("4"), "{stdout}");
     let wins = line("wins=").unwrap_or_else(|| panic!("no wins line in {stdout:?}"));
     let counts: Vec<usize> = wins
         .split(',')
-        .zip(["A:", "B:"])
+        .zip(["A:", "B:", "C:", "D:"])
         .map(|(part, prefix)| part.strip_prefix(prefix).and_then(|n| n.parse().ok()).expect(&wins))
         .collect();
-    // Ratio 0.75 of 196 patches: 147 masked, every one won by one model or a tie.
-    assert!(counts.len() == 2 && counts[0] + counts[1] <= 147 && counts[0] + counts[1] > 100, "{wins}");
+    // Ratio 0.75 of 196 patches: 147 masked, each won by one model or a tie.
+    assert!(counts.len() == 4 && counts.iter().sum::<usize>() <= 147 && counts.iter().sum::<usize>() > 100, "{wins}");
+    // A model that cannot load fails the run, naming it.
+    let output = compare(&format!("{},/no/such/model", copies[0]), &folder.path().join("never.png"));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("model C (/no/such/model) could not be loaded"));
+    assert!(!folder.path().join("never.png").exists());
     // Start-up flags: another window size, ratio and seed; a ratio outside [0, 1] is refused before any window.
     let sized = folder.path().join("sized.png");
     let output = std::process::Command::new("xvfb-run")
@@ -719,13 +734,13 @@ fn loading_another_model_from_the_model_field_switches_grid_and_results() {
     let mut harness = ready_harness(AppOptions::new(fixture_model()));
     // 24×24 input in 4-px patches, predicting per-patch-normalized pixels.
     let other = PathBuf::from(fixture_model()).with_file_name("tiny-p4-normpix").display().to_string();
-    harness.state_mut().session.model.field = other.clone();
+    harness.state_mut().session.model_mut().field = other.clone();
     harness.get_by_label("Load").click();
     step_until(&mut harness, "the second model's result", |app| {
-        app.session.model.info().is_some_and(|info| info.name == "tiny-p4-normpix") && app.session.is_up_to_date()
+        app.session.model().info().is_some_and(|info| info.name == "tiny-p4-normpix") && app.session.is_up_to_date()
     });
     let app = harness.state();
-    let (rows, cols) = app.session.model.grid().unwrap();
+    let (rows, cols) = app.session.model().grid().unwrap();
     assert_eq!(app.session.result().unwrap().first().grid, (rows, cols));
     assert_eq!((rows, cols), (6, 6));
     assert_eq!(app.session.settings.model.as_deref(), Some(other.as_str()));
@@ -768,7 +783,7 @@ fn a_grid_exported_from_the_window_equals_the_one_the_command_writes() {
 fn a_grid_of_both_compared_models_from_the_window_equals_export_models() {
     let tiny_p8 = PathBuf::from(fixture_model()).with_file_name("tiny-p8").display().to_string();
     let mut options = AppOptions::new(fixture_model());
-    options.compare = Some(tiny_p8.clone());
+    options.compare = vec![tiny_p8.clone()];
     let mut harness = harness(options);
     let photo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/photos/rocket.jpg");
     harness.state_mut().open_image_file(photo.clone());
@@ -785,7 +800,7 @@ fn a_grid_of_both_compared_models_from_the_window_equals_export_models() {
     app.export.settings.columns = [true, false, true, true, true, true, false];
     app.export.settings.tile_size = 48;
     app.panels.attention.view.colormap = mae_explorer::render::Colormap::Viridis;
-    assert!(app.export.settings.both_models, "both models by default while B is loaded");
+    assert!(app.export.settings.all_models, "every model by default while models are compared");
     app.export_grid_to(from_window.clone());
     step_until(&mut harness, "the window's export", |app| !app.export.job.is_running());
     assert_eq!(harness.state().export.error, None);
@@ -905,13 +920,13 @@ fn offline_with_an_empty_cache_the_demo_model_shows_at_once_and_says_how_to_get_
     let mut harness = ready_harness(options);
     harness.step();
     let app = harness.state();
-    assert_eq!(app.session.model.info().unwrap().name, mae_model::DEMO_MODEL_NAME);
+    assert_eq!(app.session.model().info().unwrap().name, mae_model::DEMO_MODEL_NAME);
     assert_eq!(app.session.result().unwrap().first().grid, (14, 14));
     let notice = app.session.messages.notice.as_ref().expect("a line about the real model");
     assert!(
         !notice.is_error && notice.text.contains("facebook/vit-mae-base") && notice.text.contains("HF_HUB_OFFLINE")
     );
-    assert!(app.session.model.fetch.is_none(), "nothing is downloaded offline");
+    assert!(app.session.model().fetch.is_none(), "nothing is downloaded offline");
     assert_eq!(app.session.settings.model, None, "the stand-in is not remembered as the user's choice");
     harness.get_by_label_contains("model demo (built in)");
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "the cache stays empty");
@@ -948,7 +963,7 @@ fn online_the_demo_stands_in_until_the_default_model_is_downloaded_then_the_wind
     let app = harness.state();
     assert_eq!(app.session.result().unwrap().mask_spec, MaskSpec::random(7, 0.5));
     assert_eq!(app.session.image.input.as_ref().unwrap().id, image_before, "the image is kept");
-    assert!(app.session.model.fetch.is_none());
+    assert!(app.session.model().fetch.is_none());
     assert_eq!(app.session.settings.model.as_deref(), Some(REPO), "the real model is remembered");
     let weights = hub.file_downloads().iter().filter(|path| path.ends_with("/model.safetensors")).count();
     assert_eq!(weights, 1, "downloaded once, then loaded from the cache: {:?}", hub.requests());
@@ -963,12 +978,12 @@ fn a_model_the_user_chooses_while_the_default_downloads_is_never_replaced() {
     let mut harness = harness(first_run_options(cache.path(), hub.settings(cache.path())));
     step_until(&mut harness, "the demo model's reconstruction", |app| shown_grid(app) == Some(DEMO_GRID));
     step_until(&mut harness, "download progress", |app| {
-        app.session.model.fetch.as_ref().is_some_and(|fetch| fetch.progress.is_some())
+        app.session.model().fetch.as_ref().is_some_and(|fetch| fetch.progress.is_some())
     });
     harness.get_by_label_contains("the demo model meanwhile");
     assert_eq!(harness.state().session.settings.model, None, "the stand-in is not remembered");
     harness.state_mut().session.load_model(fixture_model());
-    assert!(harness.state().session.model.fetch.is_none(), "choosing a model abandons the background download");
+    assert!(harness.state().session.model().fetch.is_none(), "choosing a model abandons the background download");
     step_until(&mut harness, "the chosen model's reconstruction", |app| {
         shown_grid(app).is_some_and(|grid| grid != DEMO_GRID)
     });
@@ -996,7 +1011,7 @@ fn a_silent_hub_ends_the_background_download_with_a_line_and_the_demo_stays_usab
         ..HubSettings::from_vars(&|_| None)
     };
     let mut harness = harness(first_run_options(cache.path(), hub));
-    step_until(&mut harness, "the download to give up", |app| app.session.model.fetch.is_none());
+    step_until(&mut harness, "the download to give up", |app| app.session.model().fetch.is_none());
     step_until(&mut harness, "the demo model's reconstruction", |app| shown_grid(app) == Some(DEMO_GRID));
     let notice = harness.state().session.messages.notice.clone().expect("a line about the download");
     assert!(!notice.is_error && notice.text.contains("could not be downloaded"), "{}", notice.text);
@@ -1041,7 +1056,7 @@ fn every_bad_image_and_model_of_the_corpus_is_an_error_and_the_window_stays_usab
         harness.state_mut().session.messages.notice = None;
         harness.state_mut().session.load_model(model.display().to_string());
         step_until(&mut harness, "the model error", |app| {
-            app.session.model.loading.is_none() && app.session.messages.notice.as_ref().is_some_and(|n| n.is_error)
+            app.session.model().loading.is_none() && app.session.messages.notice.as_ref().is_some_and(|n| n.is_error)
         });
         let notice = harness.state().session.messages.notice.clone().unwrap();
         let name = model.file_name().unwrap().to_string_lossy().into_owned();
@@ -1052,7 +1067,7 @@ fn every_bad_image_and_model_of_the_corpus_is_an_error_and_the_window_stays_usab
     step_until(&mut harness, "a result after the bad inputs", |app| {
         shown_ratio(app) == Some(0.5) && app.session.is_up_to_date()
     });
-    assert_eq!(harness.state().session.model.info().unwrap().name, "tiny-p16");
+    assert_eq!(harness.state().session.model().info().unwrap().name, "tiny-p16");
 }
 
 /// The Heads panel in a narrow tile: gallery and plot stay inside it (a control row running past the edge once
@@ -1180,7 +1195,7 @@ fn first_run_without_network(cache: &std::path::Path, size: Vec2, image: Option<
     let hub = HubSettings { endpoint: Some(UNREACHABLE_HUB.into()), ..HubSettings::from_vars(&|_| None) };
     let options = AppOptions { image, ..first_run_options(cache, hub) };
     let mut harness = harness_with(options, Remembered::default(), size);
-    step_until(&mut harness, "the download to fail", |app| app.session.model.fetch.is_none());
+    step_until(&mut harness, "the download to fail", |app| app.session.model().fetch.is_none());
     step_until(&mut harness, "the demo model's reconstruction", |app| shown_grid(app) == Some(DEMO_GRID));
     harness.step();
     let notice = harness.state().session.messages.notice.clone().expect("a line about the download");
@@ -1321,9 +1336,9 @@ fn without_a_system_dialog_open_image_shows_the_in_window_browser_and_opens_the_
     harness.get_by_label("config.json");
     harness.get_by_label("Open model").click();
     step_until(&mut harness, "the other model's result", |app| {
-        app.session.model.info().is_some_and(|info| info.name != "tiny-p16") && app.session.is_up_to_date()
+        app.session.model().info().is_some_and(|info| info.name != "tiny-p16") && app.session.is_up_to_date()
     });
-    assert_eq!(harness.state().session.model.info().unwrap().name, "tiny-p8");
+    assert_eq!(harness.state().session.model().info().unwrap().name, "tiny-p8");
 
     // The File menu opens the browser at any time, where the last choice was made; Esc closes it.
     open_file_menu_entry(&mut harness, "Browse files in the window…");
@@ -1383,7 +1398,7 @@ fn a_second_model_is_compared_on_the_same_mask_and_closing_it_ends_the_pair() {
     let result = app.session.result().unwrap();
     let pair = result.model(1).unwrap();
     assert_eq!(pair.masked_patches(), shown_mask(app), "the same mask");
-    assert_eq!(app.session.settings.compare_model.as_deref(), Some(model_b.to_str().unwrap()), "B is remembered");
+    assert_eq!(app.session.settings.compare_models, [model_b.to_str().unwrap()], "B is remembered");
     for label in [pasted_label(0), pasted_label(1), difference_label(1)] {
         harness.get_by_role_and_label(egui::Role::Image, &label);
     }
@@ -1408,23 +1423,23 @@ fn a_second_model_is_compared_on_the_same_mask_and_closing_it_ends_the_pair() {
     // Swap: B becomes model A (every panel shows it) and A is compared with it.
     let (a_name, b_name) = {
         let session = &harness.state().session;
-        (session.model.info().unwrap().name.clone(), session.compare.as_ref().unwrap().info().unwrap().name.clone())
+        (session.model().info().unwrap().name.clone(), session.models[1].info().unwrap().name.clone())
     };
-    harness.get_by_label(SWAP_BUTTON).click();
+    harness.get_by_label(&swap_label(1)).click();
     step_until(&mut harness, "the swapped pair", |app| {
-        app.session.model.info().is_some_and(|info| info.name == b_name)
+        app.session.model().info().is_some_and(|info| info.name == b_name)
             && app.session.is_up_to_date()
             && app.session.result().and_then(|result| result.model(1)).is_some_and(|pair| pair.name == a_name)
     });
     // Close B: the next results are A's alone, and B is forgotten for the next start.
-    harness.get_by_label(CLOSE_COMPARE_BUTTON).click();
+    harness.get_by_label(&close_label(1)).click();
     harness.step();
-    assert!(harness.state().session.compare.is_none());
+    assert_eq!(harness.state().session.models.len(), 1);
     harness.state_mut().session.nudge_ratio(0.1);
     step_until(&mut harness, "A alone", |app| {
         app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.models.len() == 1)
     });
-    assert_eq!(harness.state().session.settings.compare_model, None);
+    assert!(harness.state().session.settings.compare_models.is_empty());
 }
 
 #[test]
@@ -1432,13 +1447,13 @@ fn a_pair_over_the_memory_budget_is_refused_with_both_sizes_and_a_stays() {
     let scratch = tempfile::tempdir().unwrap();
     let huge = mae_integration_tests::oversized_tiny_p8(scratch.path());
     let mut harness = ready_harness(AppOptions::new(fixture_model()));
-    harness.state_mut().session.load_compare(huge.display().to_string());
+    harness.state_mut().session.compare_with([huge.display().to_string()]);
     step_until(&mut harness, "the refusal", |app| {
-        app.session.compare.is_none() && app.session.messages.notice.is_some()
+        app.session.models.len() == 1 && app.session.messages.notice.is_some()
     });
     let notice = harness.state().session.messages.notice.clone().unwrap();
     assert!(notice.is_error && notice.text.contains("beside") && notice.text.contains("TB"), "{}", notice.text);
-    assert!(matches!(harness.state().session.model.state, ModelState::Ready(_)), "model A is still in use");
+    assert!(matches!(harness.state().session.model().state, ModelState::Ready(_)), "model A is still in use");
 }
 
 #[test]
@@ -1754,7 +1769,7 @@ fn every_panel_keeps_its_controls_inside_the_window_at_the_sizes_we_test() {
     for (width, height) in [(1024.0, 640.0), (1280.0, 800.0), (1600.0, 1000.0), (1920.0, 1080.0)] {
         let size = Vec2::new(width, height);
         let mut options = AppOptions::new(fixture_model());
-        options.compare = Some(model_b.clone());
+        options.compare = vec![model_b.clone()];
         let mut harness = harness_with(options, Remembered::default(), size);
         step_until(&mut harness, "the pair", |app| {
             app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.models.len() == 2)
@@ -1793,7 +1808,7 @@ fn evaluate_at_start_runs_when_model_b_opens_the_compare_tab_in_front_of_the_dat
     std::fs::copy(root.join("assets/chelsea.png"), folder.path().join("chelsea.png")).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let mut options = AppOptions::new(fixture_model());
-    options.compare = Some(mae_integration_tests::perturbed_tiny_p8(scratch.path()).display().to_string());
+    options.compare = vec![mae_integration_tests::perturbed_tiny_p8(scratch.path()).display().to_string()];
     // As `window::run` sets it up, before the first frame: the Dataset tab is never drawn, the Compare tab is in
     // front of it from the start.
     let mut app = MaeApp::new(options, Remembered::default());

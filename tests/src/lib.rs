@@ -114,10 +114,10 @@ pub fn perturbed_tiny_p8(folder: &Path) -> PathBuf {
     folder.to_path_buf()
 }
 
-/// A copy of the embedded demo model (`assets/demo-model/`) with its decoder's prediction scaled, as a model B for
-/// `--model demo`, whose `preprocessor_config.json` is spelled as the hub's vit-mae-* files are (`"size": 224`):
-/// the pairing a newcomer tries first.
-pub fn perturbed_demo_hub_spelled(folder: &Path) -> PathBuf {
+/// A copy of the embedded demo model (`assets/demo-model/`) with its decoder's prediction scaled by `scale`, as a
+/// model to compare with `--model demo`, whose `preprocessor_config.json` is spelled as the hub's vit-mae-* files
+/// are (`"size": 224`): the pairing a newcomer tries first.
+pub fn perturbed_demo_hub_spelled(folder: &Path, scale: f64) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo-model");
     std::fs::copy(source.join("config.json"), folder.join("config.json")).unwrap();
     let hub_spelled = r#"{"do_normalize": true, "do_resize": true, "image_mean": [0.485, 0.456, 0.406],
@@ -125,7 +125,7 @@ pub fn perturbed_demo_hub_spelled(folder: &Path) -> PathBuf {
     std::fs::write(folder.join("preprocessor_config.json"), hub_spelled).unwrap();
     let mut tensors = candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu).unwrap();
     let key = "decoder.decoder_pred.weight";
-    let scaled = (tensors[key].clone() * 1.2).unwrap();
+    let scaled = (tensors[key].clone() * scale).unwrap();
     tensors.insert(key.to_string(), scaled);
     candle_core::safetensors::save(&tensors, folder.join("model.safetensors")).unwrap();
     folder.to_path_buf()

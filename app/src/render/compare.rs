@@ -37,6 +37,21 @@ pub fn loss_difference(a_loss: &[f32], b_loss: &[f32], masked: &[bool], grid: (u
     Difference { picture, max_abs, a_wins, b_wins }
 }
 
+/// For models that saw the same patches (`losses[m]`: model m's per-patch loss on one grid), how many masked patches
+/// each wins: where its loss is the lowest of all, alone. A tie — two models sharing the lowest — is nobody's win.
+pub fn lowest_loss_wins(losses: &[&[f32]], masked: &[bool]) -> Vec<usize> {
+    let mut wins = vec![0; losses.len()];
+    for (patch, _) in masked.iter().enumerate().filter(|(_, masked)| **masked) {
+        let values: Vec<f32> = losses.iter().map(|loss| loss.get(patch).copied().unwrap_or(f32::NAN)).collect();
+        let lowest = values.iter().copied().filter(|value| value.is_finite()).fold(f32::INFINITY, f32::min);
+        let holders: Vec<usize> = (0..values.len()).filter(|&model| values[model] == lowest).collect();
+        if let [winner] = holders[..] {
+            wins[winner] += 1;
+        }
+    }
+    wins
+}
+
 /// `value` in −`max_abs`..`max_abs` on ColorBrewer's red–blue map, white at 0.
 fn diverging(value: f32, max_abs: f32) -> Rgba<u8> {
     let t = if max_abs > 0.0 { 0.5 + 0.5 * f64::from((value / max_abs).clamp(-1.0, 1.0)) } else { 0.5 };
@@ -48,6 +63,15 @@ fn diverging(value: f32, max_abs: f32) -> Rgba<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_single_lowest_loss_of_several_models_wins_its_patch() {
+        let (a, b, c) = ([1.0, 2.0, 3.0, 0.5, 9.0], [2.0, 1.0, 3.0, 0.5, 0.1], [3.0, 3.0, 1.0, 0.7, 8.0]);
+        let masked = [true, true, true, true, false];
+        // Patch 3 is a tie between A and B (nobody's), patch 4 is visible.
+        assert_eq!(lowest_loss_wins(&[&a, &b, &c], &masked), [1, 1, 1]);
+        assert_eq!(lowest_loss_wins(&[&a, &b], &masked), [1, 1], "patch 2 ties too without C");
+    }
 
     #[test]
     fn wins_are_counted_on_masked_patches_and_colours_follow_the_sign() {

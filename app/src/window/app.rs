@@ -36,8 +36,9 @@ pub struct AppOptions {
     pub dtype: candle_core::DType,
     /// Image to open instead of the sample.
     pub image: Option<PathBuf>,
-    /// Model B to compare A with from the start (`--compare`); without it, the one remembered from the last run.
-    pub compare: Option<String>,
+    /// Models to compare A with from the start (`--compare B,C`); without them, those remembered from the last
+    /// run.
+    pub compare: Vec<String>,
     pub worker: WorkerConfig,
     /// What is known about the system's file dialog; `None`: checked when the first dialog is asked for.
     pub system_dialog: Option<SystemDialog>,
@@ -54,7 +55,7 @@ impl AppOptions {
             device: mae_model::DeviceChoice::Cpu,
             dtype: candle_core::DType::F32,
             image: None,
-            compare: None,
+            compare: Vec::new(),
             worker: WorkerConfig::default(),
             system_dialog: None,
             screenshot: None,
@@ -99,8 +100,8 @@ impl MaeApp {
         if let Some(known) = options.system_dialog {
             app.session.files.assume_system_dialog(known);
         }
-        app.session.model.device = options.device;
-        app.session.model.dtype = options.dtype;
+        app.session.model_mut().device = options.device;
+        app.session.model_mut().dtype = options.dtype;
         match options.model.first_load(&options.hub) {
             FirstLoad::Model(model) => app.session.load_model(model),
             FirstLoad::DemoWhileFetching { hub_id, offline: true } => {
@@ -110,10 +111,10 @@ impl MaeApp {
                 app.session.start_with_demo_while_fetching(hub_id);
             }
         }
-        // After A's load: the worker loads in order, so B is checked against the memory A holds.
-        if let Some(compare) = options.compare.or_else(|| app.session.settings.compare_model.clone()) {
-            app.session.load_compare(compare);
-        }
+        // After A's load: the worker loads in order, so each is checked against the memory those before it hold.
+        let compare =
+            if options.compare.is_empty() { app.session.settings.compare_models.clone() } else { options.compare };
+        app.session.compare_with(compare);
         match options.image {
             // Read on a thread like any other file; the sample is shown meanwhile only if that fails.
             Some(path) => app.pending_image = Some(path),

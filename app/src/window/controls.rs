@@ -8,6 +8,7 @@ use super::file_request::FileRequest;
 use super::session::{MaskMode, Session};
 use super::text;
 use crate::render::panels::MaskedStyle;
+use crate::worker::{MAX_MODELS, model_letter};
 
 /// The label of the ratio slider (tests find the slider by it).
 pub const RATIO_LABEL: &str = "Mask ratio";
@@ -39,12 +40,12 @@ pub fn control_panel(session: &mut Session, ui: &mut egui::Ui) {
 
 fn model_section(session: &mut Session, ui: &mut egui::Ui) {
     ui.heading("Model");
-    let loading = session.model.loading.is_some();
+    let loading = session.model().loading.is_some();
     let field = ui
         .add_enabled(
             !loading,
             // The panel's width, however long the path in it: a wider field would widen the panel.
-            egui::TextEdit::singleline(&mut session.model.field)
+            egui::TextEdit::singleline(&mut session.model_mut().field)
                 .hint_text("owner/name, folder or weights file")
                 .desired_width(f32::INFINITY),
         )
@@ -52,7 +53,7 @@ fn model_section(session: &mut Session, ui: &mut egui::Ui) {
             "A Hugging Face model id (facebook/vit-mae-base), a model folder, or a .safetensors/.bin/.pth file",
         );
     let submitted = field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
-    let (mut device, mut dtype) = (session.model.device, session.model.dtype);
+    let (mut device, mut dtype) = (session.model().device, session.model().dtype);
     ui.horizontal(|ui| {
         egui::ComboBox::from_id_salt("device")
             .selected_text(device.name())
@@ -80,74 +81,99 @@ fn model_section(session: &mut Session, ui: &mut egui::Ui) {
                 .on_disabled_hover_text("The CPU computes in f32");
         });
         let load = ui.add_enabled(!loading, egui::Button::new("Load")).on_hover_text("Load this model on this device");
-        if (load.clicked() || submitted) && !session.model.field.trim().is_empty() {
-            (session.model.device, session.model.dtype) = (device, dtype);
-            let model = session.model.field.trim().to_string();
+        if (load.clicked() || submitted) && !session.model().field.trim().is_empty() {
+            (session.model_mut().device, session.model_mut().dtype) = (device, dtype);
+            let model = session.model().field.trim().to_string();
             session.load_model(model);
         }
     });
     if device == DeviceChoice::Cpu {
         dtype = candle_core::DType::F32;
     }
-    if (device, dtype) != (session.model.device, session.model.dtype) && !loading {
+    if (device, dtype) != (session.model().device, session.model().dtype) && !loading {
         // Another device or dtype reloads the current model there.
-        (session.model.device, session.model.dtype) = (device, dtype);
-        let model = session.model.arg.clone();
+        (session.model_mut().device, session.model_mut().dtype) = (device, dtype);
+        let model = session.model().arg.clone();
         session.load_model(model);
     }
 }
 
-/// Accessible names of the comparison's controls (and what tests look for).
+/// Accessible names of the comparison's controls (and what tests look for): the field, and each compared
+/// model's buttons, named with its letter (`close_label(1)` is "Close B").
 pub const COMPARE_FIELD_LABEL: &str = "Compare with";
 const COMPARE_BUTTON: &str = "Compare";
-pub const CLOSE_COMPARE_BUTTON: &str = "Close B";
-pub const SWAP_BUTTON: &str = "Swap A/B";
 
-/// "Compare with": a second model (model B) to run beside A, or, while one is loaded, its name, Swap and Close.
+pub fn close_label(index: usize) -> String {
+    format!("Close {}", model_letter(index))
+}
+
+pub fn swap_label(index: usize) -> String {
+    format!("Swap A/{}", model_letter(index))
+}
+
+/// "Compare with": models to run beside A (up to three), each with its name, Swap and Close, and the field for
+/// the next one while there is room and nothing is loading.
 fn compare_section(session: &mut Session, ui: &mut egui::Ui) {
     ui.add_space(4.0);
-    let Some(slot) = session.compare.as_ref() else {
-        // What is typed lives in egui's memory: the session has no use for it until Compare is pressed.
-        let id = ui.make_persistent_id("compare field");
-        let mut text = ui.data_mut(|data| data.get_temp::<String>(id)).unwrap_or_default();
-        let mut submitted = false;
-        ui.horizontal(|ui| {
-            let field = ui
-                .add(
-                    egui::TextEdit::singleline(&mut text)
-                        .hint_text("second model")
-                        .desired_width(ui.available_width() - 80.0),
-                )
-                .on_hover_text("Model B: a hub id, model folder, weights file or demo, run beside A on the same mask");
-            field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, COMPARE_FIELD_LABEL));
-            let entered = field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
-            let button = ui
-                .add_enabled(!text.trim().is_empty(), egui::Button::new(COMPARE_BUTTON))
-                .on_hover_text("Load model B and show both in the Compare panel");
-            submitted = (entered || button.clicked()) && !text.trim().is_empty();
+    let mut swap = None;
+    let mut close = None;
+    for (index, slot) in session.compared() {
+        let letter = model_letter(index);
+        let name = match (&slot.loading, slot.info()) {
+            (Some(loading), _) => format!("{letter}: loading {}…", text::shortened(&loading.model, text::NAME_CHARS)),
+            (None, Some(info)) => format!("{letter}: {}", text::shortened(&info.name, text::NAME_CHARS)),
+            (None, None) => format!("{letter}: none"),
+        };
+        let ready = slot.info().is_some();
+        ui.horizontal_wrapped(|ui| {
+            ui.label(name);
+            let button = ui.add_enabled(ready, egui::Button::new(swap_label(index)));
+            if button.on_hover_text(format!("Make {letter} model A and A model {letter}")).clicked() {
+                swap = Some(index);
+            }
+            let hint = format!("End the comparison with {letter} and free its memory");
+            if ui.button(close_label(index)).on_hover_text(hint).clicked() {
+                close = Some(index);
+            }
         });
-        if submitted {
-            session.load_compare(text.trim().to_string());
-        }
-        ui.data_mut(|data| data.insert_temp(id, text));
+    }
+    if let Some(index) = swap {
+        session.swap_with_first(index);
+    }
+    if let Some(index) = close {
+        session.close_compared(index);
+    }
+    let loading = session.compared().any(|(_, slot)| slot.loading.is_some());
+    if session.models.len() >= MAX_MODELS || loading {
         return;
-    };
-    let name = match (&slot.loading, slot.info()) {
-        (Some(loading), _) => format!("B: loading {}…", text::shortened(&loading.model, text::NAME_CHARS)),
-        (None, Some(info)) => format!("B: {}", text::shortened(&info.name, text::NAME_CHARS)),
-        (None, None) => "B: none".to_string(),
-    };
-    let ready = slot.info().is_some();
-    ui.horizontal_wrapped(|ui| {
-        ui.label(name);
-        if ui.add_enabled(ready, egui::Button::new(SWAP_BUTTON)).on_hover_text("Make B model A and A model B").clicked()
-        {
-            session.swap_models();
-        }
-        if ui.button(CLOSE_COMPARE_BUTTON).on_hover_text("End the comparison and free model B's memory").clicked() {
-            session.close_compare();
-        }
+    }
+    // What is typed lives in egui's memory: the session has no use for it until Compare is pressed.
+    let id = ui.make_persistent_id("compare field");
+    let mut text = ui.data_mut(|data| data.get_temp::<String>(id)).unwrap_or_default();
+    let mut submitted = false;
+    let letter = model_letter(session.models.len());
+    ui.horizontal(|ui| {
+        let field = ui
+            .add(
+                egui::TextEdit::singleline(&mut text)
+                    .hint_text(if letter == 'B' { "second model".to_string() } else { format!("model {letter}") })
+                    .desired_width(ui.available_width() - 80.0),
+            )
+            .on_hover_text(format!(
+                "Model {letter}: a hub id, model folder, weights file or demo, run beside A on the same mask"
+            ));
+        field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, COMPARE_FIELD_LABEL));
+        let entered = field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
+        let button = ui
+            .add_enabled(!text.trim().is_empty(), egui::Button::new(COMPARE_BUTTON))
+            .on_hover_text(format!("Load model {letter} and show it beside A in the Compare panel"));
+        submitted = (entered || button.clicked()) && !text.trim().is_empty();
     });
+    if submitted {
+        session.compare_with([text.trim().to_string()]);
+        text.clear();
+    }
+    ui.data_mut(|data| data.insert_temp(id, text));
 }
 
 fn mask_mode(session: &mut Session, ui: &mut egui::Ui) {
@@ -195,7 +221,7 @@ fn ratio(session: &mut Session, ui: &mut egui::Ui) {
         )
         .on_disabled_hover_text(unused.unwrap_or_default());
     });
-    if let Some((rows, cols)) = session.model.grid() {
+    if let Some((rows, cols)) = session.model().grid() {
         let patches = rows * cols;
         let asked = patches - len_keep(patches, session.settings.mask_ratio);
         // The mask on screen says how many it hid; before it arrives, the painted or asked-for count.

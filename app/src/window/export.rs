@@ -43,8 +43,8 @@ const SIMPLE_COLUMNS: [(Column, &str); 7] = [
     ),
 ];
 
-/// The checkbox that puts model B's columns beside A's (shown while B is loaded).
-const BOTH_MODELS_LABEL: &str = "both models (A and B)";
+/// The checkbox that puts the compared models' columns beside A's (shown while models are compared).
+const ALL_MODELS_LABEL: &str = "every model (A and those compared)";
 
 /// The dialog's choices, remembered between runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,8 +58,9 @@ pub struct ExportSettings {
     /// Add a column with the attention map the Attention panel shows.
     pub current_attention: bool,
     pub tile_size: u32,
-    /// While model B is loaded: repeat the columns for B (as `export --models A,B` does).
-    pub both_models: bool,
+    /// While models are compared: repeat the columns for each (as `export --models A,B,...` does).
+    #[serde(alias = "both_models")]
+    pub all_models: bool,
 }
 
 impl Default for ExportSettings {
@@ -71,7 +72,7 @@ impl Default for ExportSettings {
             columns: [true, false, true, true, true, false, false],
             current_attention: false,
             tile_size: 224,
-            both_models: true,
+            all_models: true,
         }
     }
 }
@@ -97,11 +98,7 @@ impl ExportSettings {
             colormap: attention.colormap,
             masked_style: session.settings.masked_style,
             tile_size: self.tile_size,
-            models: if self.both_models && session.compare.as_ref().is_some_and(|b| b.info().is_some()) {
-                2
-            } else {
-                1
-            },
+            models: if self.all_models { session.model_names().len().max(1) } else { 1 },
         };
         job.check().map_err(|e| format!("{e:#}"))
     }
@@ -297,9 +294,9 @@ impl ExportDialog {
             ui.checkbox(&mut settings.current_attention, "attention as in the Attention panel")
                 .on_hover_text("The stack, layer, heads and rollout chosen in the Attention panel (CLS query)");
         });
-        if session.compare.as_ref().is_some_and(|slot| slot.info().is_some()) {
-            ui.checkbox(&mut settings.both_models, BOTH_MODELS_LABEL)
-                .on_hover_text("Repeat the columns for model B, labelled with each model's name");
+        if session.model_names().len() > 1 {
+            ui.checkbox(&mut settings.all_models, ALL_MODELS_LABEL)
+                .on_hover_text("Repeat the columns for every compared model, labelled with each model's name");
         }
         if let Some(error) = &self.error {
             ui.colored_label(egui::Color32::from_rgb(230, 90, 80), error);
@@ -308,7 +305,7 @@ impl ExportDialog {
         ui.horizontal(|ui| {
             let button = ui
                 .add_enabled(
-                    running.is_none() && session.image.input.is_some() && session.model.info().is_some(),
+                    running.is_none() && session.image.input.is_some() && session.model().info().is_some(),
                     egui::Button::new("Export grid…"),
                 )
                 .on_hover_text("Choose a file, then the grid is computed in the background")

@@ -42,7 +42,8 @@ const APP_ID: &str = "mae-explorer";
 const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
 
 /// Opens the window and runs until it is closed. With `--screenshot`, prints `forward_ms=<x>` (the forward pass
-/// whose result is in the picture) on success, and with a model B compared patch by patch `wins=A:<n>,B:<m>`.
+/// whose result is in the picture) on success, `models=<n>` (the models on screen, the first counted) and, with
+/// models compared patch by patch, `wins=A:<n>,B:<m>,...`.
 pub fn run(args: &WindowArgs) -> Result<()> {
     let launched = std::time::Instant::now();
     let screenshot = args.screenshot.as_ref().map(|path| screenshot::ScreenshotPlan {
@@ -61,6 +62,7 @@ pub fn run(args: &WindowArgs) -> Result<()> {
     if let Some(ratio) = args.mask_ratio {
         mae_model::masking::check_ratio(ratio)?;
     }
+    check_compared(args)?;
     let size = args.window_size.map_or(WINDOW_SIZE, |(width, height)| [width as f32, height as f32]);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -106,8 +108,9 @@ pub fn run(args: &WindowArgs) -> Result<()> {
     match outcome.lock().map_err(|_| anyhow!("the screenshot state was lost"))?.take() {
         Some(Ok(captured)) => {
             println!("forward_ms={:.1}", captured.forward_ms);
-            if let Some((a_wins, b_wins)) = captured.wins {
-                println!("wins=A:{a_wins},B:{b_wins}");
+            println!("models={}", captured.models);
+            if let Some(wins) = captured.wins {
+                println!("wins={wins}");
             }
             println!("first_picture_ms={:.1}", captured.first_picture_ms);
             if let (Some(warm), Some(latency)) = (captured.warm_forward_ms, captured.latency_ms) {
@@ -119,6 +122,25 @@ pub fn run(args: &WindowArgs) -> Result<()> {
         Some(Err(error)) => bail!("no screenshot: {error}"),
         None => bail!("no screenshot: the window was closed before a reconstruction was on screen"),
     }
+}
+
+/// `--compare`: at most three models beside the first, none of them the first again.
+fn check_compared(args: &WindowArgs) -> Result<()> {
+    let Some(compared) = &args.compare else { return Ok(()) };
+    let count = 1 + compared.0.len();
+    if count > crate::worker::MAX_MODELS {
+        bail!(
+            "{count} models in all (--model and {} in --compare): the window holds at most {} (A and three compared)",
+            compared.0.len(),
+            crate::worker::MAX_MODELS
+        );
+    }
+    if let Some(first) = &args.model
+        && let Some(again) = compared.0.iter().find(|model| crate::cli::same_model_argument(first, model))
+    {
+        bail!("--compare names the first model ({first}) again, as {again}: each model is loaded once");
+    }
+    Ok(())
 }
 
 /// How the window starts: the command line's model, device, dtype, ratio and seed win over what the last run
@@ -148,7 +170,7 @@ fn start_options(
         device,
         dtype,
         image: args.image.clone(),
-        compare: args.compare.clone(),
+        compare: args.compare.as_ref().map(|list| list.0.clone()).unwrap_or_default(),
         worker: Default::default(),
         system_dialog: None,
         screenshot,

@@ -13,6 +13,7 @@ use eframe::egui;
 
 use super::session::{ModelState, Session};
 use crate::atomic_file::write_picture;
+use crate::worker::ForwardResult;
 
 /// Frames drawn with the result before the picture is taken, so layout and textures have settled.
 const SETTLE_FRAMES: usize = 3;
@@ -25,13 +26,15 @@ const TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 const ONE_MORE_FRAME: Duration = Duration::from_millis(1);
 
 /// What a successful screenshot run reports.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Captured {
     /// The forward pass whose result is in the picture (both passes of a pair), in milliseconds: the time of the
     /// pass that made it, also when the picture was re-drawn from the worker's cache.
     pub forward_ms: f64,
-    /// With a model B compared patch by patch: the masked patches where each model's loss is the lower (A, B).
-    pub wins: Option<(usize, usize)>,
+    /// The models on screen, the first counted.
+    pub models: usize,
+    /// With models compared patch by patch: the masked patches where each one's loss is the lowest, by letter.
+    pub wins: Option<String>,
     /// From launch to the first picture on screen.
     pub first_picture_ms: f64,
     /// Medians over the ratio steps: the forward passes, and each move's wait for its picture.
@@ -159,30 +162,27 @@ pub fn ignore_pointer(raw_input: &mut egui::RawInput) {
 /// curve of a visible Loss panel, say); exits with the failure when the model or the image could not be used.
 pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panels_busy: bool, ctx: &egui::Context) {
     let failure =
-        match &session.model.state {
-            ModelState::Failed(error) if session.model.loading.is_none() => {
+        match &session.model().state {
+            ModelState::Failed(error) if session.model().loading.is_none() => {
                 Some(format!("the model could not be loaded: {error}"))
             }
-            _ => session.image.startup_error.clone().or_else(|| {
+            _ => session.image.startup_error.clone().or_else(|| session.compare_failure.clone()).or_else(|| {
                 session.forwards.last_error.as_ref().map(|error| format!("the model could not run: {error}"))
             }),
         };
     // With compared models, the picture waits for every model's result and its time is all their passes.
-    let all_ready = match &session.compare {
-        None => true,
-        Some(slot) => {
-            slot.loading.is_none()
-                && session.result().is_some_and(|result| result.models.len() == session.model_names().len())
-        }
-    };
+    let all_ready = session.compared().all(|(_, slot)| slot.loading.is_none())
+        && session.result().is_some_and(|result| result.models.len() == session.model_names().len());
     let ready = session.is_up_to_date() && !panels_busy && all_ready;
     let forward_ms = session.result().map_or(0.0, |result| result.models.iter().map(|model| model.made_in_ms).sum());
     // A ratio step's own passes (`None` when a picture was re-drawn from the cache: no pass to time).
     let fresh_forward_ms =
         session.result().and_then(|result| result.models.iter().map(|model| model.forward_ms).sum::<Option<f64>>());
-    let wins = session.result().and_then(|result| {
-        let difference = result.models.get(1)?.difference.as_ref()?.as_ref().ok()?;
-        Some((difference.a_wins, difference.b_wins))
+    let models = session.result().map_or(0, |result| result.models.len());
+    let wins = session.result().map(ForwardResult::wins).filter(|wins| wins.len() > 1).map(|wins| {
+        let counts: Vec<String> =
+            wins.iter().map(|(index, count)| format!("{}:{count}", crate::worker::model_letter(*index))).collect();
+        counts.join(",")
     });
     let Some(state) = state.as_mut() else { return };
     if state.closing {
@@ -215,7 +215,7 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
             let repaint = ctx.clone();
             let (warm_forward_ms, latency_ms) = (median(&state.warm_forward_ms), median(&state.latency_ms));
             ctx.request_screenshot(move |image| {
-                let captured = Captured { forward_ms, wins, first_picture_ms, warm_forward_ms, latency_ms };
+                let captured = Captured { forward_ms, models, wins, first_picture_ms, warm_forward_ms, latency_ms };
                 let [width, height] = image.size;
                 let rgba: Vec<u8> = image.pixels.iter().flat_map(|pixel| pixel.to_srgba_unmultiplied()).collect();
                 let result = match image::RgbaImage::from_raw(width as u32, height as u32, rgba) {

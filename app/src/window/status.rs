@@ -21,7 +21,7 @@ const MIN_TEXT_WIDTH: f32 = 60.0;
 pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 2], ui: &mut egui::Ui) {
     egui::Panel::bottom("status_bar").show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {
-            match &session.model.state {
+            match &session.model().state {
                 ModelState::Ready(info) => {
                     let dtype = mae_model::dtype_name(info.dtype);
                     let name = text::shortened(&info.name, text::NAME_CHARS);
@@ -44,7 +44,7 @@ pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 
                 }
             }
             let mut cancel = false;
-            if let Some(loading) = &session.model.loading {
+            if let Some(loading) = &session.model().loading {
                 ui.separator();
                 busy::indicator(ui);
                 ui.label(load_progress_line(loading)).on_hover_text(&loading.model);
@@ -54,7 +54,7 @@ pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 
                 cancel = matches!(loading.progress, LoadProgress::Downloading(_))
                     && ui.small_button("Cancel").on_hover_text("Stop the download").clicked();
             }
-            if let Some(fetch) = &session.model.fetch {
+            if let Some(fetch) = &session.model().fetch {
                 ui.separator();
                 busy::indicator(ui);
                 let what = match &fetch.progress {
@@ -75,7 +75,7 @@ pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 
                     ui.small_button("Cancel").on_hover_text("Stop the download and keep the demo model").clicked();
             }
             if cancel {
-                session.model.cancel_load();
+                session.model().cancel_load();
             }
             ui.separator();
             match session.result() {
@@ -128,7 +128,7 @@ pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 
 
 /// The message banner and, when there is no model, why and the way out.
 pub fn banners(session: &mut Session, ui: &mut egui::Ui) {
-    if session.messages.notice.is_none() && !session.model.in_trouble() {
+    if session.messages.notice.is_none() && !session.model().in_trouble() {
         return;
     }
     egui::Frame::new().inner_margin(egui::Margin::symmetric(8, 4)).show(ui, |ui| {
@@ -167,14 +167,14 @@ fn notice_banner(session: &mut Session, ui: &mut egui::Ui) {
 
 fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
-    match &session.model.state {
-        ModelState::Failed(error) if session.model.loading.is_none() => {
+    match &session.model().state {
+        ModelState::Failed(error) if session.model().loading.is_none() => {
             let error = error.clone();
             egui::Frame::group(ui.style()).show(ui, |ui| {
                 ui.label(RichText::new("No model is loaded").strong().size(16.0));
-                ui.label(format!("{} could not be loaded: {error}", session.model.arg));
-                let hub_id = mae_model::hub::split_repo_id(&session.model.arg).is_ok()
-                    && !std::path::Path::new(&session.model.arg).exists();
+                ui.label(format!("{} could not be loaded: {error}", session.model().arg));
+                let hub_id = mae_model::hub::split_repo_id(&session.model().arg).is_ok()
+                    && !std::path::Path::new(&session.model().arg).exists();
                 if hub_id {
                     ui.label(
                         "Without a network connection, a hub model must already be in the Hugging Face cache. \
@@ -183,7 +183,7 @@ fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
                 } else {
                     ui.label("A model folder holds config.json and model.safetensors (or pytorch_model.bin).");
                 }
-                if let Some(cached) = session.model.cached_models.clone().filter(|models| !models.is_empty()) {
+                if let Some(cached) = session.model().cached_models.clone().filter(|models| !models.is_empty()) {
                     ui.label("Models in your Hugging Face cache:");
                     ui.horizontal_wrapped(|ui| {
                         for model in cached {
@@ -201,7 +201,7 @@ fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
                     {
                         session.files.ask(FileRequest::OpenModel, &ctx);
                     }
-                    let model = session.model.arg.clone();
+                    let model = session.model().arg.clone();
                     if ui.button("Try again").on_hover_text(format!("Load {model} again")).clicked() {
                         session.load_model(model);
                     }
@@ -210,7 +210,7 @@ fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
             ui.add_space(6.0);
         }
         ModelState::Loading | ModelState::Failed(_) => {
-            let Some(loading) = &session.model.loading else { return };
+            let Some(loading) = &session.model().loading else { return };
             let downloading = matches!(loading.progress, LoadProgress::Downloading(_));
             let fraction = loading.progress.fraction();
             let line = format!("{} — you can open an image meanwhile", load_progress_line(loading));
@@ -226,7 +226,7 @@ fn model_banner(session: &mut Session, ui: &mut egui::Ui) {
                 })
                 .inner;
             if cancel {
-                session.model.cancel_load();
+                session.model().cancel_load();
             }
             if let Some(fraction) = fraction {
                 ui.add(egui::ProgressBar::new(fraction).show_percentage().desired_width(400.0));

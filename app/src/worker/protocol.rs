@@ -347,6 +347,19 @@ impl ForwardResult {
     pub fn model(&self, index: usize) -> Option<&ModelResult> {
         self.models.iter().find(|model| model.index == index)
     }
+
+    /// How many masked patches each model wins, for the first and every model compared with it patch by patch
+    /// (the same patches seen, loss measured alike): (the model's place in the list, its wins).
+    pub fn wins(&self) -> Vec<(usize, usize)> {
+        let comparable: Vec<&ModelResult> = self
+            .models
+            .iter()
+            .filter(|model| model.index == 0 || model.difference.as_ref().is_some_and(Result::is_ok))
+            .collect();
+        let losses: Vec<&[f32]> = comparable.iter().map(|model| model.patch_loss.as_slice()).collect();
+        let wins = crate::render::compare::lowest_loss_wins(&losses, &self.first().masked_patches());
+        comparable.iter().map(|model| model.index).zip(wins).collect()
+    }
 }
 
 /// Every head's statistics (encoder then decoder) and the gallery of one stack.

@@ -50,16 +50,17 @@ impl Panel for ComparePanel {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        let Some(slot) = session.compare.as_ref() else {
+        if session.models.len() < 2 {
             ui.label(
-                "Compare model A with a second model: type a hub id, folder, weights file or demo under \
+                "Compare model A with up to three other models: type a hub id, folder, weights file or demo under \
                  \"Compare with\" in the control panel and press Compare.",
             );
             return;
-        };
-        if let Some(loading) = &slot.loading {
-            ui.label(format!("Loading model B ({}): {}", loading.model, loading.progress));
-            return;
+        }
+        for (index, slot) in session.compared() {
+            if let Some(loading) = &slot.loading {
+                ui.label(format!("Loading model {} ({}): {}", model_letter(index), loading.model, loading.progress));
+            }
         }
         let Some(result) = session.result() else { return };
         if result.models.len() < 2 {
@@ -88,6 +89,12 @@ impl ComparePanel {
         }
         for model in &result.models[1..] {
             ui.label(caption(model));
+        }
+        let wins = result.wins();
+        if wins.len() > 1 {
+            let counts: Vec<String> =
+                wins.iter().map(|(index, count)| format!("{} {count}", model_letter(*index))).collect();
+            ui.label(format!("Masked patches won: {} (the lowest loss alone; a tie is nobody's).", counts.join(", ")));
         }
         ui.weak(
             "One row per model, A on top: reconstruction, pasted back; right: each compared model's loss difference \
@@ -136,10 +143,8 @@ fn caption(model: &ModelResult) -> String {
     match &model.difference {
         Some(Ok(difference)) => format!(
             "Loss {letter} − A per masked patch, from −{0} (blue: {letter} lower) to +{0} (red: A lower); visible \
-             patches grey. Masked patches won: A {1}, {letter} {2}.",
+             patches grey.",
             format_value(difference.max_abs),
-            difference.a_wins,
-            difference.b_wins
         ),
         Some(Err(no_difference)) => format!("{letter}: each model's own loss map: {}.", no_difference.why),
         None => String::new(),

@@ -266,7 +266,7 @@ impl DatasetPanel {
             if ui.button("…").on_hover_text("Choose the folder (then it is evaluated)").clicked() {
                 session.files.ask(FileRequest::OpenDatasetFolder, ui.ctx());
             }
-            let ready = session.model.info().is_some() && !self.folder.trim().is_empty();
+            let ready = session.model().info().is_some() && !self.folder.trim().is_empty();
             let clicked = ui.add_enabled(ready, egui::Button::new(EVALUATE_BUTTON)).clicked();
             if (entered || clicked) && ready {
                 self.evaluate(session);

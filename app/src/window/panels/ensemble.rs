@@ -71,7 +71,7 @@ impl EnsemblePanel {
             colormap_combo(ui, "ensemble colormap", "Colormap", &mut self.colormap);
             let last = first.wrapping_add(self.size as u64 - 1);
             let compute = ui
-                .add_enabled(!self.job.is_running() && session.model.info().is_some(), egui::Button::new("Compute"))
+                .add_enabled(!self.job.is_running() && session.model().info().is_some(), egui::Button::new("Compute"))
                 .on_hover_text(format!(
                     "Run seeds {first}…{last} at ratio {:.3} and show the mean and spread of the pasted-back pictures",
                     session.settings.mask_ratio

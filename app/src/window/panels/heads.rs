@@ -283,7 +283,7 @@ impl Panel for HeadsPanel {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        if session.model.info().is_none() {
+        if session.model().info().is_none() {
             ui.label("The heads appear once a model is loaded.");
             return;
         }

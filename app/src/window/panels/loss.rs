@@ -78,8 +78,8 @@ impl LossPanel {
         let Some(image) = session.image.input.clone() else { return };
         let seed = session.settings.seed;
         let strategy = curve_strategy(session.settings.mask_mode);
-        let key = Some((session.model.generation, image.id, strategy, seed));
-        if session.model.info().is_none() || self.curve.key == key {
+        let key = Some((session.model().generation, image.id, strategy, seed));
+        if session.model().info().is_none() || self.curve.key == key {
             return;
         }
         let Some(strategy) = strategy else {

@@ -112,7 +112,7 @@ impl Panel for PicturePanel {
             quality_caption(ui, rect, &quality_line(result));
         }
         let response = response.on_hover_text(self.description());
-        let Some(grid) = session.model.grid() else { return };
+        let Some(grid) = session.model().grid() else { return };
         if self.picture.paintable() {
             paint_interaction(session, &response, rect, grid);
             let painter = ui.painter_at(rect);
@@ -169,7 +169,7 @@ pub fn fit_picture(
     sense: Sense,
     label: &str,
 ) -> (Rect, egui::Response) {
-    let (height, width) = session.model.info().map_or((224, 224), |info| info.image_size);
+    let (height, width) = session.model().info().map_or((224, 224), |info| info.image_size);
     let aspect = height as f32 / width.max(1) as f32;
     let available = ui.available_size().max(Vec2::splat(32.0));
     let side = available.x.min(available.y / aspect.max(1e-3));
@@ -185,7 +185,7 @@ pub fn fit_picture(
         }
         None => {
             painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-            let text = if session.model.info().is_some() { "computing…" } else { "waiting for a model" };
+            let text = if session.model().info().is_some() { "computing…" } else { "waiting for a model" };
             painter.text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,

@@ -30,14 +30,22 @@ use super::first_run::{Fetch, FetchEvent};
 use super::texture::{Upload, filtering};
 use crate::jobs::masks::MaskPicture;
 use crate::render::attention::Query;
-use crate::worker::{ForwardResult, LoadRequest, ModelInfo, Request, Response, ViewOptions, WorkerConfig};
+use crate::worker::{
+    ForwardResult, LoadRequest, MAX_MODELS, ModelInfo, Request, Response, ViewOptions, WorkerConfig, model_letter,
+};
 
 pub struct Session {
     pub settings: SessionSettings,
-    /// Model A: the one every panel shows.
-    pub model: ModelSlot,
-    /// Model B, while A is compared with it (the Compare panel).
-    pub compare: Option<ModelSlot>,
+    /// The window's models, never empty: the first (A) is the one every panel shows, the others (B, C, D) are
+    /// compared with it. A compared model still loading is the last (one loads at a time, so the loaded ones keep
+    /// the places they have in the worker's list).
+    pub models: Vec<ModelSlot>,
+    /// Compared models still to load, in order (`--compare B,C`, or the comparison remembered).
+    queued_compares: std::collections::VecDeque<String>,
+    /// A swap asked of the worker: its request id and the place that comes first.
+    pending_swap: Option<(u64, usize)>,
+    /// Why a compared model could not be loaded (a screenshot run fails with it).
+    pub compare_failure: Option<String>,
     pub image: ImageSlot,
     pub mask: MaskState,
     pub forwards: Forwards,
@@ -48,7 +56,7 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("model", &self.model.state)
+            .field("model", &self.model().state)
             .field("settings", &self.settings)
             .field("result", &self.result().map(|result| result.id))
             .field("sent", &self.forwards.last_sent_id())
@@ -63,7 +71,7 @@ pub enum Handled {
     Done,
     /// A new model is in use: the panels must hear of it.
     ModelLoaded(ModelInfo),
-    /// Model B is in: the Compare panel comes to the front.
+    /// A compared model is in: the Compare panel comes to the front.
     CompareLoaded,
     /// Not the session's: the panels may want it.
     ForPanels(Response),
@@ -78,8 +86,10 @@ impl Session {
             files.remember_folder_of(recent);
         }
         let mut session = Self {
-            model: ModelSlot::new(&settings, hub),
-            compare: None,
+            models: vec![ModelSlot::new(&settings, hub)],
+            queued_compares: Default::default(),
+            pending_swap: None,
+            compare_failure: None,
             settings,
             image: ImageSlot::default(),
             mask: MaskState::default(),
@@ -110,6 +120,20 @@ impl Session {
         }
     }
 
+    /// The first model: the one every panel shows.
+    pub fn model(&self) -> &ModelSlot {
+        &self.models[0]
+    }
+
+    pub fn model_mut(&mut self) -> &mut ModelSlot {
+        &mut self.models[0]
+    }
+
+    /// The models compared with the first (loaded or loading), with their places in the list.
+    pub fn compared(&self) -> impl Iterator<Item = (usize, &ModelSlot)> {
+        self.models.iter().enumerate().skip(1)
+    }
+
     /// How panels upload their pictures now.
     pub fn upload(&self) -> Upload<'_> {
         Upload { filtering: filtering(self.settings.nearest_filtering), created: &self.messages.textures_created }
@@ -134,24 +158,25 @@ impl Session {
     /// until the new one is ready. A model that cannot even be named (`ModelLocation` refuses it) is an error at
     /// once. A first-run download in the background is abandoned: the user's choice is never replaced.
     pub fn load_model(&mut self, model: String) {
-        if let Some(fetch) = self.model.fetch.take() {
+        if let Some(fetch) = self.model_mut().fetch.take() {
             fetch.cancel();
         }
-        let hub = self.model.hub().clone();
+        let hub = self.model().hub().clone();
         self.request_load(model, true, hub);
     }
 
     /// Starts with the built-in demo while `hub_id` downloads in the background (first run, online), and switches
     /// to it once it is in the cache.
     pub fn start_with_demo_while_fetching(&mut self, hub_id: String) {
-        let hub = self.model.hub().clone();
+        let hub = self.model().hub().clone();
         self.request_load(super::first_run::demo(), false, hub.clone());
-        self.model.fetch = Some(Fetch::start(hub_id, hub, self.forwards.waker()));
+        let fetch = Fetch::start(hub_id, hub, self.forwards.waker());
+        self.model_mut().fetch = Some(fetch);
     }
 
     /// Starts with the built-in demo because `why` (first run, offline).
     pub fn start_with_demo(&mut self, why: String) {
-        let hub = self.model.hub().clone();
+        let hub = self.model().hub().clone();
         self.request_load(super::first_run::demo(), false, hub);
         self.show_info(why);
     }
@@ -165,73 +190,101 @@ impl Session {
             }
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        let (device, dtype) = (self.model.device, self.model.dtype);
+        let (device, dtype) = (self.model().device, self.model().dtype);
         let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, index: 0 };
         let id = self.forwards.request(|id| Request::LoadModel { id, load });
-        self.model.started_loading(id, model, remember, cancel);
+        self.model_mut().started_loading(id, model, remember, cancel);
     }
 
-    /// Loads `model` as model B beside A (on A's device and dtype); it is remembered for the next start once in.
-    pub fn load_compare(&mut self, model: String) {
+    /// Compares the first model with `models` too, loaded one after another in this order (after any still
+    /// loading), each on the first model's device and dtype; each is remembered for the next start once in.
+    pub fn compare_with(&mut self, models: impl IntoIterator<Item = String>) {
+        self.queued_compares.extend(models);
+        self.load_next_compare();
+    }
+
+    /// Starts the next queued comparison, unless one is loading or the window holds all it can.
+    fn load_next_compare(&mut self) {
+        if self.models.iter().skip(1).any(|slot| slot.loading.is_some()) {
+            return;
+        }
+        let Some(model) = self.queued_compares.pop_front() else { return };
+        let index = self.models.len();
+        if index >= MAX_MODELS {
+            self.queued_compares.clear();
+            self.show_error(format!(
+                "{model}: the window holds at most {MAX_MODELS} models (A and three compared); close one first"
+            ));
+            return;
+        }
+        let letter = model_letter(index);
         let location: ModelLocation = match model.parse() {
             Ok(location) => location,
             Err(error) => {
-                self.show_error(format!("model B: {error}"));
+                self.show_error(format!("model {letter}: {error}"));
+                self.load_next_compare();
                 return;
             }
         };
-        let mut slot = self.compare.take().unwrap_or_else(|| ModelSlot::beside(&self.model));
-        let (device, dtype) = (self.model.device, self.model.dtype);
+        let mut slot = ModelSlot::beside(self.model());
+        let (device, dtype) = (self.model().device, self.model().dtype);
         let cancel = Arc::new(AtomicBool::new(false));
         let hub = slot.hub().clone();
-        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, index: 1 };
+        let load = LoadRequest { location, device, dtype, cancel: cancel.clone(), hub, index };
         let id = self.forwards.request(|id| Request::LoadModel { id, load });
         slot.started_loading(id, model, true, cancel);
-        self.compare = Some(slot);
+        self.models.push(slot);
     }
 
-    /// Ends the comparison: model B is freed and not loaded again at the next start.
-    pub fn close_compare(&mut self) {
-        if let Some(slot) = self.compare.take() {
-            slot.cancel_load();
+    /// Ends the comparison with the model at `index` (1 or more): it is freed and not loaded again at the next
+    /// start; the ones after it move up a place.
+    pub fn close_compared(&mut self, index: usize) {
+        if index == 0 || index >= self.models.len() {
+            return;
         }
-        self.forwards.request(|_| Request::CloseModel { index: 1 });
-        self.settings.compare_model = None;
+        let slot = self.models.remove(index);
+        slot.cancel_load();
+        if slot.info().is_some() {
+            self.forwards.request(|_| Request::CloseModel { index });
+        }
+        self.remember_compared();
+        self.load_next_compare();
     }
 
-    /// Asks the worker to make B model A and A model B (answered with `Swapped`).
-    pub fn swap_models(&mut self) {
-        if self.compare.as_ref().is_some_and(|slot| slot.info().is_some()) && self.model.info().is_some() {
-            self.forwards.request(|id| Request::SwapWithFirst { id, index: 1 });
+    /// Asks the worker to make the model at `index` the first and the first take its place (answered `Swapped`).
+    pub fn swap_with_first(&mut self, index: usize) {
+        let ready = self.models.get(index).is_some_and(|slot| slot.info().is_some());
+        if index > 0 && ready && self.model().info().is_some() {
+            let id = self.forwards.request(|id| Request::SwapWithFirst { id, index });
+            self.pending_swap = Some((id, index));
         }
+    }
+
+    /// The compared models the next start loads again: those loaded now.
+    fn remember_compared(&mut self) {
+        self.settings.compare_models =
+            self.models.iter().skip(1).filter(|slot| slot.info().is_some()).map(|slot| slot.arg.clone()).collect();
     }
 
     /// The generation of every loaded model, in the list's order.
     fn model_generations(&self) -> Vec<u64> {
-        std::iter::once(&self.model)
-            .chain(self.compare.as_ref())
-            .filter(|slot| slot.info().is_some())
-            .map(|slot| slot.generation)
-            .collect()
+        self.models.iter().filter(|slot| slot.info().is_some()).map(|slot| slot.generation).collect()
     }
 
     /// The names of the loaded models, in the list's order (the first is the one every panel shows).
     pub fn model_names(&self) -> Vec<String> {
-        std::iter::once(&self.model)
-            .chain(self.compare.as_ref())
-            .filter_map(|slot| slot.info().map(|info| info.name.clone()))
-            .collect()
+        self.models.iter().filter_map(|slot| slot.info().map(|info| info.name.clone())).collect()
     }
 
     /// What the loaded model at `index` of the list is.
     pub fn model_info(&self, index: usize) -> Option<&ModelInfo> {
-        std::iter::once(&self.model).chain(self.compare.as_ref()).filter_map(ModelSlot::info).nth(index)
+        self.models.iter().filter_map(ModelSlot::info).nth(index)
     }
 
     /// Takes in what the background download reported: on success the session switches to the downloaded model
     /// (image, ratio, seed and mask stay as they are); on failure the demo stays and a line says why.
     pub fn poll_fetch(&mut self) {
-        let Some(fetch) = self.model.fetch.as_mut() else { return };
+        let Some(fetch) = self.model_mut().fetch.as_mut() else { return };
         let mut finished = None;
         while let Ok(event) = fetch.events.try_recv() {
             match event {
@@ -241,11 +294,11 @@ impl Session {
         }
         let Some(event) = finished else { return };
         let hub_id = fetch.hub_id.clone();
-        self.model.fetch = None;
+        self.model_mut().fetch = None;
         match event {
             FetchEvent::Done => {
                 // The files are in the cache: load them from there, with no second round trip to the hub.
-                let cached = HubSettings { offline: true, ..self.model.hub().clone() };
+                let cached = HubSettings { offline: true, ..self.model().hub().clone() };
                 self.request_load(hub_id, true, cached);
             }
             FetchEvent::Failed(error) => self.show_info(format!(
@@ -266,7 +319,7 @@ impl Session {
 
     /// The mask the controls describe.
     pub fn mask_spec(&self) -> Option<MaskSpec> {
-        self.mask.spec(&self.settings, self.model.grid())
+        self.mask.spec(&self.settings, self.model().grid())
     }
 
     /// Uses `picture` as the mask (switching to `Image` mode); `path` is remembered for the next start.
@@ -279,7 +332,7 @@ impl Session {
 
     /// Cuts the mask picture into the current model's patches; one that cannot be is dropped for random masks.
     fn fit_mask_picture(&mut self) {
-        let Some(info) = self.model.info() else { return };
+        let Some(info) = self.models[0].info() else { return };
         if let Err(error) = self.mask.fit_picture_to(info) {
             self.show_error(format!("{error}; back to random masks"));
             self.settings.mask_mode = MaskMode::Random;
@@ -304,14 +357,14 @@ impl Session {
 
     /// Makes the painted mask match the model's grid, starting from the mask on screen when there is one.
     fn fit_painted_mask(&mut self) {
-        let Some(grid) = self.model.grid() else { return };
+        let Some(grid) = self.model().grid() else { return };
         let on_screen = self.result().map(|result| result.first().masked_patches());
         self.mask.fit_painted_to(grid, on_screen, &self.settings);
     }
 
     /// Painted mode: start again from the random mask of the current seed and ratio.
     pub fn reset_painted_to_random(&mut self) {
-        if let Some(grid) = self.model.grid() {
+        if let Some(grid) = self.model().grid() {
             self.mask.paint_random(grid, &self.settings);
         }
     }
@@ -348,7 +401,7 @@ impl Session {
     /// Sends the forward request that describes what should be on screen, unless it was already sent.
     pub fn send_forward_if_changed(&mut self, view: ViewOptions) {
         let (Some(image), Some(mask)) = (self.image.input.clone(), self.mask_spec()) else { return };
-        if self.model.info().is_none() {
+        if self.model().info().is_none() {
             return;
         }
         let generations = self.model_generations();
@@ -358,51 +411,63 @@ impl Session {
     /// Takes in a worker response: model loads and forward results are the session's; the rest goes on to the
     /// panels.
     pub fn handle(&mut self, response: Response) -> Handled {
-        let loading_id = self.model.loading.as_ref().map(|loading| loading.id);
-        let compare_loading_id = self.compare.as_ref().and_then(|slot| slot.loading.as_ref()).map(|loading| loading.id);
+        let loading_id = self.model().loading.as_ref().map(|loading| loading.id);
+        // A compared model's load: its place in the list.
+        let compared_load = |id: u64| {
+            self.models.iter().skip(1).position(|slot| slot.loading.as_ref().is_some_and(|loading| loading.id == id))
+        };
+        let compared = response.request_id().and_then(compared_load).map(|position| position + 1);
         match response {
-            Response::ModelLoading { id, progress } if Some(id) == compare_loading_id => {
-                if let Some(loading) = self.compare.as_mut().and_then(|slot| slot.loading.as_mut()) {
+            Response::ModelLoading { progress, .. } if compared.is_some() => {
+                if let Some(loading) = compared.and_then(|index| self.models[index].loading.as_mut()) {
                     loading.progress = progress;
                 }
                 Handled::Done
             }
-            Response::ModelLoaded { id, info } if Some(id) == compare_loading_id => {
-                if let Some(slot) = self.compare.as_mut() {
-                    slot.loaded(*info);
-                    self.settings.compare_model = Some(slot.arg.clone());
+            Response::ModelLoaded { info, .. } if compared.is_some() => {
+                if let Some(index) = compared {
+                    self.models[index].loaded(*info);
                 }
+                self.remember_compared();
+                self.load_next_compare();
                 Handled::CompareLoaded
             }
-            Response::Failed { id, error } if Some(id) == compare_loading_id => {
-                let model = self.compare.take().map(|slot| slot.arg).unwrap_or_default();
-                self.show_error(format!("model B ({model}) could not be loaded: {error}"));
+            Response::Failed { error, .. } if compared.is_some() => {
+                let index = compared.unwrap_or_default();
+                let model = self.models.remove(index).arg;
+                let message = format!("model {} ({model}) could not be loaded: {error}", model_letter(index));
+                self.compare_failure = Some(message.clone());
+                self.show_error(message);
+                self.load_next_compare();
                 Handled::Done
             }
-            Response::Swapped { .. } => {
-                if let Some(slot) = self.compare.as_mut() {
-                    self.model.swap_models(slot);
-                    self.settings.model = Some(self.model.arg.clone());
-                    self.settings.compare_model = Some(slot.arg.clone());
+            Response::Swapped { id } => {
+                if let Some((_, index)) = self.pending_swap.take().filter(|(swap_id, _)| *swap_id == id)
+                    && index < self.models.len()
+                {
+                    let (first, rest) = self.models.split_at_mut(1);
+                    first[0].swap_models(&mut rest[index - 1]);
+                    self.settings.model = Some(self.model().arg.clone());
+                    self.remember_compared();
                 }
-                match self.model.info() {
+                match self.model().info() {
                     Some(info) => Handled::ModelLoaded(info.clone()),
                     None => Handled::Done,
                 }
             }
             Response::ModelLoading { id, progress } if Some(id) == loading_id => {
-                if let Some(loading) = self.model.loading.as_mut() {
+                if let Some(loading) = self.model_mut().loading.as_mut() {
                     loading.progress = progress;
                 }
                 Handled::Done
             }
             Response::ModelLoaded { id, info } if Some(id) == loading_id => {
-                let grid_changed = self.model.grid() != Some(info.grid);
-                if self.model.loaded((*info).clone()) {
-                    self.settings.model = Some(self.model.arg.clone());
+                let grid_changed = self.model().grid() != Some(info.grid);
+                if self.model_mut().loaded((*info).clone()) {
+                    self.settings.model = Some(self.model().arg.clone());
                 }
-                self.settings.device = self.model.device.name().into();
-                self.settings.dtype = mae_model::dtype_name(self.model.dtype).into();
+                self.settings.device = self.model().device.name().into();
+                self.settings.dtype = mae_model::dtype_name(self.model().dtype).into();
                 self.fit_mask_picture();
                 if grid_changed {
                     self.mask.painted.clear();
@@ -414,8 +479,8 @@ impl Session {
                 Handled::ModelLoaded(*info)
             }
             Response::Failed { id, error } if Some(id) == loading_id => {
-                self.model.loading = None;
-                match &self.model.state {
+                self.model_mut().loading = None;
+                match &self.model().state {
                     // A model is in use: say the new one failed and keep going with the old one.
                     ModelState::Ready(info) => {
                         let name = info.name.clone();
@@ -423,8 +488,9 @@ impl Session {
                     }
                     _ => {
                         // Offer what the cache holds instead (a directory listing: quick).
-                        self.model.cached_models = Some(mae_model::cached_models());
-                        self.model.state = ModelState::Failed(error);
+                        let slot = self.model_mut();
+                        slot.cached_models = Some(mae_model::cached_models());
+                        slot.state = ModelState::Failed(error);
                     }
                 }
                 Handled::Done
@@ -437,7 +503,7 @@ impl Session {
                     Some(if model.index == 0 {
                         error.clone()
                     } else {
-                        format!("model {}: {error}", crate::worker::model_letter(model.index))
+                        format!("model {}: {error}", model_letter(model.index))
                     })
                 });
                 if self.forwards.take_result(*result)

@@ -109,8 +109,8 @@ pub struct SessionSettings {
     pub mask_picture: Option<PathBuf>,
     /// The model last loaded successfully (used when `--model` is not given).
     pub model: Option<String>,
-    /// Model B of the comparison, loaded again at start until the comparison is closed.
-    pub compare_model: Option<String>,
+    /// The models compared with the first (B, C, D), loaded again at start until each is closed.
+    pub compare_models: Vec<String>,
     pub device: String,
     pub dtype: String,
 }
@@ -129,7 +129,7 @@ impl Default for SessionSettings {
             recent_files: Vec::new(),
             mask_picture: None,
             model: None,
-            compare_model: None,
+            compare_models: Vec::new(),
             device: DeviceChoice::Auto.name().into(),
             dtype: "f32".into(),
         }
