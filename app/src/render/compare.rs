@@ -1,5 +1,6 @@
-//! Two models on one masked image: the per-patch loss difference B − A as a heatmap on a diverging colormap
-//! centred on 0 (blue where B's loss is lower, red where A's is), and the count of masked patches each one wins.
+//! Models on one masked image: a compared model's per-patch loss difference from the first (B − A) as a heatmap on
+//! a diverging colormap centred on 0 (blue where its loss is lower, red where A's is), and the count of masked
+//! patches each of several models wins with the lowest loss.
 
 use image::{Rgba, RgbaImage};
 
@@ -8,24 +9,26 @@ use super::patch_at;
 /// Visible patches are not what either model was trained to predict: drawn in a neutral grey.
 const VISIBLE_GREY: Rgba<u8> = Rgba([128, 128, 128, 255]);
 
-/// What [`loss_difference`] draws and counts.
+/// What [`loss_difference`] draws.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Difference {
     pub picture: RgbaImage,
     /// The colour scale runs from −`max_abs` (deepest blue: B better) to +`max_abs` (deepest red: A better).
     pub max_abs: f32,
-    pub a_wins: usize,
-    pub b_wins: usize,
 }
 
 /// The difference of two per-patch losses over the same grid and mask (`masked[i]`: patch i was hidden from both),
-/// drawn at `side` × `side` pixels per patch. Ties (equal losses) are nobody's win.
-pub fn loss_difference(a_loss: &[f32], b_loss: &[f32], masked: &[bool], grid: (usize, usize), side: u32) -> Difference {
-    let difference: Vec<f32> = a_loss.iter().zip(b_loss).map(|(a, b)| b - a).collect();
+/// drawn at `side` × `side` pixels per patch.
+pub fn loss_difference(
+    first_loss: &[f32],
+    own_loss: &[f32],
+    masked: &[bool],
+    grid: (usize, usize),
+    side: u32,
+) -> Difference {
+    let difference: Vec<f32> = first_loss.iter().zip(own_loss).map(|(first, own)| own - first).collect();
     let masked_differences = || difference.iter().zip(masked).filter(|(_, m)| **m).map(|(d, _)| *d);
     let max_abs = masked_differences().filter(|d| d.is_finite()).fold(0.0f32, |max, d| max.max(d.abs()));
-    let a_wins = masked_differences().filter(|d| *d > 0.0).count();
-    let b_wins = masked_differences().filter(|d| *d < 0.0).count();
     let (width, height) = (grid.1 as u32 * side, grid.0 as u32 * side);
     let picture = RgbaImage::from_fn(width, height, |x, y| {
         let patch = patch_at(x, y, width, height, grid);
@@ -34,7 +37,7 @@ pub fn loss_difference(a_loss: &[f32], b_loss: &[f32], masked: &[bool], grid: (u
             _ => VISIBLE_GREY,
         }
     });
-    Difference { picture, max_abs, a_wins, b_wins }
+    Difference { picture, max_abs }
 }
 
 /// For models that saw the same patches (`losses[m]`: model m's per-patch loss on one grid), how many masked patches
@@ -74,13 +77,13 @@ mod tests {
     }
 
     #[test]
-    fn wins_are_counted_on_masked_patches_and_colours_follow_the_sign() {
+    fn colours_follow_the_sign_on_masked_patches() {
         // 1×4 grid: patch 0 B better, 1 A better, 2 tie, 3 visible (B much better there, but not counted).
         let a = [1.0, 0.2, 0.5, 9.0];
         let b = [0.5, 0.6, 0.5, 0.0];
         let masked = [true, true, true, false];
         let difference = loss_difference(&a, &b, &masked, (1, 4), 2);
-        assert_eq!((difference.a_wins, difference.b_wins), (1, 1));
+        assert_eq!(lowest_loss_wins(&[&a, &b], &masked), [1, 1], "the tie and the visible patch are nobody's");
         assert!((difference.max_abs - 0.5).abs() < 1e-6, "{}", difference.max_abs);
         assert_eq!(difference.picture.dimensions(), (8, 2));
         let at = |patch: u32| *difference.picture.get_pixel(patch * 2, 0);

@@ -17,7 +17,7 @@ use super::session::Session;
 const TREE_ID: &str = "mae_explorer_tiles";
 /// The four pictures of a result, in the default 2×2 grid.
 const PICTURES: [PanelId; 4] = [PanelId::Original, PanelId::Masked, PanelId::Reconstruction, PanelId::Pasted];
-/// Tabs of the default layout that start closed (View reopens them; the Compare panel opens when model B loads), so
+/// Tabs of the default layout that start closed (View reopens them; the Compare panel opens when a compared model loads), so
 /// the pictures keep their size until they are wanted.
 const CLOSED_AT_START: [PanelId; 2] = [PanelId::Compare, PanelId::Dataset];
 /// Height of a tile's tab bar (a little under egui_tiles' 24: the pictures get the rest).

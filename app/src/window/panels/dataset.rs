@@ -597,7 +597,7 @@ impl Panel for DatasetPanel {
         // Rows of another model would be mixed with the new one's: start again when asked.
         self.job.forget();
         self.rows.clear();
-        // `--evaluate FOLDER` starts here, not when the panel is next drawn: model B's Compare tab, opened in
+        // `--evaluate FOLDER` starts here, not when the panel is next drawn: a compared model's Compare tab, opened in
         // front of it, used to keep it waiting for ever (and a screenshot run waiting with it).
         if self.start_when_ready {
             self.start_when_ready = false;

@@ -74,23 +74,23 @@ impl ModelSlot {
         }
     }
 
-    /// An empty slot for model B, loading on A's device and dtype with A's hub settings.
-    pub fn beside(a: &ModelSlot) -> Self {
+    /// An empty slot for a model compared with `first`, loading on its device and dtype with its hub settings.
+    pub fn beside(first: &ModelSlot) -> Self {
         Self {
             state: ModelState::Loading,
             loading: None,
             arg: String::new(),
             field: String::new(),
-            device: a.device,
-            dtype: a.dtype,
+            device: first.device,
+            dtype: first.dtype,
             generation: 0,
             cached_models: None,
             fetch: None,
-            hub: a.hub.clone(),
+            hub: first.hub.clone(),
         }
     }
 
-    /// Models A and B change places (their loads, device choices and downloads stay with their slots' roles).
+    /// Two models change places in the list (their loads, device choices and downloads stay with the places).
     pub fn swap_models(&mut self, other: &mut ModelSlot) {
         std::mem::swap(&mut self.state, &mut other.state);
         std::mem::swap(&mut self.arg, &mut other.arg);
