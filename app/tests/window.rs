@@ -1480,6 +1480,19 @@ fn the_menus_entries_do_what_they_say_when_clicked() {
     harness.key_press(egui::Key::Escape);
     harness.run_steps(2);
     assert!(harness.query_by_role_and_label(egui::Role::Button, "Heads").is_none(), "the Heads tab is gone");
+    // View → every other panel's checkbox: closes its tile, and a second click opens it again.
+    for &panel in PanelId::ALL.iter().filter(|&&panel| panel != PanelId::Heads) {
+        let title = harness.state().panels.get(panel).title();
+        for _ in 0..2 {
+            let open = harness.state().layout.is_open(panel);
+            click_and_settle(&mut harness, "View");
+            harness.get_by_role_and_label(egui::Role::CheckBox, title).click();
+            harness.run_steps(3);
+            assert_eq!(harness.state().layout.is_open(panel), !open, "View → {title}");
+            harness.key_press(egui::Key::Escape);
+            harness.run_steps(2);
+        }
+    }
     // View → Controls hides the control panel, ratio slider and all.
     click_and_settle(&mut harness, "View");
     harness.get_by_role_and_label(egui::Role::CheckBox, "Controls").click();
@@ -1855,4 +1868,251 @@ fn a_worker_restart_while_the_worst_images_export_leaves_its_button_usable() {
     assert!(!app.panels.dataset.export.is_running());
     harness.run_steps(2);
     assert!(!harness.get_by_label(WORST_BUTTON).accesskit_node().is_disabled(), "the button is usable again");
+}
+
+/// Saves what File's `entry` saves through the in-window browser, into `folder` under `name`.
+fn save_from_file_menu(harness: &mut Harness<'static, MaeApp>, entry: &str, folder: &std::path::Path, name: &str) {
+    harness.state_mut().session.files.last_folder = Some(folder.to_owned());
+    open_file_menu_entry(harness, entry);
+    assert!(harness.state().session.files.browser.is_some(), "{entry}: the in-window browser opened");
+    type_into(harness, FILE_NAME_LABEL, name);
+    step_until(harness, &format!("{entry}: the save"), |app| {
+        app.session.files.browser.is_none()
+            && app.session.messages.notice.as_ref().is_some_and(|n| n.text.contains(name))
+    });
+}
+
+#[test]
+fn every_file_menu_entry_and_dataset_button_does_what_it_says_when_clicked() {
+    // A cache with one model in the hub's layout (tiny-p8 as facebook/vit-mae-base), which the cached-model list
+    // shows and loads offline.
+    let cache = tempfile::tempdir().unwrap();
+    let snapshot = cache.path().join("models--facebook--vit-mae-base/snapshots").join("a".repeat(40));
+    std::fs::create_dir_all(&snapshot).unwrap();
+    let tiny_p8 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/tiny-p8");
+    for file in ["config.json", "model.safetensors", "preprocessor_config.json"] {
+        std::fs::copy(tiny_p8.join(file), snapshot.join(file)).unwrap();
+    }
+    let refs = cache.path().join("models--facebook--vit-mae-base/refs");
+    std::fs::create_dir_all(&refs).unwrap();
+    std::fs::write(refs.join("main"), "a".repeat(40)).unwrap();
+    let mut options = without_system_dialog(fixture_model());
+    options.hub =
+        HubSettings { cache_dir: cache.path().to_owned(), offline: true, ..HubSettings::from_vars(&|_| None) };
+    let mut harness = ready_harness(options);
+    let folder = tempfile::tempdir().unwrap();
+
+    // Save the four pictures: written, and read back at four tiles side by side.
+    save_from_file_menu(&mut harness, "Save the four pictures as PNG", folder.path(), "four.png");
+    let four = image::open(folder.path().join("four.png")).unwrap();
+    assert_eq!((four.width(), four.height()), (4 * 64 + 3 * 8, 64));
+
+    // Save mask…, then Open mask… reads it back: the mask on screen is the one saved.
+    let saved_mask = shown_mask(harness.state());
+    save_from_file_menu(&mut harness, "Save mask", folder.path(), "mask.png");
+    harness.state_mut().session.settings.seed = 11;
+    step_until(&mut harness, "another random mask", |app| app.session.is_up_to_date() && shown_mask(app) != saved_mask);
+    open_file_menu_entry(&mut harness, "Open mask");
+    type_into(&mut harness, PATH_LABEL, &folder.path().display().to_string());
+    click_and_settle(&mut harness, "mask.png · image");
+    harness.get_by_label("Open mask").click();
+    step_until(&mut harness, "the mask from the picture", |app| {
+        app.session.settings.mask_mode == MaskMode::Image && app.session.is_up_to_date()
+    });
+    assert_eq!(shown_mask(harness.state()), saved_mask, "the saved mask reads back as itself");
+
+    // Open image…, then File → Open recent → that image again (after another one was opened).
+    let photos = folder.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 100]))
+        .save(photos.join("a.png"))
+        .unwrap();
+    std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/chelsea.png"), photos.join("b.png"))
+        .unwrap();
+    for name in ["a.png", "b.png"] {
+        open_file_menu_entry(&mut harness, "Open image");
+        type_into(&mut harness, PATH_LABEL, &photos.display().to_string());
+        click_and_settle(&mut harness, &format!("{name} · image"));
+        harness.get_by_label("Open").click();
+        step_until(&mut harness, name, |app| app.session.image.input.as_ref().is_some_and(|image| image.name == name));
+    }
+    click_and_settle(&mut harness, "File");
+    harness.get_by_label("Open recent").click();
+    harness.run_steps(3);
+    let recent = photos.canonicalize().unwrap().join("a.png").display().to_string();
+    harness.get_by_label_contains(&recent).click();
+    step_until(&mut harness, "the recent image", |app| {
+        app.session.image.input.as_ref().is_some_and(|image| image.name == "a.png") && app.session.is_up_to_date()
+    });
+
+    // The cached-model list shows the cache's model; choosing it loads it.
+    click_and_settle(&mut harness, "File");
+    harness.get_by_label("Models in the Hugging Face cache").click();
+    harness.run_steps(3);
+    harness
+        .get_by(|node| {
+            node.role() == egui::Role::Button
+                && node.label().is_some_and(|label| label.contains("facebook/vit-mae-base"))
+        })
+        .click();
+    step_until(&mut harness, "the cached model", |app| {
+        app.session.model().info().is_some_and(|info| info.name == "facebook/vit-mae-base")
+            && app.session.is_up_to_date()
+    });
+
+    // The Dataset panel's buttons: Evaluate starts the job; "Export the worst as a grid…" writes a grid.
+    let images = tempfile::tempdir().unwrap();
+    std::fs::copy(photos.join("a.png"), images.path().join("a.png")).unwrap();
+    std::fs::copy(photos.join("b.png"), images.path().join("b.png")).unwrap();
+    // (A folder is measured at a drawn mask: a picture mask names patches of one image.)
+    harness.state_mut().session.set_mask_mode(MaskMode::Random);
+    harness.state_mut().layout.bring_to_front(PanelId::Dataset);
+    harness.state_mut().panels.dataset.folder = images.path().display().to_string();
+    harness.run_steps(2);
+    harness.get_by_label(mae_explorer::window::panels::dataset::EVALUATE_BUTTON).click();
+    harness.run_steps(2);
+    step_until(&mut harness, "both images measured", |app| {
+        let dataset = &app.panels.dataset;
+        !dataset.job.is_running() && dataset.rows.len() == 2 && dataset.rows.iter().all(|row| row.evaluation.is_some())
+    });
+    harness.state_mut().session.files.last_folder = Some(folder.path().to_owned());
+    harness.get_by_label(mae_explorer::window::panels::dataset::WORST_BUTTON).click();
+    harness.run_steps(3);
+    type_into(&mut harness, FILE_NAME_LABEL, "worst.png");
+    step_until(&mut harness, "the worst images' grid", |app| {
+        !app.panels.dataset.export.is_running() && folder.path().join("worst.png").exists()
+    });
+    let worst = image::open(folder.path().join("worst.png")).unwrap();
+    assert!(worst.width() > 5 * 128 && worst.height() > 2 * 128, "two rows of five 128-px tiles");
+
+    // Quit asks the window to close.
+    click_and_settle(&mut harness, "File");
+    harness.get_by_label("Quit").click();
+    harness.step();
+    let closing = harness
+        .output()
+        .viewport_output
+        .values()
+        .any(|viewport| viewport.commands.iter().any(|command| matches!(command, egui::ViewportCommand::Close)));
+    assert!(closing, "Quit sends the window its close command");
+}
+
+#[test]
+fn the_control_panel_heads_export_and_browser_buttons_do_what_they_say_when_clicked() {
+    let mut harness = ready_harness(without_system_dialog(fixture_model()));
+    // New random seed: another seed, another mask.
+    let (seed, mask) = (harness.state().session.settings.seed, shown_mask(harness.state()));
+    click_and_settle(&mut harness, "New random seed");
+    step_until(&mut harness, "the new seed's mask", |app| {
+        app.session.is_up_to_date() && app.session.settings.seed != seed
+    });
+    assert_ne!(shown_mask(harness.state()), mask);
+    // Painted mode's tools: Mask all, Show all, Invert, From random.
+    harness.state_mut().session.set_mask_mode(MaskMode::Painted);
+    harness.run_steps(2);
+    let painted = |app: &MaeApp| app.session.mask.painted.clone();
+    click_and_settle(&mut harness, "Mask all");
+    assert!(painted(harness.state()).iter().all(|&m| m));
+    click_and_settle(&mut harness, "Show all");
+    assert!(painted(harness.state()).iter().all(|&m| !m));
+    click_and_settle(&mut harness, "Invert");
+    assert!(painted(harness.state()).iter().all(|&m| m));
+    click_and_settle(&mut harness, "From random");
+    let random = painted(harness.state());
+    assert!(random.iter().any(|&m| m) && random.iter().any(|&m| !m), "a random mask again: {random:?}");
+    // Crisp patches: the nearest filter goes.
+    assert!(harness.state().session.settings.nearest_filtering);
+    harness.get_by_role_and_label(egui::Role::CheckBox, "Crisp patches").click();
+    harness.run_steps(2);
+    assert!(!harness.state().session.settings.nearest_filtering);
+    // The Heads panel's scales.
+    harness.state_mut().layout.bring_to_front(PanelId::Heads);
+    harness.run_steps(2);
+    click_and_settle(&mut harness, "Per-head scale");
+    assert_eq!(harness.state().panels.heads.scale, mae_explorer::render::gallery::GalleryScale::PerHead);
+    click_and_settle(&mut harness, "Shared scale");
+    assert_eq!(harness.state().panels.heads.scale, mae_explorer::render::gallery::GalleryScale::Shared);
+    // The Export dialog's "Four pictures as one PNG…": a save of the four pictures is asked for.
+    harness.state_mut().export.open = true;
+    harness.run_steps(2);
+    click_and_settle(&mut harness, "Four pictures as one PNG…");
+    let browser = harness.state().session.files.browser.as_ref().expect("the in-window browser opened");
+    assert!(matches!(browser.request, mae_explorer::window::file_request::FileRequest::SavePanels { .. }));
+    // The browser's Up, Home and Hidden files.
+    let folder = harness.state().session.files.browser.as_ref().unwrap().folder().to_owned();
+    click_and_settle(&mut harness, "Up");
+    let up = harness.state().session.files.browser.as_ref().unwrap().folder().to_owned();
+    assert_eq!(Some(up.as_path()), folder.parent(), "Up goes to the folder above");
+    click_and_settle(&mut harness, "Home");
+    let home = harness.state().session.files.browser.as_ref().unwrap().folder().to_owned();
+    assert_eq!(home, mae_explorer::window::file_browser::home_folder().canonicalize().unwrap_or(home.clone()));
+    harness.get_by_role_and_label(egui::Role::CheckBox, "Hidden files").click();
+    harness.run_steps(2);
+    assert!(harness.state().session.files.browser.as_ref().unwrap().shows_hidden());
+    click_and_settle(&mut harness, "Cancel");
+    assert!(harness.state().session.files.browser.is_none());
+    // The Compare button (not Enter): the typed model is loaded beside A.
+    harness.state_mut().export.open = false;
+    harness.run_steps(2);
+    let scratch = tempfile::tempdir().unwrap();
+    let model_b = mae_integration_tests::perturbed_tiny_p8(scratch.path());
+    let field = harness.get_by_role_and_label(egui::Role::TextInput, COMPARE_FIELD_LABEL);
+    field.focus();
+    harness.step();
+    harness.get_by_role_and_label(egui::Role::TextInput, COMPARE_FIELD_LABEL).type_text(&model_b.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_role_and_label(egui::Role::Button, "Compare").click();
+    step_until(&mut harness, "model B", |app| app.session.model_names().len() == 2);
+}
+
+#[test]
+fn try_again_in_the_model_banner_loads_the_model_again() {
+    let mut harness = harness(AppOptions::new("/no/such/model/folder"));
+    step_until(&mut harness, "the failed load", |app| matches!(app.session.model().state, ModelState::Failed(_)));
+    harness.run_steps(2);
+    assert!(harness.state().session.model().loading.is_none());
+    harness.get_by_label("Try again").click();
+    // The click's frame asks for the load; its answer is taken in at the start of a later frame.
+    harness.step();
+    assert!(harness.state().session.model().loading.is_some(), "the load was asked for again");
+    step_until(&mut harness, "the second failure", |app| {
+        matches!(app.session.model().state, ModelState::Failed(_)) && app.session.model().loading.is_none()
+    });
+}
+
+#[test]
+fn cancel_in_the_dataset_panel_stops_the_folder() {
+    // The worker is held after its first answer to the evaluation, so the job is still running when Cancel is
+    // clicked; afterwards no further image of the folder is measured.
+    let folder = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for index in 0..6 {
+        std::fs::copy(root.join("assets/chelsea.png"), folder.path().join(format!("cat-{index}.png"))).unwrap();
+    }
+    let gate = std::sync::Arc::new(Gate::default());
+    let mut options = AppOptions::new(fixture_model());
+    let held = gate.clone();
+    options.worker.notify = std::sync::Arc::new(move || held.pass());
+    let mut harness = ready_harness(options);
+    harness.state_mut().layout.bring_to_front(PanelId::Dataset);
+    harness.state_mut().panels.dataset.folder = folder.path().display().to_string();
+    harness.run_steps(2);
+    let stats = harness.state().session.forwards.stats().clone();
+    gate.wait_for_passes(stats.responses());
+    gate.arm();
+    harness.get_by_label(mae_explorer::window::panels::dataset::EVALUATE_BUTTON).click();
+    harness.run_steps(3);
+    assert!(harness.state().panels.dataset.job.is_running());
+    harness.get_by_role_and_label(egui::Role::Button, "Cancel").click();
+    harness.run_steps(2);
+    assert!(!harness.state().panels.dataset.job.is_running(), "the job is forgotten at once");
+    gate.open();
+    // Give the worker time it would have needed to measure the rest (the fixture model takes a few milliseconds an
+    // image), taking in whatever it answers.
+    for _ in 0..100 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let measured = harness.state().panels.dataset.rows.iter().filter(|row| row.evaluation.is_some()).count();
+    assert!(measured < 6, "the folder stopped: {measured} of 6 measured");
 }

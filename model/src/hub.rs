@@ -522,11 +522,6 @@ pub struct CachedModel {
     pub size_bytes: u64,
 }
 
-/// Model repositories in the cache that `settings` (the environment) names, sorted by id.
-pub fn cached_models() -> Vec<CachedModel> {
-    cached_models_in(&HubSettings::from_env().cache_dir)
-}
-
 /// Model repositories in `cache_dir` that have at least one snapshot with a config.json.
 pub fn cached_models_in(cache_dir: &Path) -> Vec<CachedModel> {
     let Ok(entries) = std::fs::read_dir(cache_dir) else { return Vec::new() };

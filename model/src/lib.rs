@@ -55,5 +55,5 @@ pub use model::{ForwardOptions, MaeModel, check_batch_fits};
 pub use ops::KernelChoice;
 pub use outputs::MaeOutput;
 pub use preprocess::Preprocessor;
-pub use source::{Alongside, CachedModel, DownloadProgress, LoadOptions, ModelLocation, cached_models, load_model};
+pub use source::{Alongside, CachedModel, DownloadProgress, LoadOptions, ModelLocation, load_model};
 pub use weights::WeightStore;

@@ -24,7 +24,7 @@ use crate::original_mae::{self, KeyLayout};
 use crate::torch_checkpoint;
 use crate::weights::WeightStore;
 
-pub use crate::hub::{CachedModel, DownloadProgress, cached_models};
+pub use crate::hub::{CachedModel, DownloadProgress};
 
 /// What `--model` names.
 #[derive(Debug, Clone, PartialEq, Eq)]

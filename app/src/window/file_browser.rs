@@ -98,6 +98,11 @@ impl FileBrowser {
     }
 
     /// The folder shown.
+    /// Whether names starting with a dot are listed.
+    pub fn shows_hidden(&self) -> bool {
+        self.show_hidden
+    }
+
     pub fn folder(&self) -> &Path {
         &self.folder
     }

@@ -107,7 +107,7 @@ fn file_menu(app: &mut MenuTargets<'_>, ui: &mut egui::Ui, ctx: &egui::Context) 
         ui.close();
     }
     let cached_menu = ui.menu_button("Models in the Hugging Face cache", |ui| {
-        let cached = session.model_mut().cached_models.get_or_insert_with(mae_model::cached_models).clone();
+        let cached = session.model_mut().cached_models().to_vec();
         if cached.is_empty() {
             ui.label("The cache holds no ViTMAE models");
         }

@@ -489,7 +489,7 @@ impl Session {
                     _ => {
                         // Offer what the cache holds instead (a directory listing: quick).
                         let slot = self.model_mut();
-                        slot.cached_models = Some(mae_model::cached_models());
+                        slot.cached_models();
                         slot.state = ModelState::Failed(error);
                     }
                 }

@@ -115,6 +115,13 @@ impl ModelSlot {
         &self.hub
     }
 
+    /// The models in the Hugging Face cache this slot loads from (its hub settings', not the environment's), listed
+    /// once and kept until a model loads.
+    pub fn cached_models(&mut self) -> &[CachedModel] {
+        let cache_dir = self.hub.cache_dir.clone();
+        self.cached_models.get_or_insert_with(|| mae_model::hub::cached_models_in(&cache_dir))
+    }
+
     /// Records a load just sent as request `id` (the newer choice wins: the download of an older one stops).
     pub fn started_loading(&mut self, id: u64, model: String, remember: bool, cancel: Arc<AtomicBool>) {
         if let Some(loading) = &self.loading {
