@@ -2116,3 +2116,30 @@ fn cancel_in_the_dataset_panel_stops_the_folder() {
     let measured = harness.state().panels.dataset.rows.iter().filter(|row| row.evaluation.is_some()).count();
     assert!(measured < 6, "the folder stopped: {measured} of 6 measured");
 }
+
+#[test]
+fn cancel_in_the_status_line_stops_a_model_download() {
+    // The weights download is held half-way: the status line shows it with Cancel, and Cancel ends the load.
+    let hub = FakeHub::start(Weights::Held);
+    let cache = tempfile::tempdir().unwrap();
+    let mut options = AppOptions::new(REPO);
+    options.hub = hub.settings(cache.path());
+    let mut harness = harness(options);
+    step_until(&mut harness, "the download in progress", |app| {
+        app.session
+            .model()
+            .loading
+            .as_ref()
+            .is_some_and(|loading| matches!(loading.progress, mae_explorer::worker::LoadProgress::Downloading(_)))
+    });
+    harness.run_steps(2);
+    // The banner over the tiles and the status line both offer it: each stops the same load.
+    harness.get_all_by_role_and_label(egui::Role::Button, "Cancel").next().expect("a Cancel button").click();
+    harness.step();
+    hub.release_weights();
+    step_until(&mut harness, "the cancelled load", |app| {
+        app.session.model().loading.is_none() && matches!(app.session.model().state, ModelState::Failed(_))
+    });
+    let ModelState::Failed(error) = &harness.state().session.model().state else { unreachable!() };
+    assert!(error.contains("cancelled"), "{error}");
+}
