@@ -6,6 +6,7 @@
     python tools/bench_torch.py --model DIR [--runs 20] [--warmup 3] [--threads 2] [--mask-ratio 0.75]
                                 [--device cpu|cuda] [--dtype f32|f16|bf16] [--batch N] [--modes eager,sdpa]
                                 [--matmul]
+    python tools/bench_torch.py --shapes [--model DIR | --shape base|large|huge] [--mask-ratio R] [--batch N]
 
 Batch N (default 1), random normal pixel values of the config's size, noise from
 torch.manual_seed(0); torch.rand(N, L) (`mae-explorer bench --batch N` masks image i with seed i instead: the
@@ -18,6 +19,12 @@ torch.cuda.synchronize(). Prints, one per mode:
 
     torch eager median_ms=311.2 min_ms=300.1 runs=20 threads=2 device=cpu dtype=f32  (output_attentions=True)
     torch sdpa median_ms=264.0 min_ms=255.3 runs=20 threads=2 device=cpu dtype=f32   (attentions off)
+
+--shapes times torch's F.linear at every distinct linear product of one forward pass (the model's config, or a
+hub shape without --model; at --mask-ratio and --batch; best of 10 after 3 warm-ups, on --threads), printing each
+the way `mae-explorer bench --shapes` does, so the two can be set side by side:
+
+    shape=50x2304x768 gflops=224.1 what=encoder-q/k/v
 
 --torch-only writes the random model without transformers (hub names written directly), for a transformers
 whose in-memory parameter names hub_layout.hub_key does not know; it is then checked to load completely.
@@ -71,6 +78,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     ap.add_argument("--torch-only", action="store_true", help="with --make-base: write without transformers")
+    ap.add_argument("--shapes", action="store_true", help="time F.linear at each linear product of a forward pass")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="base",
                     help="with --make-base: vit-mae-base, -large or -huge shapes (large and huge imply --torch-only)")
     args = ap.parse_args()
@@ -93,6 +101,9 @@ def main() -> None:
             how = "verified by reloading"
         size = sum(p.stat().st_size for p in out.iterdir())
         print(f"wrote {out} ({size / 1e6:.1f} MB, hub layout, {how}) in {time.perf_counter() - t:.1f} s")
+        return
+    if args.shapes:
+        time_linear_products(args)
         return
     if args.device == "cuda":
         if not torch.cuda.is_available():
@@ -187,6 +198,64 @@ def main() -> None:
     if args.matmul:
         print(f"torch matmul_2048_gflops={matmul_gflops(args.runs, device):.1f} threads={torch.get_num_threads()}")
     print(f"torch peak_rss_mb={peak_rss_mb():.0f}", flush=True)
+
+
+def linear_products(cfg: dict, len_keep: int, batch: int) -> list[tuple[int, int, int, str]]:
+    """The distinct linear products of one forward pass, as MaeConfig::linear_products lists them (M, N, K)."""
+    d, dd = cfg["hidden_size"], cfg["decoder_hidden_size"]
+    patches = (cfg["image_size"] // cfg["patch_size"]) ** 2
+    encoder_rows, decoder_rows = batch * (len_keep + 1), batch * (patches + 1)
+    patch_dim = cfg["num_channels"] * cfg["patch_size"] ** 2
+    every = [
+        (batch * len_keep, d, patch_dim, "patch embedding"),
+        (encoder_rows, 3 * d, d, "encoder q/k/v"),
+        (encoder_rows, d, d, "encoder out-projection"),
+        (encoder_rows, cfg["intermediate_size"], d, "encoder MLP up"),
+        (encoder_rows, d, cfg["intermediate_size"], "encoder MLP down"),
+        (encoder_rows, dd, d, "decoder embedding"),
+        (decoder_rows, 3 * dd, dd, "decoder q/k/v"),
+        (decoder_rows, dd, dd, "decoder out-projection"),
+        (decoder_rows, cfg["decoder_intermediate_size"], dd, "decoder MLP up"),
+        (decoder_rows, dd, cfg["decoder_intermediate_size"], "decoder MLP down"),
+        (decoder_rows, patch_dim, dd, "decoder prediction"),
+    ]
+    products = []
+    for m, n, k, what in every:
+        if m > 0 and all((m, n, k) != p[:3] for p in products):
+            products.append((m, n, k, what))
+    return products
+
+
+def time_linear_products(args) -> None:
+    """`--shapes`: F.linear at each product, best of 10 after 3 warm-ups, as `bench --shapes` times its own."""
+    import json
+
+    import torch
+    import torch.nn.functional as F
+
+    defaults = dict(hidden_size=768, intermediate_size=3072, decoder_hidden_size=512, decoder_intermediate_size=2048,
+                    image_size=224, patch_size=16, num_channels=3)
+    cfg = dict(defaults, **SHAPES[args.shape])
+    if args.model:
+        cfg.update({k: v for k, v in json.loads((Path(args.model) / "config.json").read_text()).items() if k in cfg})
+    patches = (cfg["image_size"] // cfg["patch_size"]) ** 2
+    len_keep = int(patches * (1 - args.mask_ratio))
+    device = torch.device(args.device)
+    generator = torch.Generator().manual_seed(0)
+    for m, n, k, what in linear_products(cfg, len_keep, args.batch):
+        x = torch.randn(m, k, generator=generator).to(device)
+        weight = torch.randn(n, k, generator=generator).to(device)
+        bias = torch.randn(n, generator=generator).to(device)
+        best = float("inf")
+        with torch.inference_mode():
+            for run in range(3 + 10):
+                t = time.perf_counter()
+                F.linear(x, weight, bias)
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
+                if run >= 3:
+                    best = min(best, time.perf_counter() - t)
+        print(f"shape={m}x{n}x{k} gflops={2 * m * n * k / best / 1e9:.1f} what={what.replace(' ', '-')}", flush=True)
 
 
 def matmul_gflops(runs: int, device) -> float:

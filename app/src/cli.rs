@@ -270,6 +270,11 @@ pub struct BenchArgs {
     /// Time the forward pass without attention probabilities (as PyTorch's sdpa runs it) instead of with them.
     #[arg(long, conflicts_with = "heads")]
     pub no_attentions: bool,
+    /// Instead of the forward pass, time each distinct linear product of one (at --mask-ratio and --batch; bias
+    /// included, as F.linear; best of 10 after 3 warm-ups), one line each: `shape=MxNxK gflops=<x> what=<where>`
+    /// (`tools/bench_torch.py --shapes` prints torch's the same way)
+    #[arg(long, conflicts_with = "heads")]
+    pub shapes: bool,
     /// Images per forward pass: a batched forward of N different images (image i masked with seed i), printed as
     /// images_per_s as well as the time per pass.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_batch, conflicts_with = "heads")]

@@ -124,5 +124,32 @@ fn export_loss_curve_heads_and_bench_accept_demo_offline() {
     let bench = home.run(&["bench", "--model", "demo", "--runs", "2", "--warmup", "1", "--threads", "1"]);
     let printed = String::from_utf8_lossy(&bench.stdout);
     assert!(printed.contains("model=demo (built in) ") && printed.contains("median_ms="), "bench printed: {printed}");
+    // `bench --shapes`: one line per distinct linear product of a forward pass. The demo: 224 px in 16-px patches
+    // (L = 196, 768 values a patch), 128 wide in both stacks, MLPs of 512; at ratio 0.75, 49 patches kept, so the
+    // encoder sees 50 tokens and the decoder 197 (its 50×128×128 embedding is the encoder's out-projection shape).
+    let shapes = home.run(&["bench", "--model", "demo", "--shapes", "--threads", "1"]);
+    let printed = String::from_utf8_lossy(&shapes.stdout);
+    let found: Vec<(String, f64)> = printed
+        .lines()
+        .filter_map(|line| {
+            let shape = line.split_whitespace().find_map(|word| word.strip_prefix("shape="))?;
+            let gflops = line.split_whitespace().find_map(|word| word.strip_prefix("gflops="))?.parse().ok()?;
+            Some((shape.to_string(), gflops))
+        })
+        .collect();
+    let expected = [
+        "49x128x768",
+        "50x384x128",
+        "50x128x128",
+        "50x512x128",
+        "50x128x512",
+        "197x384x128",
+        "197x128x128",
+        "197x512x128",
+        "197x128x512",
+        "197x768x128",
+    ];
+    assert_eq!(found.iter().map(|(shape, _)| shape.as_str()).collect::<Vec<_>>(), expected, "{printed}");
+    assert!(found.iter().all(|(_, gflops)| *gflops > 0.0 && gflops.is_finite()), "{printed}");
     home.assert_cache_untouched();
 }

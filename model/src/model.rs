@@ -281,6 +281,47 @@ impl MaeModel {
     }
 }
 
+/// One matrix product of a forward pass as `F.linear` computes it: `M` rows of `K` inputs to `N` outputs, bias
+/// added; `what` says where in the model it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearProduct {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub what: &'static str,
+}
+
+impl MaeConfig {
+    /// The distinct linear products of one forward pass of `batch` images on the configured grid with
+    /// `len_keep` patches kept (attention's per-head products are not linear layers and are left out): the patch
+    /// embedding, the encoder's projections and MLP, the decoder's embedding, projections, MLP and prediction.
+    /// The first place a shape appears names it.
+    pub fn linear_products(&self, len_keep: usize, batch: usize) -> Vec<LinearProduct> {
+        let (d, dd) = (self.hidden_size, self.decoder_hidden_size);
+        let (encoder_rows, decoder_rows) = (batch * (len_keep + 1), batch * (self.num_patches() + 1));
+        let all = [
+            (batch * len_keep, d, self.num_channels * self.patch_size * self.patch_size, "patch embedding"),
+            (encoder_rows, 3 * d, d, "encoder q/k/v"),
+            (encoder_rows, d, d, "encoder out-projection"),
+            (encoder_rows, self.intermediate_size, d, "encoder MLP up"),
+            (encoder_rows, d, self.intermediate_size, "encoder MLP down"),
+            (encoder_rows, dd, d, "decoder embedding"),
+            (decoder_rows, 3 * dd, dd, "decoder q/k/v"),
+            (decoder_rows, dd, dd, "decoder out-projection"),
+            (decoder_rows, self.decoder_intermediate_size, dd, "decoder MLP up"),
+            (decoder_rows, dd, self.decoder_intermediate_size, "decoder MLP down"),
+            (decoder_rows, self.patch_dim(), dd, "decoder prediction"),
+        ];
+        let mut products: Vec<LinearProduct> = Vec::new();
+        for (m, n, k, what) in all {
+            if m > 0 && !products.iter().any(|p| (p.m, p.n, p.k) == (m, n, k)) {
+                products.push(LinearProduct { m, n, k, what });
+            }
+        }
+        products
+    }
+}
+
 /// Refuses a patch grid whose forward pass (attention maps kept, nothing masked) would not fit in memory, with
 /// both figures; see [`memory::forward_pass_bytes`].
 pub fn check_forward_fits(config: &MaeConfig, (rows, cols): (usize, usize)) -> std::result::Result<(), String> {

@@ -31,6 +31,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mask = MaskSource::parse(&args.mask).context("--mask")?;
     let load_start = Instant::now();
     let loaded = load_model(&args.model, &args.engine)?;
+    if args.shapes {
+        return time_linear_products(&loaded.model, args.mask_ratio, args.batch);
+    }
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let config = loaded.model.config();
     let side = config.image_size;
@@ -89,6 +92,41 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         times_ms[0],
         batch as f64 * 1e3 / forward_median,
     );
+    Ok(())
+}
+
+/// Warm-up and timed calls of each linear product (`bench --shapes`).
+const PRODUCT_WARMUP: usize = 3;
+const PRODUCT_RUNS: usize = 10;
+
+/// Times every distinct linear product of one forward pass on the model's device, with its kernels, in the layout
+/// the model keeps its weights (`[K, N]`, transposed once at load), and prints each as `shape=MxNxK gflops=<x>`.
+fn time_linear_products(model: &mae_model::MaeModel, ratio: f64, batch: usize) -> Result<()> {
+    let config = model.config();
+    let len_keep = mae_model::masking::len_keep(config.num_patches(), ratio);
+    let device = model.device();
+    for product in config.linear_products(len_keep, batch) {
+        let (m, n, k) = (product.m, product.n, product.k);
+        let random = |count: usize, seed: u64| -> Result<Tensor> {
+            let values: Vec<f32> = TorchGenerator::rand(seed, count).iter().map(|v| v - 0.5).collect();
+            Ok(Tensor::from_vec(values, count, &Device::Cpu)?.to_dtype(model.dtype())?.to_device(device)?)
+        };
+        let x = random(m * k, 1)?.reshape((m, k))?;
+        let weight_t = random(k * n, 2)?.reshape((k, n))?;
+        let bias = random(n, 3)?;
+        let mut best = f64::INFINITY;
+        for run in 0..PRODUCT_WARMUP + PRODUCT_RUNS {
+            let start = Instant::now();
+            let y = device.with_context(|| mae_model::ops::linear(&x, &weight_t, &bias, model.kernels()))?;
+            // Asynchronous devices have finished once the result is read back.
+            y.to_device(&Device::Cpu)?;
+            if run >= PRODUCT_WARMUP {
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+        }
+        let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
+        println!("shape={m}x{n}x{k} gflops={gflops:.1} what={}", product.what.replace(' ', "-"));
+    }
     Ok(())
 }
 
