@@ -15,14 +15,17 @@ For every committed tiny model (tests/fixtures/models/<name>) and two inputs —
 and metadata mask_ratio, interpolate_pos_encoding, model. Each boundary is also checked against the whole
 model's forward pass (the same tensors to 1e-6), so the pieces are what ViTMAEForPreTraining computes.
 
-Deterministic: python tools/make_boundary_fixtures.py (environment: tools/README.md).
+Deterministic and byte-reproducible: python tools/make_boundary_fixtures.py (environment: tools/README.md).
 """
 
+import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from transformers import ViTMAEForPreTraining
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hub_layout as H  # noqa: E402  (its byte-reproducible safetensors writer)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "tests" / "fixtures" / "models"
@@ -84,7 +87,7 @@ def main() -> None:
             "interpolate_pos_encoding": "true" if interpolate else "false",
         }
         path = OUT / f"{name}{suffix}.safetensors"
-        save_file(tensors, str(path), metadata=metadata)
+        H.save_safetensors(tensors, path, metadata=metadata)
         print(f"{path.relative_to(ROOT)}: {height}x{width}, L={patches}, kept {embeddings.shape[1] - 1}")
 
 
