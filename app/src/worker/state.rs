@@ -14,7 +14,7 @@ use mae_model::{
 
 use super::protocol::{
     AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
-    LoadRequest, MAX_MODELS, ModelInfo, ModelResult, NoDifference, Request, Response, ResultPictures, ViewOptions,
+    LoadRequest, MAX_MODELS, ModelInfo, ModelResult, ModelView, NoDifference, Request, Response, ResultPictures,
     model_letter,
 };
 use super::{Responder, WorkerStats};
@@ -29,7 +29,7 @@ use crate::render::attention::{self, Stack};
 use crate::render::compare::{Difference, loss_difference};
 use crate::render::gallery::{GallerySpec, THUMBNAIL_WIDTH, render_gallery};
 use crate::render::loss::loss_overlay;
-use crate::render::panels::{PanelOptions, render_panels};
+use crate::render::panels::{MaskedStyle, PanelOptions, render_panels};
 
 /// Side of the pictures in the Dataset panel's table, in pixels.
 const DATASET_THUMBNAIL_SIDE: u32 = 48;
@@ -405,18 +405,26 @@ impl WorkerState {
         let first = self.models.first().context("no model is loaded")?;
         let (first_grid, first_preprocessing) = (first.grid(), first.loaded.preprocessor.config.clone());
         let mut models = Vec::with_capacity(self.models.len());
+        // The first model's pixel values, which every model that preprocesses alike takes as they are.
+        let mut first_input: Option<(u64, Tensor)> = None;
         for (index, side) in self.models.iter_mut().enumerate() {
             let own_input = (index > 0).then(|| own_input(side, first_grid, &first_preprocessing)).flatten();
-            if own_input.is_some() && side.grid() != first_grid && matches!(request.mask, MaskSpec::Keep { .. }) {
+            if index > 0 && side.grid() != first_grid && matches!(request.mask, MaskSpec::Keep { .. }) {
                 continue;
+            }
+            if own_input.is_none() && first_input.is_some() {
+                side.input = first_input.clone();
             }
             let view = request.view.model(index);
             let forward_ms = side.run(&request.image, &request.mask, view.needs_attentions(), &self.stats)?;
+            if index == 0 {
+                first_input = side.input.clone();
+            }
             let stats = view.heads.is_some().then(|| side.head_stats()).transpose()?;
             let cached = side.output.as_ref().context("the forward pass left no output")?;
             let output = &cached.output;
-            let view = ViewOptions { masked_style: request.view.masked_style, models: vec![view] };
-            let (pictures, heads, overlay_error) = draw(output, &side.loaded, &view, stats.as_ref())?;
+            let (pictures, heads, overlay_error) =
+                draw(output, &side.loaded, request.view.masked_style, &view, stats.as_ref())?;
             models.push(ModelResult {
                 index,
                 name: side.loaded.name.clone(),
@@ -533,11 +541,11 @@ fn model_info(loaded: &LoadedModel, load_ms: f64) -> ModelInfo {
 fn draw(
     output: &MaeOutput,
     loaded: &LoadedModel,
-    view: &ViewOptions,
+    masked_style: MaskedStyle,
+    view: &ModelView,
     stats: Option<&Arc<Vec<HeadStats>>>,
 ) -> Result<(ResultPictures, Option<HeadsResult>, Option<String>)> {
-    let panels = render_panels(output, &loaded.preprocessor, &PanelOptions { masked_style: view.masked_style })?;
-    let view = view.model(0);
+    let panels = render_panels(output, &loaded.preprocessor, &PanelOptions { masked_style })?;
     let mut overlay_error = None;
     let attention = view.attention.as_ref().and_then(|attention_view| {
         attention_overlay(output, &panels.original, attention_view)

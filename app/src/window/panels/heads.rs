@@ -106,12 +106,9 @@ impl HeadsPanel {
         let title_height =
             ui.add(egui::Label::new(egui::RichText::new(&heads.gallery.title).small()).wrap()).rect.height();
         let font = egui::TextStyle::Small.resolve(ui.style());
-        let stacks: Vec<Stack> = geometry.rows.iter().map(|(stack, _)| *stack).fold(Vec::new(), |mut stacks, stack| {
-            if !stacks.contains(&stack) {
-                stacks.push(stack);
-            }
-            stacks
-        });
+        // Rows come stack by stack.
+        let mut stacks: Vec<Stack> = geometry.rows.iter().map(|(stack, _)| *stack).collect();
+        stacks.dedup();
         let row_labels: Vec<String> =
             geometry.rows.iter().map(|&(stack, layer)| row_label(&stacks, stack, layer)).collect();
         let text_width = |text: &str| {

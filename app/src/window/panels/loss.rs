@@ -200,7 +200,8 @@ impl LossPanel {
 
     fn curve_plot(&self, ui: &mut egui::Ui, session: &Session) {
         let mode = session.settings.mask_mode;
-        let title = match curve_strategy(mode) {
+        let strategy = curve_strategy(mode);
+        let title = match strategy {
             Some(strategy) => {
                 let seed =
                     if strategy.uses_seed() { format!(", seed {}", session.settings.seed) } else { String::new() };
@@ -227,25 +228,19 @@ impl LossPanel {
         // The current result: at the slider's ratio on a curve; alone, at the fraction its mask hides.
         let current = session.result().and_then(|result| {
             let loss = f64::from(result.first().quality.masked_loss?);
-            let x = if curve_strategy(mode).is_some() {
-                session.settings.mask_ratio
-            } else {
-                result.first().quality.masked_fraction
-            };
+            let x =
+                if strategy.is_some() { session.settings.mask_ratio } else { result.first().quality.masked_fraction };
             Some([x, loss])
         });
-        let current_name = if curve_strategy(mode).is_some() {
+        let current_name = if strategy.is_some() {
             "current".to_string()
         } else {
             format!("{} mask (masks {:.3})", mask_noun(mode), current.map_or(0.0, |[x, _]| x))
         };
         let plot = Plot::new("loss_vs_ratio");
         // A lone point says what it is in a legend; a curve's title says it already (and a legend covered it).
-        let plot = if curve_strategy(mode).is_none() {
-            plot.legend(Legend::default().position(egui_plot::Corner::LeftTop))
-        } else {
-            plot
-        };
+        let plot =
+            if strategy.is_none() { plot.legend(Legend::default().position(egui_plot::Corner::LeftTop)) } else { plot };
         plot.height(PLOT_HEIGHT)
             .x_axis_label("mask ratio")
             .y_axis_label("masked loss")

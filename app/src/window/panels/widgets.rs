@@ -84,7 +84,7 @@ pub fn colormap_legend(ui: &mut egui::Ui, colormap: Colormap, low: f32, high: f3
 /// The model a panel with a model switch shows (its place in the list): its choice while that model is loaded,
 /// else the first.
 pub fn shown_model(choice: usize, session: &Session) -> usize {
-    if choice < session.model_names().len() { choice } else { 0 }
+    if session.model_info(choice).is_some() { choice } else { 0 }
 }
 
 /// The model switch of the Attention, Loss and Heads panels (A, B, …), shown while models are compared.

@@ -205,7 +205,7 @@ impl Session {
 
     /// Starts the next queued comparison, unless one is loading or the window holds all it can.
     fn load_next_compare(&mut self) {
-        if self.models.iter().skip(1).any(|slot| slot.loading.is_some()) {
+        if self.compared().any(|(_, slot)| slot.loading.is_some()) {
             return;
         }
         let Some(model) = self.queued_compares.pop_front() else { return };
@@ -263,7 +263,7 @@ impl Session {
     /// The compared models the next start loads again: those loaded now.
     fn remember_compared(&mut self) {
         self.settings.compare_models =
-            self.models.iter().skip(1).filter(|slot| slot.info().is_some()).map(|slot| slot.arg.clone()).collect();
+            self.compared().filter(|(_, slot)| slot.info().is_some()).map(|(_, slot)| slot.arg.clone()).collect();
     }
 
     /// The generation of every loaded model, in the list's order.
