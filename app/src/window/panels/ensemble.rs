@@ -68,7 +68,6 @@ impl EnsemblePanel {
         ui.horizontal_wrapped(|ui| {
             ui.add(egui::Slider::new(&mut self.size, 2..=MAX_ENSEMBLE_SIZE).text("seeds"))
                 .on_hover_text("How many masks to average (each is one forward pass)");
-            colormap_combo(ui, "ensemble colormap", "Colormap", &mut self.colormap);
             let last = first.wrapping_add(self.size as u64 - 1);
             let compute = ui
                 .add_enabled(!self.job.is_running() && session.model().info().is_some(), egui::Button::new("Compute"))
@@ -84,6 +83,9 @@ impl EnsemblePanel {
                 ui.label(format!("{done} of {total} forward passes"));
             }
         });
+        // On a line of its own (as in the Heads panel): a nested horizontal row does not wrap, and in a narrow tile
+        // it ran past the window's edge.
+        colormap_combo(ui, "ensemble colormap", "Colormap", &mut self.colormap);
         if let Some(error) = &self.error {
             ui.colored_label(Color32::from_rgb(230, 90, 80), error);
         }
