@@ -133,7 +133,7 @@ fn masked_patches_are_drawn_in_the_chosen_style() {
             } else {
                 // A checkerboard of light and dark grey cells, four to a patch side.
                 let cell = (output.patch_size / 4) as u32;
-                let light = (x / cell + y / cell) % 2 == 0;
+                let light = (x / cell + y / cell).is_multiple_of(2);
                 let level = if light { 205 } else { 150 };
                 assert_eq!(pixel, Rgba([level, level, level, 255]), "({x}, {y})");
             }

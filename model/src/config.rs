@@ -97,19 +97,19 @@ impl CheckedJson for MaeConfig {
         if let Some((name, value)) = sizes.iter().find(|(_, v)| *v > MAX_DIMENSION) {
             return Err(format!("{name} is {value}; no ViTMAE is that large (at most {MAX_DIMENSION})"));
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.decoder_hidden_size % self.decoder_num_attention_heads != 0 {
+        if !self.decoder_hidden_size.is_multiple_of(self.decoder_num_attention_heads) {
             return Err(format!(
                 "decoder_hidden_size {} is not divisible by decoder_num_attention_heads {}",
                 self.decoder_hidden_size, self.decoder_num_attention_heads
             ));
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(format!("image_size {} is not divisible by patch_size {}", self.image_size, self.patch_size));
         }
         if self.num_channels != 3 {

@@ -5,7 +5,9 @@
 //! pass. Each kernel here is one pass per row, parallel over rows on candle's thread pool (we run inside
 //! `Device::with_context`). `ops.rs` decides where they are used.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, bail};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, bail};
+
+use crate::cpu_matmul::{Epilogue, PackedWeight};
 use rayon::prelude::*;
 
 /// Rows per parallel task: enough work per task that scheduling costs nothing.
@@ -93,8 +95,9 @@ fn exp(x: f32) -> f32 {
     polynomial * f32::from_bits(biased_exponent << 23)
 }
 
-/// Runs `kernel` compiled for the widest vector unit this CPU has. The kernels are `#[inline(always)]`
-/// generic code, so each wrapper below is a copy built with its target features enabled.
+/// Runs `kernel` compiled for the vector unit `cpu_matmul::simd()` chose (the widest this CPU has, unless
+/// `MAE_CPU_KERNEL` narrows it). The kernels are `#[inline(always)]` generic code, so each wrapper below is a copy
+/// built with its target features enabled.
 macro_rules! dispatch_simd {
     ($kernel:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
@@ -103,16 +106,14 @@ macro_rules! dispatch_simd {
             fn wide(f: impl FnOnce()) { f() }
             #[target_feature(enable = "avx2,fma")]
             fn narrow(f: impl FnOnce()) { f() }
-            if is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports the features this copy was compiled for (checked just above).
+            match crate::cpu_matmul::simd() {
+                // SAFETY: `simd()` reports only features the CPU has.
                 #[allow(unsafe_code)]
-                unsafe { wide(|| $kernel($($arg),*)) }
-            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                crate::cpu_matmul::Simd::Avx512 => unsafe { wide(|| $kernel($($arg),*)) },
                 // SAFETY: as above.
                 #[allow(unsafe_code)]
-                unsafe { narrow(|| $kernel($($arg),*)) }
-            } else {
-                $kernel($($arg),*)
+                crate::cpu_matmul::Simd::Avx2 => unsafe { narrow(|| $kernel($($arg),*)) },
+                crate::cpu_matmul::Simd::Portable => $kernel($($arg),*),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -139,13 +140,41 @@ fn erf(x: f32) -> f32 {
     value.copysign(x)
 }
 
-/// `x·W + b` with the bias folded into the gemm call (the output starts as the broadcast bias and gemm
-/// accumulates onto it), saving the separate pass candle's `broadcast_add` makes over every linear's output.
-/// Inputs: x `[n, in]`, wᵀ `[in, out]`, b `[out]`, all contiguous.
+/// `x·Wᵀ + b` on a packed weight (`cpu_matmul.rs`), with GELU after it when `gelu`; as a `CustomOp3` the third
+/// operand is a residual added in the same pass. Inputs: x `[n, in]`, b `[out]`, residual `[n, out]`.
 #[derive(Debug, Clone, Copy)]
-pub struct LinearOp;
+pub struct PackedLinearOp<'a> {
+    pub weight: &'a PackedWeight,
+    pub gelu: bool,
+}
 
-impl CustomOp3 for LinearOp {
+impl PackedLinearOp<'_> {
+    fn run(
+        &self,
+        x: &[f32],
+        x_layout: &Layout,
+        bias: &[f32],
+        residual: Option<&[f32]>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let &[rows, inputs] = x_layout.dims() else { bail!("mae-linear: expected a 2-D input") };
+        let outputs = self.weight.outputs();
+        if inputs != self.weight.inputs()
+            || bias.len() != outputs
+            || residual.is_some_and(|r| r.len() != rows * outputs)
+        {
+            bail!("mae-linear: [{rows}, {inputs}] · [{}, {outputs}] + [{}]", self.weight.inputs(), bias.len());
+        }
+        let epilogue = match (residual, self.gelu) {
+            (Some(residual), _) => Epilogue::BiasResidual(residual),
+            (None, true) => Epilogue::BiasGelu,
+            (None, false) => Epilogue::Bias,
+        };
+        let out = crate::cpu_matmul::linear(x, rows, self.weight, bias, epilogue);
+        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+    }
+}
+
+impl CustomOp2 for PackedLinearOp<'_> {
     fn name(&self) -> &'static str {
         "mae-linear"
     }
@@ -154,54 +183,32 @@ impl CustomOp3 for LinearOp {
         &self,
         input: &CpuStorage,
         input_layout: &Layout,
-        weight: &CpuStorage,
-        weight_layout: &Layout,
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(input, input_layout, self.name())?;
-        let weight_t = contiguous(weight, weight_layout, self.name())?;
-        let bias = contiguous(bias, bias_layout, self.name())?;
-        let (&[rows, inputs], &[weight_inputs, outputs]) = (input_layout.dims(), weight_layout.dims()) else {
-            bail!("{}: expected 2-D input and weight", self.name());
-        };
-        if inputs != weight_inputs || bias.len() != outputs {
-            bail!("{}: shapes [{rows}, {inputs}] · [{weight_inputs}, {outputs}] + [{}]", self.name(), bias.len());
-        }
-        let mut out: Vec<f32> = Vec::with_capacity(rows * outputs);
-        for _ in 0..rows {
-            out.extend_from_slice(bias);
-        }
-        let threads = rayon::current_num_threads();
-        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        // SAFETY: every pointer comes from a live slice whose length matches the dimensions and row-major strides
-        // given (checked above: x is rows×inputs, wᵀ is inputs×outputs, out is rows×outputs), and `out` does not
-        // alias the inputs.
-        #[allow(unsafe_code)]
-        unsafe {
-            gemm::gemm(
-                rows,
-                outputs,
-                inputs,
-                out.as_mut_ptr(),
-                1,
-                outputs as isize,
-                true,
-                x.as_ptr(),
-                1,
-                inputs as isize,
-                weight_t.as_ptr(),
-                1,
-                outputs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+        let x = contiguous(input, input_layout, "mae-linear")?;
+        self.run(x, input_layout, contiguous(bias, bias_layout, "mae-linear")?, None)
+    }
+}
+
+impl CustomOp3 for PackedLinearOp<'_> {
+    fn name(&self) -> &'static str {
+        "mae-linear-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+        residual: &CpuStorage,
+        residual_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(input, input_layout, "mae-linear")?;
+        let bias = contiguous(bias, bias_layout, "mae-linear")?;
+        let residual = contiguous(residual, residual_layout, "mae-linear")?;
+        self.run(x, input_layout, bias, Some(residual))
     }
 }
 
@@ -310,29 +317,15 @@ fn softmax_in_place(block: &mut [f32], width: usize, scale: f32) {
     dispatch_simd!(scaled_softmax_rows_in_place(block, width, scale));
 }
 
-/// Exact (erf-based) GELU: `x · (1 + erf(x/√2)) / 2`.
-#[derive(Debug, Clone, Copy)]
-pub struct GeluErfOp;
-
-impl CustomOp1 for GeluErfOp {
-    fn name(&self) -> &'static str {
-        "mae-gelu-erf"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout, self.name())?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(MIN_ELEMENTS_PER_TASK)
-            .zip(x.par_chunks(MIN_ELEMENTS_PER_TASK))
-            .for_each(|(out, x)| dispatch_simd!(gelu_erf_slice(out, x)));
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
+/// GELU of a tile row the matmul has just written (`cpu_matmul.rs`: the epilogue of `intermediate.dense`).
+pub(crate) fn gelu_in_place(values: &mut [f32]) {
+    dispatch_simd!(gelu_erf_in_place(values));
 }
 
 #[inline(always)]
-fn gelu_erf_slice(out: &mut [f32], x: &[f32]) {
-    for (o, v) in out.iter_mut().zip(x) {
-        *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+fn gelu_erf_in_place(values: &mut [f32]) {
+    for v in values.iter_mut() {
+        *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
 }
 

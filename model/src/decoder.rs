@@ -70,6 +70,13 @@ impl Decoder {
         upload(table, (patches + 1, dd), self.dtype, &self.device)
     }
 
+    /// Lays every weight out for `kernels` (see [`crate::MaeModel::set_kernels`]).
+    pub(crate) fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        self.embed.set_kernels(kernels)?;
+        self.stack.set_kernels(kernels)?;
+        self.pred.set_kernels(kernels)
+    }
+
     /// The logits (`[L, p·p·C]`, CLS row dropped, spatial order) of each item of `last_hidden_state`
     /// (`[items·(1 + len_keep), D]`, items stacked as the encoder gives them), given each item's `ids_restore`
     /// (`[L]` u32 on the device) and `positions` ([`Decoder::position_table`] of the grid); with every layer's
@@ -89,7 +96,7 @@ impl Decoder {
             return Err(MaeError::InvalidInput(format!("{rows} encoder rows cannot be split into {count} items")));
         }
         let (len_keep, num_patches) = (rows / count - 1, table_rows - 1);
-        let embedded = self.embed.forward(last_hidden_state, kernels)?;
+        let embedded = self.embed.forward(last_hidden_state)?;
         // Visible tokens, then mask tokens, unshuffled back to spatial order, CLS in front.
         let num_masked = num_patches.checked_sub(len_keep).ok_or_else(|| {
             MaeError::InvalidInput(format!("{len_keep} visible tokens but only {num_patches} patches"))
@@ -108,7 +115,7 @@ impl Decoder {
             sequences.push(Tensor::cat(&[&item_tokens.narrow(0, 0, 1)?, &spatial_tokens], 0)?.add(positions)?);
         }
         let (hidden, attentions) = self.stack.forward(&Tensor::cat(&sequences, 0)?, count, keep_attention, kernels)?;
-        let predictions = self.pred.forward(&hidden, kernels)?;
+        let predictions = self.pred.forward(&hidden)?;
         let logits = (0..count)
             .map(|item| Ok(predictions.narrow(0, item * (1 + num_patches) + 1, num_patches)?))
             .collect::<Result<Vec<_>>>()?;

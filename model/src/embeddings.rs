@@ -70,6 +70,11 @@ impl Embeddings {
         upload(table, (rows * cols, d), self.dtype, &self.device)
     }
 
+    /// Lays the patch projection out for `kernels` (see [`crate::MaeModel::set_kernels`]).
+    pub(crate) fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        self.patch_embed.set_kernels(kernels)
+    }
+
     /// The encoder's input for items that keep the same number of patches: per item, CLS then its visible patches
     /// in HF's shuffled order (`ids_keep`), each embedded and given its position row from `positions`
     /// ([`Embeddings::position_table`] of the grid); stacked item after item, `[items·(1 + len_keep), D]`.
@@ -81,7 +86,6 @@ impl Embeddings {
         maskings: &[&Masking],
         geometry: &PatchGrid,
         positions: &Tensor,
-        kernels: KernelChoice,
     ) -> Result<Tensor> {
         let count = maskings.len();
         let len_keep = maskings.first().map_or(0, |masking| masking.len_keep());
@@ -96,7 +100,7 @@ impl Embeddings {
         }
         let kept_patches = upload(rows, (count * len_keep, geometry.patch_dim()), self.dtype, &self.device)?;
         let ids_keep = index_tensor(&ids_keep, &self.device)?;
-        let visible = self.patch_embed.forward(&kept_patches, kernels)?.add(&positions.index_select(&ids_keep, 0)?)?;
+        let visible = self.patch_embed.forward(&kept_patches)?.add(&positions.index_select(&ids_keep, 0)?)?;
         let mut sequences = Vec::with_capacity(2 * count);
         for item in 0..count {
             sequences.push(self.cls_with_position.clone());

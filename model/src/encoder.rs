@@ -28,6 +28,11 @@ impl Encoder {
         Ok(Self { stack: Stack::load(store, layers, "vit.layernorm", &dims, dtype, device)? })
     }
 
+    /// Lays every weight out for `kernels` (see [`crate::MaeModel::set_kernels`]).
+    pub(crate) fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        self.stack.set_kernels(kernels)
+    }
+
     /// `last_hidden_state` (`[items·n, D]`) of `items` sequences of `n` tokens stacked in `embeddings` (what
     /// [`crate::embeddings::Embeddings::forward`] gives), each attending only to itself; with every layer's
     /// attention probabilities (one `[heads, n, n]` per item) when `keep_attention`.

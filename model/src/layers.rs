@@ -7,13 +7,13 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::Activation;
 use crate::error::Result;
-use crate::ops::{self, KernelChoice};
+use crate::ops::{self, KernelChoice, LinearWeight};
 use crate::weights::WeightStore;
 
-/// `y = x·Wᵀ + b` with W (HF's `[out, in]`) stored transposed, `[in, out]`: the layout gemm multiplies fastest.
+/// `y = x·Wᵀ + b` with W (HF's `[out, in]`) in the layout its kernels read ([`LinearWeight`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
-    weight_t: Tensor,
+    weight: LinearWeight,
     bias: Tensor,
 }
 
@@ -30,8 +30,9 @@ impl Linear {
         Self::load_side_by_side(store, &[prefix.to_string()], shape, dtype, device)
     }
 
-    /// Linears of the same `shape` that read the same input, as one whose outputs lie side by side (q, k, v →
-    /// one matmul); their weights are transposed straight into one matrix (see `WeightStore::transposed_matrix`).
+    /// Linears of the same `shape` that read the same input (q, k, v → one matmul), as one whose outputs lie side
+    /// by side. The weights go straight into the default kernels' layout: packed panels where the fused CPU kernel
+    /// runs, `Wᵀ` elsewhere (see `WeightStore::packed_matrix` and `transposed_matrix`).
     fn load_side_by_side(
         store: &WeightStore,
         prefixes: &[String],
@@ -40,30 +41,40 @@ impl Linear {
         device: &Device,
     ) -> Result<Self> {
         let keys: Vec<String> = prefixes.iter().map(|prefix| format!("{prefix}.weight")).collect();
-        let weight_t = store.transposed_matrix(&keys, shape, dtype, device)?;
+        let weight = if LinearWeight::packs(device, dtype, KernelChoice::default()) {
+            LinearWeight::packed(store.packed_matrix(&keys, shape)?)
+        } else {
+            LinearWeight::new(store.transposed_matrix(&keys, shape, dtype, device)?, KernelChoice::default())?
+        };
         let biases = prefixes
             .iter()
             .map(|prefix| store.get(&format!("{prefix}.bias"), &shape[..1], dtype, device))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { weight_t, bias: Tensor::cat(&biases, 0)? })
+        Ok(Self { weight, bias: Tensor::cat(&biases, 0)? })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
-        ops::linear(x, &self.weight_t, &self.bias, kernels)
+    /// Lays the weight out for `kernels`.
+    pub(crate) fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        self.weight = self.weight.clone().for_kernels(kernels)?;
+        Ok(())
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::linear(x, &self.weight, &self.bias)
     }
 
     /// `residual + self(x)`.
     fn forward_add(&self, x: &Tensor, residual: &Tensor, kernels: KernelChoice) -> Result<Tensor> {
-        ops::linear_add(x, &self.weight_t, &self.bias, residual, kernels)
+        ops::linear_add(x, &self.weight, &self.bias, residual, kernels)
     }
 
     /// `activation(self(x))`; exact GELU, the ViTMAE default, fused with the bias.
     fn forward_activated(&self, x: &Tensor, activation: Activation, kernels: KernelChoice) -> Result<Tensor> {
         Ok(match activation {
-            Activation::GeluErf => ops::linear_gelu(x, &self.weight_t, &self.bias, kernels)?,
-            Activation::GeluTanh => self.forward(x, kernels)?.gelu()?,
-            Activation::Relu => self.forward(x, kernels)?.relu()?,
-            Activation::Silu => self.forward(x, kernels)?.silu()?,
+            Activation::GeluErf => ops::linear_gelu(x, &self.weight, &self.bias, kernels)?,
+            Activation::GeluTanh => self.forward(x)?.gelu()?,
+            Activation::Relu => self.forward(x)?.relu()?,
+            Activation::Silu => self.forward(x)?.silu()?,
         })
     }
 }
@@ -136,7 +147,7 @@ impl Attention {
         keep_attention: bool,
         kernels: KernelChoice,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        let qkv = self.qkv.forward(x, kernels)?;
+        let qkv = self.qkv.forward(x)?;
         let (context, probabilities) = ops::batched_attention(&qkv, items, self.heads, keep_attention, kernels)?;
         Ok((self.output.forward_add(&context, residual, kernels)?, probabilities))
     }
@@ -193,6 +204,14 @@ impl Layer {
         })
     }
 
+    /// Lays every weight out for `kernels`.
+    pub(crate) fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        for linear in [&mut self.attention.qkv, &mut self.attention.output, &mut self.mlp.fc1, &mut self.mlp.fc2] {
+            linear.set_kernels(kernels)?;
+        }
+        Ok(())
+    }
+
     /// The layer over `hidden: [items·n, D]` (`items` sequences of `n` tokens stacked, each attending only to
     /// itself); returns one item's attention probabilities `[heads, n, n]` per item when asked.
     pub(crate) fn forward(
@@ -235,6 +254,11 @@ impl Stack {
             .collect::<Result<_>>()?;
         let norm = LayerNorm::load(store, norm_prefix, dims.hidden, dims.eps, dtype, device)?;
         Ok(Self { layers, norm })
+    }
+
+    /// Lays every weight out for `kernels`.
+    pub(crate) fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|layer| layer.set_kernels(kernels))
     }
 
     /// Every layer, then the norm; with every layer's probabilities (one `[heads, n, n]` per item) when kept.

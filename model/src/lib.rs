@@ -10,6 +10,7 @@ mod block_mask;
 mod clap_values;
 pub mod config;
 mod cpu_kernels;
+mod cpu_matmul;
 #[cfg(feature = "cuda")]
 mod cuda_kernels;
 pub mod decoder;

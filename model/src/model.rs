@@ -111,9 +111,14 @@ impl MaeModel {
     }
 
     /// Runs the layers on `kernels` from the next forward pass on (`Candle` is the reference the fused kernels are
-    /// compared and timed against).
-    pub fn set_kernels(&mut self, kernels: KernelChoice) {
+    /// compared and timed against), laying every weight out as they read it: the old layout is replaced, never
+    /// kept beside the new one.
+    pub fn set_kernels(&mut self, kernels: KernelChoice) -> Result<()> {
+        self.embeddings.set_kernels(kernels)?;
+        self.encoder.set_kernels(kernels)?;
+        self.decoder.set_kernels(kernels)?;
         self.kernels = kernels;
+        Ok(())
     }
 
     pub fn device_name(&self) -> &'static str {
@@ -128,7 +133,7 @@ impl MaeModel {
     /// whole number of patches, or a forward pass on it would not fit in memory ([`check_forward_fits`]).
     pub fn grid_for(&self, height: usize, width: usize) -> Result<(usize, usize)> {
         let p = self.config.patch_size;
-        if height == 0 || width == 0 || height % p != 0 || width % p != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(p) || !width.is_multiple_of(p) {
             return Err(MaeError::InvalidInput(format!(
                 "input of {height}×{width} pixels is not a whole number of {p}×{p} patches"
             )));
@@ -223,7 +228,7 @@ impl MaeModel {
 
         let pixels: Vec<&[f32]> = inputs.iter().map(|(_, host, _)| host.as_slice()).collect();
         let maskings: Vec<&Masking> = inputs.iter().map(|(_, _, masking)| masking).collect();
-        let embedded = self.embeddings.forward(&pixels, &maskings, &geometry, &positions.encoder_patches, kernels)?;
+        let embedded = self.embeddings.forward(&pixels, &maskings, &geometry, &positions.encoder_patches)?;
         let (last_hidden_state, encoder_attentions) =
             self.encoder.forward(&embedded, count, options.attentions, kernels)?;
         let (logits, decoder_attentions) =

@@ -6,9 +6,12 @@
 //! attention and per matmul epilogue); everywhere else, or when [`KernelChoice::Candle`] asks for it, candle's
 //! composed ops do. `model.rs` never looks at the device.
 
+use std::sync::Arc;
+
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 
-use crate::cpu_kernels::{AttentionOp, GeluErfOp, LayerNormOp, LinearOp};
+use crate::cpu_kernels::{AttentionOp, LayerNormOp, PackedLinearOp};
+use crate::cpu_matmul::PackedWeight;
 use crate::error::{MaeError, Result};
 
 /// Which implementation of the layer ops a model uses where it has a choice.
@@ -31,6 +34,12 @@ impl KernelChoice {
             Self::Candle => "candle",
         }
     }
+}
+
+/// The instruction set the CPU kernels run on: `avx512`, `avx2` (forced with `MAE_CPU_KERNEL=avx2`, or on CPUs
+/// without AVX-512) or `portable`.
+pub fn cpu_instruction_set() -> &'static str {
+    crate::cpu_matmul::simd().name()
 }
 
 /// Which implementation an op uses for a tensor.
@@ -57,24 +66,105 @@ fn kernels_for(x: &Tensor, choice: KernelChoice) -> Kernels {
     }
 }
 
-/// `x·Wᵀ + b` for `x: [n, in]`, with `weight_t = Wᵀ: [in, out]` (HF's `[out, in]` weight, transposed once at
-/// load) and `bias: [out]`.
-pub fn linear(x: &Tensor, weight_t: &Tensor, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
-    match kernels_for(x, choice) {
-        Kernels::FusedCpu if x.rank() == 2 => Ok(x.contiguous()?.apply_op3_no_bwd(weight_t, bias, &LinearOp)?),
-        _ => Ok(x.matmul(weight_t)?.broadcast_add(bias)?),
+/// A linear layer's weight `W` (HF's `[out, in]`) in the layout its kernels read, made once at load (or when
+/// [`crate::MaeModel::set_kernels`] changes the kernels): one copy, never two.
+#[derive(Debug, Clone)]
+pub struct LinearWeight {
+    layout: WeightLayout,
+}
+
+#[derive(Debug, Clone)]
+enum WeightLayout {
+    /// `Wᵀ: [in, out]` as a tensor on the model's device: candle's matmul and the CUDA kernels read this.
+    Transposed(Tensor),
+    /// Panels for the CPU kernel (`cpu_matmul.rs`); shared by clones of a model.
+    Packed(Arc<PackedWeight>),
+}
+
+impl LinearWeight {
+    /// From `Wᵀ: [in, out]`, laid out for `choice` on the tensor's device and dtype.
+    pub fn new(weight_t: Tensor, choice: KernelChoice) -> Result<Self> {
+        Self { layout: WeightLayout::Transposed(weight_t) }.for_kernels(choice)
+    }
+
+    pub(crate) fn packed(weight: PackedWeight) -> Self {
+        Self { layout: WeightLayout::Packed(Arc::new(weight)) }
+    }
+
+    /// Whether the fused CPU kernel (packed layout) runs on `device`/`dtype` under `choice`.
+    pub(crate) fn packs(device: &Device, dtype: DType, choice: KernelChoice) -> bool {
+        choice == KernelChoice::Fused && device.is_cpu() && dtype == DType::F32
+    }
+
+    /// The same weight in the layout `choice` reads (itself when it already is).
+    pub fn for_kernels(self, choice: KernelChoice) -> Result<Self> {
+        Ok(match self.layout {
+            WeightLayout::Transposed(weight_t) if Self::packs(weight_t.device(), weight_t.dtype(), choice) => {
+                let (inputs, outputs) = weight_t.dims2()?;
+                let values = weight_t.flatten_all()?.to_vec1::<f32>()?;
+                Self::packed(PackedWeight::from_transposed(&values, inputs, outputs))
+            }
+            WeightLayout::Packed(packed) if !Self::packs(&Device::Cpu, DType::F32, choice) => {
+                let weight_t =
+                    Tensor::from_vec(packed.to_transposed(), (packed.inputs(), packed.outputs()), &Device::Cpu)?;
+                Self { layout: WeightLayout::Transposed(weight_t) }
+            }
+            layout => Self { layout },
+        })
+    }
+
+    /// `(inputs, outputs)`.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        Ok(match &self.layout {
+            WeightLayout::Transposed(weight_t) => weight_t.dims2()?,
+            WeightLayout::Packed(packed) => (packed.inputs(), packed.outputs()),
+        })
+    }
+}
+
+/// `x` as `[rows, in]` (a rank-3 `[b, n, in]` flattened), and the dims the result takes back.
+fn as_rows(x: &Tensor, outputs: usize) -> Result<(Tensor, Vec<usize>)> {
+    let mut dims = x.dims().to_vec();
+    let inputs = dims.pop().unwrap_or(1);
+    let rows = dims.iter().product::<usize>();
+    dims.push(outputs);
+    Ok((x.reshape((rows, inputs))?.contiguous()?, dims))
+}
+
+/// `x·Wᵀ + b` on the packed CPU kernel, with GELU or a residual fused into the pass.
+fn packed_linear(
+    x: &Tensor,
+    weight: &PackedWeight,
+    bias: &Tensor,
+    gelu: bool,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (rows, dims) = as_rows(x, weight.outputs())?;
+    let op = PackedLinearOp { weight, gelu };
+    let y = match residual {
+        Some(residual) => rows.apply_op3_no_bwd(bias, &residual.reshape(((), weight.outputs()))?.contiguous()?, &op)?,
+        None => rows.apply_op2_no_bwd(bias, &op)?,
+    };
+    Ok(y.reshape(dims)?)
+}
+
+/// `x·Wᵀ + b` for `x: [n, in]` (or `[b, n, in]`) and `bias: [out]`.
+pub fn linear(x: &Tensor, weight: &LinearWeight, bias: &Tensor) -> Result<Tensor> {
+    match &weight.layout {
+        WeightLayout::Packed(packed) => packed_linear(x, packed, bias, false, None),
+        WeightLayout::Transposed(weight_t) => Ok(x.broadcast_matmul(weight_t)?.broadcast_add(bias)?),
     }
 }
 
 /// `gelu_erf(x·Wᵀ + b)` (HF's exact `"gelu"` after `intermediate.dense`); arguments as [`linear`].
-pub fn linear_gelu(x: &Tensor, weight_t: &Tensor, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
-    match kernels_for(x, choice) {
-        Kernels::FusedCpu => Ok(linear(x, weight_t, bias, choice)?.apply_op1_no_bwd(&GeluErfOp)?),
+pub fn linear_gelu(x: &Tensor, weight: &LinearWeight, bias: &Tensor, choice: KernelChoice) -> Result<Tensor> {
+    match (&weight.layout, kernels_for(x, choice)) {
+        (WeightLayout::Packed(packed), _) => packed_linear(x, packed, bias, true, None),
         #[cfg(feature = "cuda")]
-        Kernels::FusedCuda if x.rank() == 2 => {
+        (WeightLayout::Transposed(weight_t), Kernels::FusedCuda) if x.rank() == 2 => {
             Ok(x.matmul(weight_t)?.apply_op2_no_bwd(bias, &crate::cuda_kernels::BiasGeluOp)?)
         }
-        _ => Ok(x.matmul(weight_t)?.broadcast_add(bias)?.gelu_erf()?),
+        (WeightLayout::Transposed(weight_t), _) => Ok(x.broadcast_matmul(weight_t)?.broadcast_add(bias)?.gelu_erf()?),
     }
 }
 
@@ -82,19 +172,18 @@ pub fn linear_gelu(x: &Tensor, weight_t: &Tensor, bias: &Tensor, choice: KernelC
 /// `residual` shaped as the result.
 pub fn linear_add(
     x: &Tensor,
-    weight_t: &Tensor,
+    weight: &LinearWeight,
     bias: &Tensor,
     residual: &Tensor,
     choice: KernelChoice,
 ) -> Result<Tensor> {
-    match kernels_for(x, choice) {
+    match (&weight.layout, kernels_for(x, choice)) {
+        (WeightLayout::Packed(packed), _) => packed_linear(x, packed, bias, false, Some(residual)),
         #[cfg(feature = "cuda")]
-        Kernels::FusedCuda if x.rank() == 2 => Ok(x.matmul(weight_t)?.apply_op3_no_bwd(
-            bias,
-            &residual.contiguous()?,
-            &crate::cuda_kernels::BiasResidualOp,
-        )?),
-        _ => Ok((residual + linear(x, weight_t, bias, choice)?)?),
+        (WeightLayout::Transposed(weight_t), Kernels::FusedCuda) if x.rank() == 2 => Ok(x
+            .matmul(weight_t)?
+            .apply_op3_no_bwd(bias, &residual.contiguous()?, &crate::cuda_kernels::BiasResidualOp)?),
+        (WeightLayout::Transposed(_), _) => Ok((residual + linear(x, weight, bias)?)?),
     }
 }
 

@@ -1,10 +1,9 @@
 //! Named tensors from a checkpoint file, each checked against the shape the config implies.
 //!
 //! `.safetensors` files are read with positioned reads, never memory-mapped. A map would let the weights be used where
-//! they lie, but gemm multiplies by a stored `[out, in]` matrix 1.6–5.3× slower than by its transpose at the shapes of
-//! a batch-1 forward pass (it repacks the matrix on every call), so every weight matrix is copied once anyway,
-//! transposed (see `transposed_matrix`); reading it through a map would add the map's pages to the process's memory
-//! while the copy is made, and a file truncated under a map kills the process with SIGBUS. With reads, a file truncated
+//! they lie, but every weight matrix is copied once anyway, into the layout its kernels read (packed panels for the
+//! CPU kernel, `Wᵀ` for candle's and CUDA's; see `packed_matrix` and `transposed_matrix`); reading it through a map
+//! would add the map's pages to the process's memory while the copy is made, and a file truncated under a map kills the process with SIGBUS. With reads, a file truncated
 //! or rewritten while the app runs cannot touch a model already loaded, and a load that meets it fails with an error.
 
 use std::collections::HashMap;
@@ -15,6 +14,7 @@ use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Metadata, TensorInfo, TensorView};
 
+use crate::cpu_matmul::PackedWeight;
 use crate::error::{MaeError, Result};
 
 /// Where the tensors come from.
@@ -224,17 +224,38 @@ impl WeightStore {
 
     /// Loads matrices of one `shape` that read the same input (q, k and v; or one), each `[outputs, inputs]` as HF
     /// stores it (a conv kernel's trailing axes count as `inputs`), and returns `Wᵀ = [inputs, n·outputs]`, their
-    /// transposes side by side: the layout gemm multiplies fastest. Each matrix is read `BAND_ROWS` rows at a time
-    /// into one small buffer that stays in cache and is transposed from there straight into its columns: no other
-    /// copy of the weights is made. (A scratch copy of each whole matrix cost more than the transpose itself: every
-    /// one was fresh memory, zeroed and faulted in page by page.)
+    /// transposes side by side: the layout candle's matmul and the CUDA kernels read.
     pub fn transposed_matrix(&self, keys: &[String], shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        let (inputs, outputs) = side_by_side_dims(keys, shape);
+        let mut transposed = vec![0f32; inputs * outputs];
+        self.read_transposed(keys, shape, &mut transposed, |k, n| k * outputs + n)?;
+        Ok(Tensor::from_vec(transposed, (inputs, outputs), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
+    }
+
+    /// The same matrices as [`WeightStore::transposed_matrix`] gives, packed in the CPU kernel's panels
+    /// (`cpu_matmul.rs`) without an intermediate copy.
+    pub(crate) fn packed_matrix(&self, keys: &[String], shape: &[usize]) -> Result<PackedWeight> {
+        let (inputs, outputs) = side_by_side_dims(keys, shape);
+        let mut packed = PackedWeight::zeroed(inputs, outputs);
+        self.read_transposed(keys, shape, packed.values_mut(), |k, n| PackedWeight::index_of(inputs, k, n))?;
+        Ok(packed)
+    }
+
+    /// Writes `Wᵀ[k, n]` of the matrices side by side to `out[index(k, n)]`. Each matrix is read `BAND_ROWS` rows
+    /// at a time into one small buffer that stays in cache and is transposed from there straight into place: no
+    /// other copy of the weights is made. (A scratch copy of each whole matrix cost more than the transpose itself:
+    /// every one was fresh memory, zeroed and faulted in page by page.)
+    fn read_transposed(
+        &self,
+        keys: &[String],
+        shape: &[usize],
+        out: &mut [f32],
+        index: impl Fn(usize, usize) -> usize,
+    ) -> Result<()> {
         /// 16 rows: each output row then receives one 64-byte cache line per band.
         const BAND_ROWS: usize = 16;
         let rows = shape.first().copied().unwrap_or(0);
         let inputs = shape.iter().skip(1).product::<usize>();
-        let outputs = rows * keys.len();
-        let mut transposed = vec![0f32; inputs * outputs];
         let mut band = Vec::new();
         for (part, key) in keys.iter().enumerate() {
             let matrix = self.f32_rows(key, shape)?;
@@ -242,10 +263,15 @@ impl WeightStore {
                 let band_rows = BAND_ROWS.min(rows - first_row);
                 let values =
                     matrix.read(first_row, band_rows, inputs, &mut band).map_err(|e| self.unreadable(key, e))?;
-                transpose_into(values, band_rows, inputs, &mut transposed, outputs, part * rows + first_row);
+                let first_column = part * rows + first_row;
+                for k in 0..inputs {
+                    for r in 0..band_rows {
+                        out[index(k, first_column + r)] = values[r * inputs + k];
+                    }
+                }
             }
         }
-        Ok(Tensor::from_vec(transposed, (inputs, outputs), &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
+        Ok(())
     }
 
     /// Where the rows of `key` (exactly `shape`) come from as f32: straight from the file when it is stored as
@@ -288,15 +314,10 @@ impl WeightStore {
     }
 }
 
-/// Writes `matrix` (`[rows, cols]`, a band small enough to stay in cache) transposed into columns
-/// `first_column..first_column + rows` of `out` (`[cols, out_width]`): each output row gets one contiguous run.
-/// Sequential: the layers of a model are loaded in parallel already.
-fn transpose_into(matrix: &[f32], rows: usize, cols: usize, out: &mut [f32], out_width: usize, first_column: usize) {
-    for (c, out_row) in out.chunks_exact_mut(out_width).enumerate().take(cols) {
-        for (r, target) in out_row[first_column..first_column + rows].iter_mut().enumerate() {
-            *target = matrix[r * cols + c];
-        }
-    }
+/// `(inputs, outputs)` of the matrices of `shape` under `keys` side by side.
+fn side_by_side_dims(keys: &[String], shape: &[usize]) -> (usize, usize) {
+    let rows = shape.first().copied().unwrap_or(0);
+    (shape.iter().skip(1).product::<usize>(), rows * keys.len())
 }
 
 /// candle wraps errors in context layers; users need the innermost sentence.
@@ -314,20 +335,36 @@ pub(crate) fn root_cause(error: &candle_core::Error) -> String {
 mod tests {
     use super::*;
 
+    /// Three matrices of 37 rows (not a multiple of the 16-row bands) × a 3×3×5 conv kernel side by side: the
+    /// transposed and the packed layouts both hold `W[n, k]` at `Wᵀ[k, n]`.
     #[test]
-    fn transposing_into_columns_matches_the_definition_at_sizes_that_are_not_blocks() {
-        let (rows, cols, width, first_column) = (37, 45, 50, 9);
-        let matrix: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-        let mut out = vec![-1f32; cols * width];
-        transpose_into(&matrix, rows, cols, &mut out, width, first_column);
-        for c in 0..cols {
-            for j in 0..width {
-                let expected = if (first_column..first_column + rows).contains(&j) {
-                    matrix[(j - first_column) * cols + c]
-                } else {
-                    -1.0
-                };
-                assert_eq!(out[c * width + j], expected, "out[{c}, {j}]");
+    fn matrices_side_by_side_transpose_and_pack_to_the_definition() {
+        let (rows, shape) = (37, [37, 3, 3, 5]);
+        let inputs = 45;
+        let keys: Vec<String> = ["q", "k", "v"].iter().map(|name| format!("{name}.weight")).collect();
+        let tensors = keys
+            .iter()
+            .enumerate()
+            .map(|(part, key)| {
+                let values: Vec<f32> = (0..rows * inputs).map(|i| (part * 10_000 + i) as f32).collect();
+                (key.clone(), Tensor::from_vec(values, &shape[..], &Device::Cpu).unwrap())
+            })
+            .collect();
+        let store = WeightStore::from_tensors(Path::new("memory"), tensors);
+        let transposed: Vec<f32> = store
+            .transposed_matrix(&keys, &shape, DType::F32, &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let packed = store.packed_matrix(&keys, &shape).unwrap();
+        let outputs = 3 * rows;
+        for k in 0..inputs {
+            for n in 0..outputs {
+                let expected = ((n / rows) * 10_000 + (n % rows) * inputs + k) as f32;
+                assert_eq!(transposed[k * outputs + n], expected, "Wᵀ[{k}, {n}]");
+                assert_eq!(packed.values()[packed.index(k, n)], expected, "packed Wᵀ[{k}, {n}]");
             }
         }
     }

@@ -231,7 +231,7 @@ fn embeddings_encoder_and_decoder_each_match_transformers_at_their_boundary() {
         let store = WeightStore::open_safetensors(&model_dir.join("model.safetensors")).unwrap();
         for kernels in [KernelChoice::Fused, KernelChoice::Candle] {
             let mut model = MaeModel::from_store(config.clone(), &store, &Device::Cpu, DType::F32).unwrap();
-            model.set_kernels(kernels);
+            model.set_kernels(kernels).unwrap();
             let tensor = |name: &str| case.tensors[name].clone();
             let (_, _, height, width) = tensor("pixel_values").dims4().unwrap();
             let grid = model.grid_for(height, width).unwrap();
@@ -259,7 +259,7 @@ fn embeddings_encoder_and_decoder_each_match_transformers_at_their_boundary() {
             };
             // Embeddings: pixels and mask → CLS + the visible tokens.
             let positions = model.embeddings().position_table(grid).unwrap();
-            let embedded = model.embeddings().forward(&[&pixels], &[&masking], &geometry, &positions, kernels).unwrap();
+            let embedded = model.embeddings().forward(&[&pixels], &[&masking], &geometry, &positions).unwrap();
             check("embeddings", &embedded, "embeddings");
             // Encoder: transformers' own embeddings → last_hidden_state.
             let (encoded, _) =

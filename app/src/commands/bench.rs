@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
+use mae_model::ops::LinearWeight;
 use mae_model::{ForwardOptions, TorchGenerator, dtype_name};
 
 use super::model_arg::load_model;
@@ -75,7 +76,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("mae-explorer bench heads_ms={heads_median:.1} (statistics of every head + both galleries, median)");
     }
     println!(
-        "mae-explorer bench model={} device={} dtype={} kernels={} attentions={} threads={} mask={} mask_ratio={} \
+        "mae-explorer bench model={} device={} dtype={} kernels={} cpu_kernel={} attentions={} threads={} mask={} mask_ratio={} \
          masked_patches={} batch={batch} runs={} \
          median_ms={forward_median:.3} min_ms={:.3} images_per_s={:.3} load_ms={load_ms:.0} \
          first_forward_ms={first_ms:.1}",
@@ -83,6 +84,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         loaded.model.device_name(),
         dtype_name(loaded.model.dtype()),
         loaded.model.kernels().name(),
+        mae_model::ops::cpu_instruction_set(),
         options.attentions,
         candle_core::utils::get_num_threads(),
         mask.name(),
@@ -100,7 +102,8 @@ const PRODUCT_WARMUP: usize = 3;
 const PRODUCT_RUNS: usize = 10;
 
 /// Times every distinct linear product of one forward pass on the model's device, with its kernels, in the layout
-/// the model keeps its weights (`[K, N]`, transposed once at load), and prints each as `shape=MxNxK gflops=<x>`.
+/// the model keeps its weights (packed once for the CPU kernel, `[K, N]` for candle's and CUDA's), and prints each
+/// as `shape=MxNxK gflops=<x>`.
 fn time_linear_products(model: &mae_model::MaeModel, ratio: f64, batch: usize) -> Result<()> {
     let config = model.config();
     let len_keep = mae_model::masking::len_keep(config.num_patches(), ratio);
@@ -112,12 +115,12 @@ fn time_linear_products(model: &mae_model::MaeModel, ratio: f64, batch: usize) -
             Ok(Tensor::from_vec(values, count, &Device::Cpu)?.to_dtype(model.dtype())?.to_device(device)?)
         };
         let x = random(m * k, 1)?.reshape((m, k))?;
-        let weight_t = random(k * n, 2)?.reshape((k, n))?;
+        let weight = LinearWeight::new(random(k * n, 2)?.reshape((k, n))?, model.kernels())?;
         let bias = random(n, 3)?;
         let mut best = f64::INFINITY;
         for run in 0..PRODUCT_WARMUP + PRODUCT_RUNS {
             let start = Instant::now();
-            let y = device.with_context(|| mae_model::ops::linear(&x, &weight_t, &bias, model.kernels()))?;
+            let y = device.with_context(|| mae_model::ops::linear(&x, &weight, &bias))?;
             // Asynchronous devices have finished once the result is read back.
             y.to_device(&Device::Cpu)?;
             if run >= PRODUCT_WARMUP {

@@ -60,7 +60,7 @@ pub fn load_model_on(location: &str, selected: &SelectedDevice, kernels: KernelC
     let loaded = mae_model::load_model(&location, selected, &options);
     bar.finish();
     let mut loaded = loaded?;
-    loaded.model.set_kernels(kernels);
+    loaded.model.set_kernels(kernels)?;
     Ok(loaded)
 }
 

@@ -113,7 +113,7 @@ pub fn render_panels(output: &MaeOutput, preprocessor: &Preprocessor, options: &
             }
             MaskedStyle::Checker => {
                 let [r, g, b] =
-                    if (x / checker_cell + y / checker_cell) % 2 == 0 { CHECKER_LIGHT } else { CHECKER_DARK };
+                    if (x / checker_cell + y / checker_cell).is_multiple_of(2) { CHECKER_LIGHT } else { CHECKER_DARK };
                 Rgba([r, g, b, 255])
             }
         }
