@@ -212,12 +212,15 @@ impl CustomOp3 for PackedLinearOp<'_> {
     }
 }
 
-/// Multi-head attention core on the fused projection `[n, 3·D]` (q | k | v, heads side by side in each):
-/// per head `P = softmax(q·kᵀ · scale)`, `context = P·v`. Heads run in parallel; q, k and v are read in place
-/// through gemm's strides, so nothing is permuted or copied. The output is one buffer: the probabilities
-/// `[heads, n, n]` followed by the context `[n, D]` (heads concatenated, as HF's `reshape` gives it).
+/// Multi-head attention core on the fused projection of `items` sequences stacked, `[items·n, 3·D]` (q | k | v,
+/// heads side by side in each): per item and head `P = softmax(q·kᵀ · scale)`, `context = P·v`. Every head of every
+/// item is one task of one parallel loop, its softmax applied to its scores while they are in cache; q, k and v are
+/// read in place through gemm's strides, so nothing is permuted or copied. The output is one buffer: the
+/// probabilities `[items, heads, n, n]` followed by the context `[items·n, D]` (heads concatenated, as HF's
+/// `reshape` gives it).
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionOp {
+    pub items: usize,
     pub heads: usize,
     pub scale: f32,
 }
@@ -238,28 +241,33 @@ impl CustomOp1 for AttentionOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let qkv = contiguous(storage, layout, self.name())?;
-        let &[tokens, fused] = layout.dims() else { bail!("{}: expected [n, 3·D]", self.name()) };
+        let &[rows, fused] = layout.dims() else { bail!("{}: expected [items·n, 3·D]", self.name()) };
         let width = fused / 3;
         if fused % 3 != 0 || self.heads == 0 || width % self.heads != 0 {
             bail!("{}: width {fused} is not 3 × heads ({}) × head size", self.name(), self.heads);
         }
-        let head_dim = width / self.heads;
-        let probabilities_len = self.heads * tokens * tokens;
-        let mut out = vec![0f32; probabilities_len + tokens * width];
+        if self.items == 0 || rows % self.items != 0 {
+            bail!("{}: {rows} rows cannot be split into {} items", self.name(), self.items);
+        }
+        let (heads, tokens, head_dim) = (self.heads, rows / self.items, width / self.heads);
+        let probabilities_len = self.items * heads * tokens * tokens;
+        let mut out = vec![0f32; probabilities_len + rows * width];
         let output = SharedOutput(out.as_mut_ptr());
         let scale = self.scale;
-        (0..self.heads).into_par_iter().for_each(move |head| {
+        (0..self.items * heads).into_par_iter().for_each(move |task| {
             let output = output;
-            // SAFETY: `qkv` holds tokens × 3·width values and `out` holds heads·tokens² + tokens·width; every
-            // pointer/stride pair below stays inside them (query/key/value blocks start at column head·head_dim of
-            // their third, rows are 3·width apart). Each task writes only its own head's probability block and its
-            // own head_dim context columns, so the parallel writes never overlap.
+            let (item, head) = (task / heads, task % heads);
+            // SAFETY: `qkv` holds rows × 3·width values and `out` holds items·heads·tokens² + rows·width; every
+            // pointer/stride pair below stays inside them (an item's rows start at item·tokens; its query/key/value
+            // blocks at column head·head_dim of their third; rows are 3·width apart). Each task writes only its own
+            // probability block and its own head_dim context columns of its item's rows, so no writes overlap.
             #[allow(unsafe_code)]
             unsafe {
-                let probabilities = output.0.add(head * tokens * tokens);
-                let query = qkv.as_ptr().add(head * head_dim);
-                let key = qkv.as_ptr().add(width + head * head_dim);
-                let value = qkv.as_ptr().add(2 * width + head * head_dim);
+                let probabilities = output.0.add(task * tokens * tokens);
+                let item_rows = qkv.as_ptr().add(item * tokens * fused);
+                let query = item_rows.add(head * head_dim);
+                let key = item_rows.add(width + head * head_dim);
+                let value = item_rows.add(2 * width + head * head_dim);
                 let row = fused as isize;
                 // scores = q · kᵀ: kᵀ[c, j] = key[j, c], so its column stride is a row of qkv.
                 gemm::gemm(
@@ -285,7 +293,7 @@ impl CustomOp1 for AttentionOp {
                 );
                 let block = std::slice::from_raw_parts_mut(probabilities, tokens * tokens);
                 softmax_in_place(block, tokens, scale);
-                let context = output.0.add(probabilities_len + head * head_dim);
+                let context = output.0.add(probabilities_len + item * tokens * width + head * head_dim);
                 gemm::gemm(
                     tokens,
                     head_dim,
@@ -309,7 +317,7 @@ impl CustomOp1 for AttentionOp {
                 );
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from(probabilities_len + tokens * width)))
+        Ok((CpuStorage::F32(out), Shape::from(probabilities_len + rows * width)))
     }
 }
 

@@ -224,6 +224,22 @@ pub fn batched_attention(
         return Err(MaeError::InvalidInput(format!("{rows} token rows cannot be split into {items} items")));
     }
     let tokens = rows / items;
+    if kernels_for(qkv, choice) == Kernels::FusedCpu {
+        // One kernel call for every head of every item (one parallel loop); it needs the probabilities as scratch
+        // anyway, so keeping them costs nothing.
+        let (_, fused) = qkv.dims2()?;
+        let (width, scale) = (fused / 3, ((fused / 3 / heads) as f64).powf(-0.5) as f32);
+        let both = qkv.contiguous()?.apply_op1_no_bwd(&AttentionOp { items, heads, scale })?;
+        let probabilities_len = items * heads * tokens * tokens;
+        let context = both.narrow(0, probabilities_len, rows * width)?.reshape((rows, width))?;
+        let probabilities = if keep_probabilities {
+            let all = both.narrow(0, 0, probabilities_len)?.reshape((items, heads, tokens, tokens))?;
+            (0..items).map(|item| all.get(item)).collect::<candle_core::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        return Ok((context, probabilities));
+    }
     let mut contexts = Vec::with_capacity(items);
     let mut probabilities = Vec::new();
     for item in 0..items {
@@ -237,7 +253,8 @@ pub fn batched_attention(
 /// Multi-head attention on the fused projection `qkv: [n, 3·D]` (q | k | v, heads side by side in each), as HF's
 /// eager attention computes it: per head `softmax(q·kᵀ · head_dim^-0.5)` in f32, cast to the compute dtype, then
 /// `·v`. Returns the context `[n, D]` (heads concatenated) and, when `keep_probabilities`, the probabilities
-/// `[heads, n, n]` (f32 on the CPU; the compute dtype on CUDA's fused path, as HF returns them).
+/// `[heads, n, n]` (f32 from candle's ops; the compute dtype on CUDA's fused path, as HF returns them). The fused CPU
+/// kernel takes a whole batch at once ([`batched_attention`]).
 fn attention(
     qkv: &Tensor,
     heads: usize,
@@ -249,12 +266,6 @@ fn attention(
     let head_dim = width / heads;
     let scale = (head_dim as f64).powf(-0.5);
     match kernels_for(qkv, choice) {
-        Kernels::FusedCpu => {
-            // The kernel needs the probabilities as scratch anyway, so keeping them costs nothing.
-            let both = qkv.contiguous()?.apply_op1_no_bwd(&AttentionOp { heads, scale: scale as f32 })?;
-            let (context, probabilities) = split_attention_output(&both, heads, tokens, width, true)?;
-            Ok((context, probabilities.filter(|_| keep_probabilities)))
-        }
         #[cfg(feature = "cuda")]
         Kernels::FusedCuda if crate::cuda_kernels::attention_fits(tokens, head_dim) => {
             let op = crate::cuda_kernels::AttentionOp { heads, scale: scale as f32, keep_probabilities };
@@ -274,8 +285,9 @@ fn attention(
     }
 }
 
-/// Views into a fused attention kernel's one output buffer: the probabilities `[heads, n, n]` when it holds them
-/// (on the CPU always, on CUDA only when kept), then the context `[n, D]`.
+/// Views into the fused CUDA attention kernel's one output buffer: the probabilities `[heads, n, n]` when it holds
+/// them, then the context `[n, D]`.
+#[cfg(feature = "cuda")]
 fn split_attention_output(
     both: &Tensor,
     heads: usize,
