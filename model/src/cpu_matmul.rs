@@ -642,8 +642,8 @@ mod tests {
     }
 
     /// Every shape class the kernel meets: one row, rows that do not fill a tile, several depth blocks with a
-    /// remainder, widths that leave a partial panel, rows too long to pass over all at once (40 × 9000: two passes of 20 rows with
-    /// AVX-512), and each epilogue; on every instruction set this CPU has.
+    /// remainder, widths that leave a partial panel, rows too long to pass over all at once (40 × 9000: two passes
+    /// of 20 rows with AVX-512), and each epilogue; on every instruction set this CPU has.
     #[test]
     fn products_match_the_definition() {
         let shapes =
