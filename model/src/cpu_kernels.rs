@@ -7,7 +7,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, bail};
 
-use crate::cpu_matmul::{Epilogue, PackedWeight};
+use crate::cpu_matmul::{Epilogue, PackedWeight, Shared};
 use rayon::prelude::*;
 
 /// Rows per parallel task: enough work per task that scheduling costs nothing.
@@ -205,9 +205,9 @@ impl CustomOp3 for PackedLinearOp<'_> {
         residual: &CpuStorage,
         residual_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(input, input_layout, "mae-linear")?;
-        let bias = contiguous(bias, bias_layout, "mae-linear")?;
-        let residual = contiguous(residual, residual_layout, "mae-linear")?;
+        let x = contiguous(input, input_layout, "mae-linear-add")?;
+        let bias = contiguous(bias, bias_layout, "mae-linear-add")?;
+        let residual = contiguous(residual, residual_layout, "mae-linear-add")?;
         self.run(x, input_layout, bias, Some(residual))
     }
 }
@@ -224,15 +224,6 @@ pub struct AttentionOp {
     pub heads: usize,
     pub scale: f32,
 }
-
-/// A raw output pointer that parallel tasks write through, each to its own disjoint columns.
-#[derive(Clone, Copy)]
-struct SharedOutput(*mut f32);
-// SAFETY: tasks write disjoint regions (one head's probability block and context columns each).
-#[allow(unsafe_code)]
-unsafe impl Send for SharedOutput {}
-#[allow(unsafe_code)]
-unsafe impl Sync for SharedOutput {}
 
 impl CustomOp1 for AttentionOp {
     fn name(&self) -> &'static str {
@@ -252,7 +243,7 @@ impl CustomOp1 for AttentionOp {
         let (heads, tokens, head_dim) = (self.heads, rows / self.items, width / self.heads);
         let probabilities_len = self.items * heads * tokens * tokens;
         let mut out = vec![0f32; probabilities_len + rows * width];
-        let output = SharedOutput(out.as_mut_ptr());
+        let output = Shared(out.as_mut_ptr());
         let scale = self.scale;
         (0..self.items * heads).into_par_iter().for_each(move |task| {
             let output = output;

@@ -218,10 +218,11 @@ fn row_blocks(rows: usize, most: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// A raw pointer that the parallel tasks write through, each to its own disjoint columns or rows.
+/// A raw output pointer that parallel tasks write through, each to its own disjoint part (here a task's panels;
+/// in `cpu_kernels.rs` an attention head's blocks).
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: every task writes a region no other task touches (its own panels' columns, or its own row blocks).
+pub(crate) struct Shared(pub(crate) *mut f32);
+// SAFETY: every user hands each task a region no other task touches.
 #[allow(unsafe_code)]
 unsafe impl Send for Shared {}
 #[allow(unsafe_code)]

@@ -278,3 +278,45 @@ fn embeddings_encoder_and_decoder_each_match_transformers_at_their_boundary() {
     assert!(checked >= 8, "only {checked} boundary checks (4 fixtures × 2 kernel choices expected)");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `set_kernels` lays every weight out anew for the kernels asked (the CPU kernel's packed panels, or `Wᵀ` for
+/// candle's ops) and keeps no other copy: the demo model switched fused → candle → fused gives, bit for bit, the
+/// output it gave as loaded, attentions included; candle's ops agree with it to the parity tolerance. (Partial
+/// panels, widths not a multiple of 32, are `cpu_matmul.rs`'s own tests.)
+#[test]
+fn switching_kernels_lays_the_weights_out_again_without_changing_the_model() {
+    use mae_model::preprocess::load_rgb_image;
+    use mae_model::source::{LoadOptions, ModelLocation, load_model};
+    use mae_model::{ForwardOptions, MaskSpec, select_device};
+
+    let device = select_device(DeviceChoice::Cpu).unwrap();
+    let mut loaded = load_model(&ModelLocation::Demo, &device, &LoadOptions::default()).unwrap();
+    let image = load_rgb_image(&mae_integration_tests::repo_root().join("assets/chelsea.png")).unwrap();
+    let pixel_values = loaded.preprocessor.pixel_values(&image, &device.device).unwrap();
+    let mut run = |kernels: KernelChoice| {
+        loaded.model.set_kernels(kernels).unwrap();
+        let output =
+            loaded.model.forward(&pixel_values, &MaskSpec::random(3, 0.75), ForwardOptions::default()).unwrap();
+        let attentions: Vec<f32> = output
+            .encoder_attentions
+            .iter()
+            .chain(&output.decoder_attentions)
+            .flat_map(|layer| layer.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect();
+        (output.logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(), attentions)
+    };
+    let as_loaded = run(KernelChoice::Fused);
+    let candle = run(KernelChoice::Candle);
+    let fused_again = run(KernelChoice::Fused);
+    assert_eq!(fused_again, as_loaded, "fused → candle → fused changed the fused output");
+    for ((ours, reference), what) in
+        [(&candle.0, &as_loaded.0), (&candle.1, &as_loaded.1)].into_iter().zip(["logits", "attentions"])
+    {
+        let (difference, norm) = ours
+            .iter()
+            .zip(reference.iter())
+            .fold((0f64, 0f64), |(d, n), (a, b)| (d + f64::from(a - b).powi(2), n + f64::from(*b).powi(2)));
+        let relative = (difference / norm).sqrt();
+        assert!(relative < TOLERANCE, "candle's {what} differ from the fused kernels' by {relative:.2e} (relative L2)");
+    }
+}
