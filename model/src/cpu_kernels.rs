@@ -5,6 +5,8 @@
 //! pass. Each kernel here is one pass per row, parallel over rows on candle's thread pool (we run inside
 //! `Device::with_context`). `ops.rs` decides where they are used.
 
+use std::cell::RefCell;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, bail};
 
 use crate::cpu_matmul::{Epilogue, PackedWeight, Shared};
@@ -215,14 +217,21 @@ impl CustomOp3 for PackedLinearOp<'_> {
 /// Multi-head attention core on the fused projection of `items` sequences stacked, `[items·n, 3·D]` (q | k | v,
 /// heads side by side in each): per item and head `P = softmax(q·kᵀ · scale)`, `context = P·v`. Every head of every
 /// item is one task of one parallel loop, its softmax applied to its scores while they are in cache; q, k and v are
-/// read in place through gemm's strides, so nothing is permuted or copied. The output is one buffer: the
-/// probabilities `[items, heads, n, n]` followed by the context `[items·n, D]` (heads concatenated, as HF's
-/// `reshape` gives it).
+/// read in place through gemm's strides, so nothing is permuted or copied. The output is one buffer: when
+/// `keep_probabilities`, the probabilities `[items, heads, n, n]`, then the context `[items·n, D]` (heads
+/// concatenated, as HF's `reshape` gives it). Probabilities not kept live in one reused scratch block per thread:
+/// at batch 16 in the decoder they would be 40 MB per layer, freshly zeroed and faulted in.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionOp {
     pub items: usize,
     pub heads: usize,
     pub scale: f32,
+    pub keep_probabilities: bool,
+}
+
+thread_local! {
+    /// One head's probabilities when they are not kept, reused from task to task on this thread.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl CustomOp1 for AttentionOp {
@@ -241,20 +250,20 @@ impl CustomOp1 for AttentionOp {
             bail!("{}: {rows} rows cannot be split into {} items", self.name(), self.items);
         }
         let (heads, tokens, head_dim) = (self.heads, rows / self.items, width / self.heads);
-        let probabilities_len = self.items * heads * tokens * tokens;
+        let probabilities_len = if self.keep_probabilities { self.items * heads * tokens * tokens } else { 0 };
         let mut out = vec![0f32; probabilities_len + rows * width];
         let output = Shared(out.as_mut_ptr());
         let scale = self.scale;
-        (0..self.items * heads).into_par_iter().for_each(move |task| {
+        let attend = move |task: usize, probabilities: *mut f32| {
             let output = output;
             let (item, head) = (task / heads, task % heads);
-            // SAFETY: `qkv` holds rows × 3·width values and `out` holds items·heads·tokens² + rows·width; every
-            // pointer/stride pair below stays inside them (an item's rows start at item·tokens; its query/key/value
-            // blocks at column head·head_dim of their third; rows are 3·width apart). Each task writes only its own
-            // probability block and its own head_dim context columns of its item's rows, so no writes overlap.
+            // SAFETY: `qkv` holds rows × 3·width values, `out` holds probabilities_len + rows·width and
+            // `probabilities` tokens² (the task's block of `out`, or this thread's scratch); every pointer/stride pair
+            // below stays inside them (an item's rows start at item·tokens; its query/key/value blocks at column
+            // head·head_dim of their third; rows are 3·width apart). Each task writes only its own probability block
+            // and its own head_dim context columns of its item's rows, so no writes overlap.
             #[allow(unsafe_code)]
             unsafe {
-                let probabilities = output.0.add(task * tokens * tokens);
                 let item_rows = qkv.as_ptr().add(item * tokens * fused);
                 let query = item_rows.add(head * head_dim);
                 let key = item_rows.add(width + head * head_dim);
@@ -306,6 +315,16 @@ impl CustomOp1 for AttentionOp {
                     false,
                     gemm::Parallelism::None,
                 );
+            }
+        };
+        (0..self.items * heads).into_par_iter().for_each(|task| {
+            if probabilities_len > 0 {
+                attend(task, output.at(task * tokens * tokens));
+            } else {
+                SCORES.with_borrow_mut(|scores| {
+                    scores.resize(tokens * tokens, 0.0);
+                    attend(task, scores.as_mut_ptr());
+                });
             }
         });
         Ok((CpuStorage::F32(out), Shape::from(probabilities_len + rows * width)))

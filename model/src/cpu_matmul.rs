@@ -222,6 +222,13 @@ fn row_blocks(rows: usize, most: usize) -> Vec<(usize, usize)> {
 /// in `cpu_kernels.rs` an attention head's blocks).
 #[derive(Clone, Copy)]
 pub(crate) struct Shared(pub(crate) *mut f32);
+impl Shared {
+    /// The pointer `offset` values further on (a method, so closures capture the `Sync` wrapper, not the pointer).
+    pub(crate) fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 // SAFETY: every user hands each task a region no other task touches.
 #[allow(unsafe_code)]
 unsafe impl Send for Shared {}

@@ -225,12 +225,12 @@ pub fn batched_attention(
     }
     let tokens = rows / items;
     if kernels_for(qkv, choice) == Kernels::FusedCpu {
-        // One kernel call for every head of every item (one parallel loop); it needs the probabilities as scratch
-        // anyway, so keeping them costs nothing.
+        // One kernel call for every head of every item (one parallel loop).
         let (_, fused) = qkv.dims2()?;
         let (width, scale) = (fused / 3, ((fused / 3 / heads) as f64).powf(-0.5) as f32);
-        let both = qkv.contiguous()?.apply_op1_no_bwd(&AttentionOp { items, heads, scale })?;
-        let probabilities_len = items * heads * tokens * tokens;
+        let op = AttentionOp { items, heads, scale, keep_probabilities };
+        let both = qkv.contiguous()?.apply_op1_no_bwd(&op)?;
+        let probabilities_len = if keep_probabilities { items * heads * tokens * tokens } else { 0 };
         let context = both.narrow(0, probabilities_len, rows * width)?.reshape((rows, width))?;
         let probabilities = if keep_probabilities {
             let all = both.narrow(0, 0, probabilities_len)?.reshape((items, heads, tokens, tokens))?;

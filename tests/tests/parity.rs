@@ -281,7 +281,8 @@ fn embeddings_encoder_and_decoder_each_match_transformers_at_their_boundary() {
 
 /// `set_kernels` lays every weight out anew for the kernels asked (the CPU kernel's packed panels, or `Wᵀ` for
 /// candle's ops) and keeps no other copy: the demo model switched fused → candle → fused gives, bit for bit, the
-/// output it gave as loaded, attentions included; candle's ops agree with it to the parity tolerance. (Partial
+/// output it gave as loaded, attentions included (and, without attentions, the same logits); candle's ops agree
+/// with it to the parity tolerance. (Partial
 /// panels, widths not a multiple of 32, are `cpu_matmul.rs`'s own tests.)
 #[test]
 fn switching_kernels_lays_the_weights_out_again_without_changing_the_model() {
@@ -293,10 +294,10 @@ fn switching_kernels_lays_the_weights_out_again_without_changing_the_model() {
     let mut loaded = load_model(&ModelLocation::Demo, &device, &LoadOptions::default()).unwrap();
     let image = load_rgb_image(&mae_integration_tests::repo_root().join("assets/chelsea.png")).unwrap();
     let pixel_values = loaded.preprocessor.pixel_values(&image, &device.device).unwrap();
-    let mut run = |kernels: KernelChoice| {
+    let mut run = |kernels: KernelChoice, attentions: bool| {
         loaded.model.set_kernels(kernels).unwrap();
-        let output =
-            loaded.model.forward(&pixel_values, &MaskSpec::random(3, 0.75), ForwardOptions::default()).unwrap();
+        let options = ForwardOptions { attentions };
+        let output = loaded.model.forward(&pixel_values, &MaskSpec::random(3, 0.75), options).unwrap();
         let attentions: Vec<f32> = output
             .encoder_attentions
             .iter()
@@ -305,10 +306,12 @@ fn switching_kernels_lays_the_weights_out_again_without_changing_the_model() {
             .collect();
         (output.logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(), attentions)
     };
-    let as_loaded = run(KernelChoice::Fused);
-    let candle = run(KernelChoice::Candle);
-    let fused_again = run(KernelChoice::Fused);
+    let as_loaded = run(KernelChoice::Fused, true);
+    let candle = run(KernelChoice::Candle, true);
+    let fused_again = run(KernelChoice::Fused, true);
     assert_eq!(fused_again, as_loaded, "fused → candle → fused changed the fused output");
+    // Probabilities not kept go through the kernel's per-thread scratch instead: the same logits.
+    assert_eq!(run(KernelChoice::Fused, false).0, as_loaded.0, "the logits depend on keeping the attentions");
     for ((ours, reference), what) in
         [(&candle.0, &as_loaded.0), (&candle.1, &as_loaded.1)].into_iter().zip(["logits", "attentions"])
     {
