@@ -29,7 +29,13 @@ pub struct Decoder {
 
 impl Decoder {
     /// `decoder.*`, every shape checked against `config`.
-    pub fn load(config: &MaeConfig, store: &WeightStore, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        config: &MaeConfig,
+        store: &WeightStore,
+        dtype: DType,
+        device: &Device,
+        kernels: KernelChoice,
+    ) -> Result<Self> {
         let (d, dd, l) = (config.hidden_size, config.decoder_hidden_size, config.num_patches());
         let dims = LayerDims {
             hidden: dd,
@@ -44,11 +50,11 @@ impl Decoder {
             .flatten_all()?
             .to_vec1()?;
         Ok(Self {
-            embed: Linear::load(store, "decoder.decoder_embed", &[dd, d], dtype, device)?,
+            embed: Linear::load(store, "decoder.decoder_embed", &[dd, d], dtype, device, kernels)?,
             mask_token: store.get("decoder.mask_token", &[1, 1, dd], dtype, device)?.reshape((1, dd))?,
             position_embeddings,
-            stack: Stack::load(store, layers, "decoder.decoder_norm", &dims, dtype, device)?,
-            pred: Linear::load(store, "decoder.decoder_pred", &[config.patch_dim(), dd], dtype, device)?,
+            stack: Stack::load(store, layers, "decoder.decoder_norm", &dims, dtype, device, kernels)?,
+            pred: Linear::load(store, "decoder.decoder_pred", &[config.patch_dim(), dd], dtype, device, kernels)?,
             hidden: dd,
             configured_patches: l,
             dtype,

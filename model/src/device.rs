@@ -3,6 +3,7 @@
 use candle_core::{DType, Device};
 
 use crate::error::{MaeError, Result};
+use crate::ops::KernelChoice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
@@ -129,6 +130,9 @@ pub struct SelectedDevice {
     pub description: String,
     /// f32 unless `with_dtype` chose f16/bf16 (GPUs only).
     pub compute_dtype: DType,
+    /// The layer kernels models loaded on it run (fused unless `with_kernels` chose candle's ops); their weights are
+    /// laid out for these at load.
+    pub kernels: KernelChoice,
 }
 
 impl SelectedDevice {
@@ -156,6 +160,12 @@ impl SelectedDevice {
         self.compute_dtype = self.dtype(dtype)?;
         Ok(self)
     }
+
+    /// The same device, its models running on `kernels`.
+    pub fn with_kernels(mut self, kernels: KernelChoice) -> Self {
+        self.kernels = kernels;
+        self
+    }
 }
 
 pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
@@ -163,6 +173,7 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
         device: Device::Cpu,
         description: format!("cpu ({why})"),
         compute_dtype: DType::F32,
+        kernels: KernelChoice::default(),
     };
     match choice {
         DeviceChoice::Cpu => Ok(cpu("requested")),
@@ -184,7 +195,12 @@ fn cuda() -> std::result::Result<SelectedDevice, String> {
     let device = Device::new_cuda(0).map_err(|e| format!("CUDA device 0 could not be opened: {e}"))?;
     #[cfg(feature = "cuda")]
     crate::cuda_kernels::prepare_device(&device);
-    Ok(SelectedDevice { device, description: "cuda:0".into(), compute_dtype: DType::F32 })
+    Ok(SelectedDevice {
+        device,
+        description: "cuda:0".into(),
+        compute_dtype: DType::F32,
+        kernels: KernelChoice::default(),
+    })
 }
 
 fn metal() -> std::result::Result<SelectedDevice, String> {
@@ -192,7 +208,12 @@ fn metal() -> std::result::Result<SelectedDevice, String> {
         return Err("this build has no Metal support (build with --features metal on macOS)".into());
     }
     Device::new_metal(0)
-        .map(|device| SelectedDevice { device, description: "metal:0".into(), compute_dtype: DType::F32 })
+        .map(|device| SelectedDevice {
+            device,
+            description: "metal:0".into(),
+            compute_dtype: DType::F32,
+            kernels: KernelChoice::default(),
+        })
         .map_err(|e| format!("Metal device 0 could not be opened: {e}"))
 }
 

@@ -30,7 +30,13 @@ pub struct Embeddings {
 
 impl Embeddings {
     /// `vit.embeddings.*`, every shape checked against `config`.
-    pub fn load(config: &MaeConfig, store: &WeightStore, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        config: &MaeConfig,
+        store: &WeightStore,
+        dtype: DType,
+        device: &Device,
+        kernels: KernelChoice,
+    ) -> Result<Self> {
         let (d, p, c, l) = (config.hidden_size, config.patch_size, config.num_channels, config.num_patches());
         let host = |key: &str, shape: &[usize]| -> Result<Vec<f32>> {
             Ok(store.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?)
@@ -44,7 +50,7 @@ impl Embeddings {
             .collect();
         // The conv kernel `[D, C, p, p]` is a `[D, C·p·p]` matrix over each patch's (c, i, j) values.
         let patch_embed =
-            Linear::load(store, "vit.embeddings.patch_embeddings.projection", &[d, c, p, p], dtype, device)?;
+            Linear::load(store, "vit.embeddings.patch_embeddings.projection", &[d, c, p, p], dtype, device, kernels)?;
         Ok(Self {
             patch_embed,
             cls_with_position: upload(cls_with_position, (1, d), dtype, device)?,

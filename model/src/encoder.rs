@@ -16,7 +16,13 @@ pub struct Encoder {
 
 impl Encoder {
     /// `vit.encoder.layer.*` and `vit.layernorm`, every shape checked against `config`.
-    pub fn load(config: &MaeConfig, store: &WeightStore, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        config: &MaeConfig,
+        store: &WeightStore,
+        dtype: DType,
+        device: &Device,
+        kernels: KernelChoice,
+    ) -> Result<Self> {
         let dims = LayerDims {
             hidden: config.hidden_size,
             heads: config.num_attention_heads,
@@ -25,7 +31,7 @@ impl Encoder {
             activation: config.activation().map_err(crate::error::MaeError::InvalidInput)?,
         };
         let layers = ("vit.encoder.layer", config.num_hidden_layers);
-        Ok(Self { stack: Stack::load(store, layers, "vit.layernorm", &dims, dtype, device)? })
+        Ok(Self { stack: Stack::load(store, layers, "vit.layernorm", &dims, dtype, device, kernels)? })
     }
 
     /// Lays every weight out for `kernels` (see [`crate::MaeModel::set_kernels`]).

@@ -26,12 +26,13 @@ impl Linear {
         shape: &[usize],
         dtype: DType,
         device: &Device,
+        kernels: KernelChoice,
     ) -> Result<Self> {
-        Self::load_side_by_side(store, &[prefix.to_string()], shape, dtype, device)
+        Self::load_side_by_side(store, &[prefix.to_string()], shape, dtype, device, kernels)
     }
 
     /// Linears of the same `shape` that read the same input (q, k, v → one matmul), as one whose outputs lie side
-    /// by side. The weights go straight into the default kernels' layout: packed panels where the fused CPU kernel
+    /// by side. The weights go straight into the layout `kernels` read: packed panels where the fused CPU kernel
     /// runs, `Wᵀ` elsewhere (see `WeightStore::packed_matrix` and `transposed_matrix`).
     fn load_side_by_side(
         store: &WeightStore,
@@ -39,12 +40,13 @@ impl Linear {
         shape: &[usize],
         dtype: DType,
         device: &Device,
+        kernels: KernelChoice,
     ) -> Result<Self> {
         let keys: Vec<String> = prefixes.iter().map(|prefix| format!("{prefix}.weight")).collect();
-        let weight = if LinearWeight::packs(device, dtype, KernelChoice::default()) {
+        let weight = if LinearWeight::packs(device, dtype, kernels) {
             LinearWeight::packed(store.packed_matrix(&keys, shape)?)
         } else {
-            LinearWeight::new(store.transposed_matrix(&keys, shape, dtype, device)?, KernelChoice::default())?
+            LinearWeight::new(store.transposed_matrix(&keys, shape, dtype, device)?, kernels)?
         };
         let biases = prefixes
             .iter()
@@ -128,12 +130,19 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(store: &WeightStore, prefix: &str, dims: &LayerDims, dtype: DType, device: &Device) -> Result<Self> {
+    fn load(
+        store: &WeightStore,
+        prefix: &str,
+        dims: &LayerDims,
+        dtype: DType,
+        device: &Device,
+        kernels: KernelChoice,
+    ) -> Result<Self> {
         let d = dims.hidden;
         let qkv_prefixes = ["query", "key", "value"].map(|name| format!("{prefix}.attention.{name}"));
         Ok(Self {
-            qkv: Linear::load_side_by_side(store, &qkv_prefixes, &[d, d], dtype, device)?,
-            output: Linear::load(store, &format!("{prefix}.output.dense"), &[d, d], dtype, device)?,
+            qkv: Linear::load_side_by_side(store, &qkv_prefixes, &[d, d], dtype, device, kernels)?,
+            output: Linear::load(store, &format!("{prefix}.output.dense"), &[d, d], dtype, device, kernels)?,
             heads: dims.heads,
         })
     }
@@ -162,11 +171,18 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(store: &WeightStore, prefix: &str, dims: &LayerDims, dtype: DType, device: &Device) -> Result<Self> {
+    fn load(
+        store: &WeightStore,
+        prefix: &str,
+        dims: &LayerDims,
+        dtype: DType,
+        device: &Device,
+        kernels: KernelChoice,
+    ) -> Result<Self> {
         let (d, mlp) = (dims.hidden, dims.mlp);
         Ok(Self {
-            fc1: Linear::load(store, &format!("{prefix}.intermediate.dense"), &[mlp, d], dtype, device)?,
-            fc2: Linear::load(store, &format!("{prefix}.output.dense"), &[d, mlp], dtype, device)?,
+            fc1: Linear::load(store, &format!("{prefix}.intermediate.dense"), &[mlp, d], dtype, device, kernels)?,
+            fc2: Linear::load(store, &format!("{prefix}.output.dense"), &[d, mlp], dtype, device, kernels)?,
             activation: dims.activation,
         })
     }
@@ -193,14 +209,15 @@ impl Layer {
         dims: &LayerDims,
         dtype: DType,
         device: &Device,
+        kernels: KernelChoice,
     ) -> Result<Self> {
         let norm =
             |name: &str| LayerNorm::load(store, &format!("{prefix}.{name}"), dims.hidden, dims.eps, dtype, device);
         Ok(Self {
             norm_before: norm("layernorm_before")?,
-            attention: Attention::load(store, &format!("{prefix}.attention"), dims, dtype, device)?,
+            attention: Attention::load(store, &format!("{prefix}.attention"), dims, dtype, device, kernels)?,
             norm_after: norm("layernorm_after")?,
-            mlp: Mlp::load(store, prefix, dims, dtype, device)?,
+            mlp: Mlp::load(store, prefix, dims, dtype, device, kernels)?,
         })
     }
 
@@ -246,11 +263,12 @@ impl Stack {
         dims: &LayerDims,
         dtype: DType,
         device: &Device,
+        kernels: KernelChoice,
     ) -> Result<Self> {
         use rayon::prelude::*;
         let layers = (0..count)
             .into_par_iter()
-            .map(|i| Layer::load(store, &format!("{layer_prefix}.{i}"), dims, dtype, device))
+            .map(|i| Layer::load(store, &format!("{layer_prefix}.{i}"), dims, dtype, device, kernels))
             .collect::<Result<_>>()?;
         let norm = LayerNorm::load(store, norm_prefix, dims.hidden, dims.eps, dtype, device)?;
         Ok(Self { layers, norm })

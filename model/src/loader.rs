@@ -68,7 +68,7 @@ impl LoadedModel {
                 MaeError::config(preprocessor_source, format!("size {height}×{width}: {problem}"))
             })?;
         }
-        let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?)?;
+        let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?, device.kernels)?;
         Ok(Self { model, preprocessor: Preprocessor::new(preprocessor), name, source: store.path().to_owned() })
     }
 }

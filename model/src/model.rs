@@ -60,17 +60,24 @@ struct PositionTables {
 }
 
 impl MaeModel {
-    /// Builds the model from hub-named tensors, checking every shape against `config`.
-    pub fn from_store(config: MaeConfig, store: &WeightStore, device: &Device, dtype: DType) -> Result<Self> {
+    /// Builds the model from hub-named tensors, checking every shape against `config`, its weights laid out for
+    /// `kernels` on `device` as they are read (one copy, never two).
+    pub fn from_store(
+        config: MaeConfig,
+        store: &WeightStore,
+        device: &Device,
+        dtype: DType,
+        kernels: KernelChoice,
+    ) -> Result<Self> {
         config.validate().map_err(MaeError::InvalidInput)?;
         if device.is_cpu() && dtype != DType::F32 {
             return Err(MaeError::Device(format!("{dtype:?} is not supported on the CPU (use f32)")));
         }
         Ok(Self {
-            kernels: KernelChoice::default(),
-            embeddings: Embeddings::load(&config, store, dtype, device)?,
-            encoder: Encoder::load(&config, store, dtype, device)?,
-            decoder: Decoder::load(&config, store, dtype, device)?,
+            kernels,
+            embeddings: Embeddings::load(&config, store, dtype, device, kernels)?,
+            encoder: Encoder::load(&config, store, dtype, device, kernels)?,
+            decoder: Decoder::load(&config, store, dtype, device, kernels)?,
             position_cache: Arc::default(),
             device: device.clone(),
             dtype,

@@ -230,8 +230,7 @@ fn embeddings_encoder_and_decoder_each_match_transformers_at_their_boundary() {
         let config = MaeConfig::from_file(&model_dir.join("config.json")).unwrap();
         let store = WeightStore::open_safetensors(&model_dir.join("model.safetensors")).unwrap();
         for kernels in [KernelChoice::Fused, KernelChoice::Candle] {
-            let mut model = MaeModel::from_store(config.clone(), &store, &Device::Cpu, DType::F32).unwrap();
-            model.set_kernels(kernels).unwrap();
+            let model = MaeModel::from_store(config.clone(), &store, &Device::Cpu, DType::F32, kernels).unwrap();
             let tensor = |name: &str| case.tensors[name].clone();
             let (_, _, height, width) = tensor("pixel_values").dims4().unwrap();
             let grid = model.grid_for(height, width).unwrap();

@@ -63,7 +63,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
     };
 
-    let loaded = load_model_on(&args.model.location, &selected, args.engine.kernels)?;
+    let loaded = load_model_on(&args.model.location, &selected)?;
     settings.revision = hub_revision(&loaded);
     let (mut file, mut summary, done) = match resumed {
         Some((recorded, existing)) => {

@@ -26,7 +26,7 @@ pub fn run(args: &LossCurveArgs) -> Result<()> {
     // One model in memory at a time, each loaded once.
     let mut curves = Vec::with_capacity(models.len());
     for model in &models {
-        let loaded = load_model_on(model, &selected, args.engine.kernels).map_err(|error| naming(error, model))?;
+        let loaded = load_model_on(model, &selected).map_err(|error| naming(error, model))?;
         let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
         curves.push(LossCurve::new(pixel_values, strategy, args.seed, ratios.clone())?.finish(&loaded.model)?);
     }

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use mae_model::{
-    DownloadProgress, KernelChoice, LoadOptions, LoadedModel, ModelLocation, SelectedDevice, select_device,
-};
+use mae_model::{DownloadProgress, LoadOptions, LoadedModel, ModelLocation, SelectedDevice, select_device};
 
 use crate::cli::{EngineArgs, ModelArgs};
 
@@ -15,21 +13,18 @@ use crate::cli::{EngineArgs, ModelArgs};
 /// in the dtype and with the kernels the engine options name. Downloads show a progress bar on stderr (hidden when
 /// stderr is not a terminal).
 pub fn load_model(model: &ModelArgs, engine: &EngineArgs) -> Result<LoadedModel> {
-    load_model_on(&model.location, &selected_device(engine)?, engine.kernels)
+    load_model_on(&model.location, &selected_device(engine)?)
 }
 
-/// The device and dtype the engine options name (`auto` resolved), for commands that record them.
+/// The device, dtype and kernels the engine options name (`auto` resolved), for commands that record them.
 pub fn selected_device(engine: &EngineArgs) -> Result<SelectedDevice> {
-    Ok(select_device(engine.device)?.with_dtype(engine.dtype.dtype())?)
+    Ok(select_device(engine.device)?.with_dtype(engine.dtype.dtype())?.with_kernels(engine.kernels))
 }
 
 /// Loads the models of a `--models` list, one after another, each once.
 pub fn load_models(models: &[String], engine: &EngineArgs) -> Result<Vec<LoadedModel>> {
     let selected = selected_device(engine)?;
-    models
-        .iter()
-        .map(|model| load_model_on(model, &selected, engine.kernels).map_err(|error| naming(error, model)))
-        .collect()
+    models.iter().map(|model| load_model_on(model, &selected).map_err(|error| naming(error, model))).collect()
 }
 
 /// `error` with the model it is about named in front, unless it names it already (a folder that is not found
@@ -51,17 +46,15 @@ fn snapshot_commit(path: &std::path::Path) -> Option<String> {
     components.next().filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Loads `location` on `selected` with `kernels`.
-pub fn load_model_on(location: &str, selected: &SelectedDevice, kernels: KernelChoice) -> Result<LoadedModel> {
+/// Loads `location` on `selected` (its device, dtype and kernels).
+pub fn load_model_on(location: &str, selected: &SelectedDevice) -> Result<LoadedModel> {
     let location: ModelLocation = location.parse()?;
     let bar = DownloadBar::default();
     let report = |progress: DownloadProgress| bar.update(&progress);
     let options = LoadOptions { progress: Some(&report), cancel: None, alongside: None };
     let loaded = mae_model::load_model(&location, selected, &options);
     bar.finish();
-    let mut loaded = loaded?;
-    loaded.model.set_kernels(kernels)?;
-    Ok(loaded)
+    Ok(loaded?)
 }
 
 /// One indicatif bar per downloaded file, created when its first bytes arrive (cached files show nothing).
