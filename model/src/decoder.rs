@@ -9,7 +9,7 @@ use crate::error::{MaeError, Result};
 use crate::interpolate::bicubic_resize;
 use crate::layers::{LayerDims, Linear, Stack};
 use crate::ops::KernelChoice;
-use crate::weights::WeightStore;
+use crate::weights::{Placement, WeightStore};
 
 /// The decoder of a ViTMAE.
 #[derive(Debug, Clone)]
@@ -29,13 +29,8 @@ pub struct Decoder {
 
 impl Decoder {
     /// `decoder.*`, every shape checked against `config`.
-    pub fn load(
-        config: &MaeConfig,
-        store: &WeightStore,
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
+    pub fn load(config: &MaeConfig, store: &WeightStore, at: Placement<'_>) -> Result<Self> {
+        let Placement { device, dtype, .. } = at;
         let (d, dd, l) = (config.hidden_size, config.decoder_hidden_size, config.num_patches());
         let dims = LayerDims {
             hidden: dd,
@@ -50,11 +45,11 @@ impl Decoder {
             .flatten_all()?
             .to_vec1()?;
         Ok(Self {
-            embed: Linear::load(store, "decoder.decoder_embed", &[dd, d], dtype, device, kernels)?,
+            embed: Linear::load(store, "decoder.decoder_embed", &[dd, d], at)?,
             mask_token: store.get("decoder.mask_token", &[1, 1, dd], dtype, device)?.reshape((1, dd))?,
             position_embeddings,
-            stack: Stack::load(store, layers, "decoder.decoder_norm", &dims, dtype, device, kernels)?,
-            pred: Linear::load(store, "decoder.decoder_pred", &[config.patch_dim(), dd], dtype, device, kernels)?,
+            stack: Stack::load(store, layers, "decoder.decoder_norm", &dims, at)?,
+            pred: Linear::load(store, "decoder.decoder_pred", &[config.patch_dim(), dd], at)?,
             hidden: dd,
             configured_patches: l,
             dtype,

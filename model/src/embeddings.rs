@@ -10,7 +10,7 @@ use crate::layers::Linear;
 use crate::masking::Masking;
 use crate::ops::KernelChoice;
 use crate::patches::PatchGrid;
-use crate::weights::WeightStore;
+use crate::weights::{Placement, WeightStore};
 
 /// The encoder's input side of a ViTMAE.
 #[derive(Debug, Clone)]
@@ -30,13 +30,8 @@ pub struct Embeddings {
 
 impl Embeddings {
     /// `vit.embeddings.*`, every shape checked against `config`.
-    pub fn load(
-        config: &MaeConfig,
-        store: &WeightStore,
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
+    pub fn load(config: &MaeConfig, store: &WeightStore, at: Placement<'_>) -> Result<Self> {
+        let Placement { device, dtype, .. } = at;
         let (d, p, c, l) = (config.hidden_size, config.patch_size, config.num_channels, config.num_patches());
         let host = |key: &str, shape: &[usize]| -> Result<Vec<f32>> {
             Ok(store.get(key, shape, DType::F32, &Device::Cpu)?.flatten_all()?.to_vec1()?)
@@ -49,8 +44,7 @@ impl Embeddings {
             .map(|(cls, position)| cls + position)
             .collect();
         // The conv kernel `[D, C, p, p]` is a `[D, C·p·p]` matrix over each patch's (c, i, j) values.
-        let patch_embed =
-            Linear::load(store, "vit.embeddings.patch_embeddings.projection", &[d, c, p, p], dtype, device, kernels)?;
+        let patch_embed = Linear::load(store, "vit.embeddings.patch_embeddings.projection", &[d, c, p, p], at)?;
         Ok(Self {
             patch_embed,
             cls_with_position: upload(cls_with_position, (1, d), dtype, device)?,

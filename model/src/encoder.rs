@@ -1,12 +1,12 @@
 //! HF's encoder: the pre-norm layers over CLS + the visible tokens (`vit.encoder.layer.*`), then `vit.layernorm`.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 use crate::config::MaeConfig;
 use crate::error::Result;
 use crate::layers::{LayerDims, Stack};
 use crate::ops::KernelChoice;
-use crate::weights::WeightStore;
+use crate::weights::{Placement, WeightStore};
 
 /// The encoder of a ViTMAE.
 #[derive(Debug, Clone)]
@@ -16,13 +16,7 @@ pub struct Encoder {
 
 impl Encoder {
     /// `vit.encoder.layer.*` and `vit.layernorm`, every shape checked against `config`.
-    pub fn load(
-        config: &MaeConfig,
-        store: &WeightStore,
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
+    pub fn load(config: &MaeConfig, store: &WeightStore, at: Placement<'_>) -> Result<Self> {
         let dims = LayerDims {
             hidden: config.hidden_size,
             heads: config.num_attention_heads,
@@ -31,7 +25,7 @@ impl Encoder {
             activation: config.activation().map_err(crate::error::MaeError::InvalidInput)?,
         };
         let layers = ("vit.encoder.layer", config.num_hidden_layers);
-        Ok(Self { stack: Stack::load(store, layers, "vit.layernorm", &dims, dtype, device, kernels)? })
+        Ok(Self { stack: Stack::load(store, layers, "vit.layernorm", &dims, at)? })
     }
 
     /// Lays every weight out for `kernels` (see [`crate::MaeModel::set_kernels`]).

@@ -3,12 +3,12 @@
 //! `output`) and the pre-norm `Layer` that holds them. Each loads its own weights under its HF prefix and runs its
 //! own forward; which kernel computes it is `ops.rs`'s choice.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 use crate::config::Activation;
 use crate::error::Result;
 use crate::ops::{self, KernelChoice, LinearWeight};
-use crate::weights::WeightStore;
+use crate::weights::{Placement, WeightStore};
 
 /// `y = x·Wᵀ + b` with W (HF's `[out, in]`) in the layout its kernels read ([`LinearWeight`]).
 #[derive(Debug, Clone)]
@@ -20,28 +20,15 @@ pub(crate) struct Linear {
 impl Linear {
     /// `prefix.weight` (`[outputs, inputs]`, or `shape` when it is stored with more axes, as the patch conv is)
     /// and `prefix.bias`.
-    pub(crate) fn load(
-        store: &WeightStore,
-        prefix: &str,
-        shape: &[usize],
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
-        Self::load_side_by_side(store, &[prefix.to_string()], shape, dtype, device, kernels)
+    pub(crate) fn load(store: &WeightStore, prefix: &str, shape: &[usize], at: Placement<'_>) -> Result<Self> {
+        Self::load_side_by_side(store, &[prefix.to_string()], shape, at)
     }
 
     /// Linears of the same `shape` that read the same input (q, k, v → one matmul), as one whose outputs lie side
     /// by side. The weights go straight into the layout `kernels` read: packed panels where the fused CPU kernel
     /// runs, `Wᵀ` elsewhere (see `WeightStore::packed_matrix` and `transposed_matrix`).
-    fn load_side_by_side(
-        store: &WeightStore,
-        prefixes: &[String],
-        shape: &[usize],
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
+    fn load_side_by_side(store: &WeightStore, prefixes: &[String], shape: &[usize], at: Placement<'_>) -> Result<Self> {
+        let Placement { device, dtype, kernels } = at;
         let keys: Vec<String> = prefixes.iter().map(|prefix| format!("{prefix}.weight")).collect();
         let weight = if LinearWeight::packs(device, dtype, kernels) {
             LinearWeight::packed(store.packed_matrix(&keys, shape)?)
@@ -90,14 +77,8 @@ pub(crate) struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub(crate) fn load(
-        store: &WeightStore,
-        prefix: &str,
-        dim: usize,
-        eps: f64,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
+    pub(crate) fn load(store: &WeightStore, prefix: &str, dim: usize, eps: f64, at: Placement<'_>) -> Result<Self> {
+        let Placement { device, dtype, .. } = at;
         Ok(Self {
             weight: store.get(&format!("{prefix}.weight"), &[dim], dtype, device)?,
             bias: store.get(&format!("{prefix}.bias"), &[dim], dtype, device)?,
@@ -130,19 +111,12 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(
-        store: &WeightStore,
-        prefix: &str,
-        dims: &LayerDims,
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
+    fn load(store: &WeightStore, prefix: &str, dims: &LayerDims, at: Placement<'_>) -> Result<Self> {
         let d = dims.hidden;
         let qkv_prefixes = ["query", "key", "value"].map(|name| format!("{prefix}.attention.{name}"));
         Ok(Self {
-            qkv: Linear::load_side_by_side(store, &qkv_prefixes, &[d, d], dtype, device, kernels)?,
-            output: Linear::load(store, &format!("{prefix}.output.dense"), &[d, d], dtype, device, kernels)?,
+            qkv: Linear::load_side_by_side(store, &qkv_prefixes, &[d, d], at)?,
+            output: Linear::load(store, &format!("{prefix}.output.dense"), &[d, d], at)?,
             heads: dims.heads,
         })
     }
@@ -171,18 +145,11 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(
-        store: &WeightStore,
-        prefix: &str,
-        dims: &LayerDims,
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
+    fn load(store: &WeightStore, prefix: &str, dims: &LayerDims, at: Placement<'_>) -> Result<Self> {
         let (d, mlp) = (dims.hidden, dims.mlp);
         Ok(Self {
-            fc1: Linear::load(store, &format!("{prefix}.intermediate.dense"), &[mlp, d], dtype, device, kernels)?,
-            fc2: Linear::load(store, &format!("{prefix}.output.dense"), &[d, mlp], dtype, device, kernels)?,
+            fc1: Linear::load(store, &format!("{prefix}.intermediate.dense"), &[mlp, d], at)?,
+            fc2: Linear::load(store, &format!("{prefix}.output.dense"), &[d, mlp], at)?,
             activation: dims.activation,
         })
     }
@@ -203,21 +170,13 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
-    pub(crate) fn load(
-        store: &WeightStore,
-        prefix: &str,
-        dims: &LayerDims,
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
-    ) -> Result<Self> {
-        let norm =
-            |name: &str| LayerNorm::load(store, &format!("{prefix}.{name}"), dims.hidden, dims.eps, dtype, device);
+    pub(crate) fn load(store: &WeightStore, prefix: &str, dims: &LayerDims, at: Placement<'_>) -> Result<Self> {
+        let norm = |name: &str| LayerNorm::load(store, &format!("{prefix}.{name}"), dims.hidden, dims.eps, at);
         Ok(Self {
             norm_before: norm("layernorm_before")?,
-            attention: Attention::load(store, &format!("{prefix}.attention"), dims, dtype, device, kernels)?,
+            attention: Attention::load(store, &format!("{prefix}.attention"), dims, at)?,
             norm_after: norm("layernorm_after")?,
-            mlp: Mlp::load(store, prefix, dims, dtype, device, kernels)?,
+            mlp: Mlp::load(store, prefix, dims, at)?,
         })
     }
 
@@ -261,16 +220,14 @@ impl Stack {
         (layer_prefix, count): (&str, usize),
         norm_prefix: &str,
         dims: &LayerDims,
-        dtype: DType,
-        device: &Device,
-        kernels: KernelChoice,
+        at: Placement<'_>,
     ) -> Result<Self> {
         use rayon::prelude::*;
         let layers = (0..count)
             .into_par_iter()
-            .map(|i| Layer::load(store, &format!("{layer_prefix}.{i}"), dims, dtype, device, kernels))
+            .map(|i| Layer::load(store, &format!("{layer_prefix}.{i}"), dims, at))
             .collect::<Result<_>>()?;
-        let norm = LayerNorm::load(store, norm_prefix, dims.hidden, dims.eps, dtype, device)?;
+        let norm = LayerNorm::load(store, norm_prefix, dims.hidden, dims.eps, at)?;
         Ok(Self { layers, norm })
     }
 

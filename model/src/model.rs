@@ -17,7 +17,7 @@ use crate::memory;
 use crate::ops::KernelChoice;
 use crate::outputs::MaeOutput;
 use crate::patches::{self, PatchGrid, masked_mean};
-use crate::weights::WeightStore;
+use crate::weights::{Placement, WeightStore};
 
 /// What a forward pass should keep besides the logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +73,12 @@ impl MaeModel {
         if device.is_cpu() && dtype != DType::F32 {
             return Err(MaeError::Device(format!("{dtype:?} is not supported on the CPU (use f32)")));
         }
+        let at = Placement { device, dtype, kernels };
         Ok(Self {
             kernels,
-            embeddings: Embeddings::load(&config, store, dtype, device, kernels)?,
-            encoder: Encoder::load(&config, store, dtype, device, kernels)?,
-            decoder: Decoder::load(&config, store, dtype, device, kernels)?,
+            embeddings: Embeddings::load(&config, store, at)?,
+            encoder: Encoder::load(&config, store, at)?,
+            decoder: Decoder::load(&config, store, at)?,
             position_cache: Arc::default(),
             device: device.clone(),
             dtype,

@@ -16,6 +16,16 @@ use safetensors::tensor::{Metadata, TensorInfo, TensorView};
 
 use crate::cpu_matmul::PackedWeight;
 use crate::error::{MaeError, Result};
+use crate::ops::KernelChoice;
+
+/// Where a model's weights go as they are read, and in which layout: the device, the compute dtype and the kernels
+/// that will read them. `MaeModel::from_store` makes one; every module's `load` takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    pub device: &'a Device,
+    pub dtype: DType,
+    pub kernels: KernelChoice,
+}
 
 /// Where the tensors come from.
 enum Source {
