@@ -21,7 +21,7 @@ torch.cuda.synchronize(). Prints, one per mode:
     torch sdpa median_ms=264.0 min_ms=255.3 runs=20 threads=2 device=cpu dtype=f32   (attentions off)
 
 --shapes times torch's F.linear at every distinct linear product of one forward pass (the model's config, or a
-hub shape without --model; at --mask-ratio and --batch; best of 10 after 3 warm-ups, on --threads), printing each
+hub shape without --model; at --mask-ratio and --batch; best of 10 after 3 warm-ups in a second pass over the list, on --threads), printing each
 the way `mae-explorer bench --shapes` does, so the two can be set side by side:
 
     shape=50x2304x768 gflops=224.1 what=encoder-q/k/v
@@ -227,7 +227,8 @@ def linear_products(cfg: dict, len_keep: int, batch: int) -> list[tuple[int, int
 
 
 def time_linear_products(args) -> None:
-    """`--shapes`: F.linear at each product, best of 10 after 3 warm-ups, as `bench --shapes` times its own."""
+    """`--shapes`: F.linear at each product, best of 10 after 3 warm-ups in a second pass over the list, as
+    `bench --shapes` times its own."""
     import json
 
     import torch
@@ -242,20 +243,24 @@ def time_linear_products(args) -> None:
     len_keep = int(patches * (1 - args.mask_ratio))
     device = torch.device(args.device)
     generator = torch.Generator().manual_seed(0)
-    for m, n, k, what in linear_products(cfg, len_keep, args.batch):
-        x = torch.randn(m, k, generator=generator).to(device)
-        weight = torch.randn(n, k, generator=generator).to(device)
-        bias = torch.randn(n, generator=generator).to(device)
-        best = float("inf")
-        with torch.inference_mode():
-            for run in range(3 + 10):
-                t = time.perf_counter()
-                F.linear(x, weight, bias)
-                if args.device == "cuda":
-                    torch.cuda.synchronize()
-                if run >= 3:
-                    best = min(best, time.perf_counter() - t)
-        print(f"shape={m}x{n}x{k} gflops={2 * m * n * k / best / 1e9:.1f} what={what.replace(' ', '-')}", flush=True)
+    # Two passes over the list, the second printed, as `bench --shapes` does (the first takes start-up costs).
+    for timed_pass in (False, True):
+        for m, n, k, what in linear_products(cfg, len_keep, args.batch):
+            x = torch.randn(m, k, generator=generator).to(device)
+            weight = torch.randn(n, k, generator=generator).to(device)
+            bias = torch.randn(n, generator=generator).to(device)
+            best = float("inf")
+            with torch.inference_mode():
+                for run in range(3 + 10):
+                    t = time.perf_counter()
+                    F.linear(x, weight, bias)
+                    if args.device == "cuda":
+                        torch.cuda.synchronize()
+                    if run >= 3:
+                        best = min(best, time.perf_counter() - t)
+            if timed_pass:
+                print(f"shape={m}x{n}x{k} gflops={2 * m * n * k / best / 1e9:.1f} what={what.replace(' ', '-')}",
+                      flush=True)
 
 
 def matmul_gflops(runs: int, device) -> float:

@@ -271,7 +271,8 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "heads")]
     pub no_attentions: bool,
     /// Instead of the forward pass, time each distinct linear product of one (at --mask-ratio and --batch; bias
-    /// included, as F.linear; best of 10 after 3 warm-ups), one line each: `shape=MxNxK gflops=<x> what=<where>`
+    /// included, as F.linear; best of 10 after 3 warm-ups, in a second pass over the list), one line each:
+    /// `shape=MxNxK gflops=<x> what=<where>`
     /// (`tools/bench_torch.py --shapes` prints torch's the same way)
     #[arg(long, conflicts_with = "heads")]
     pub shapes: bool,

@@ -100,6 +100,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 /// Warm-up and timed calls of each linear product (`bench --shapes`).
 const PRODUCT_WARMUP: usize = 3;
 const PRODUCT_RUNS: usize = 10;
+/// Which pass over the products is printed (see `time_linear_products`).
+const TIMED_PASS: usize = 1;
 
 /// Times every distinct linear product of one forward pass on the model's device, with its kernels, in the layout
 /// the model keeps its weights (packed once for the CPU kernel, `[K, N]` for candle's and CUDA's), and prints each
@@ -108,27 +110,34 @@ fn time_linear_products(model: &mae_model::MaeModel, ratio: f64, batch: usize) -
     let config = model.config();
     let len_keep = mae_model::masking::len_keep(config.num_patches(), ratio);
     let device = model.device();
-    for product in config.linear_products(len_keep, batch) {
-        let (m, n, k) = (product.m, product.n, product.k);
-        let random = |count: usize, seed: u64| -> Result<Tensor> {
-            let values: Vec<f32> = TorchGenerator::rand(seed, count).iter().map(|v| v - 0.5).collect();
-            Ok(Tensor::from_vec(values, count, &Device::Cpu)?.to_dtype(model.dtype())?.to_device(device)?)
-        };
-        let x = random(m * k, 1)?.reshape((m, k))?;
-        let weight = LinearWeight::new(random(k * n, 2)?.reshape((k, n))?, model.kernels())?;
-        let bias = random(n, 3)?;
-        let mut best = f64::INFINITY;
-        for run in 0..PRODUCT_WARMUP + PRODUCT_RUNS {
-            let start = Instant::now();
-            let y = device.with_context(|| mae_model::ops::linear(&x, &weight, &bias))?;
-            // Asynchronous devices have finished once the result is read back.
-            y.to_device(&Device::Cpu)?;
-            if run >= PRODUCT_WARMUP {
-                best = best.min(start.elapsed().as_secs_f64());
+    // The whole list twice, printing the second pass: timed right after the model loaded, the first product (the patch
+    // embedding) ran at about half speed in four of nine rounds on the 2-core Xeon (0.44–0.62 of torch's, against
+    // 1.28–1.69 in the others); an unprinted first pass takes that start-up cost.
+    for pass in 0..=TIMED_PASS {
+        for product in config.linear_products(len_keep, batch) {
+            let (m, n, k) = (product.m, product.n, product.k);
+            let random = |count: usize, seed: u64| -> Result<Tensor> {
+                let values: Vec<f32> = TorchGenerator::rand(seed, count).iter().map(|v| v - 0.5).collect();
+                Ok(Tensor::from_vec(values, count, &Device::Cpu)?.to_dtype(model.dtype())?.to_device(device)?)
+            };
+            let x = random(m * k, 1)?.reshape((m, k))?;
+            let weight = LinearWeight::new(random(k * n, 2)?.reshape((k, n))?, model.kernels())?;
+            let bias = random(n, 3)?;
+            let mut best = f64::INFINITY;
+            for run in 0..PRODUCT_WARMUP + PRODUCT_RUNS {
+                let start = Instant::now();
+                let y = device.with_context(|| mae_model::ops::linear(&x, &weight, &bias))?;
+                // Asynchronous devices have finished once the result is read back.
+                y.to_device(&Device::Cpu)?;
+                if run >= PRODUCT_WARMUP {
+                    best = best.min(start.elapsed().as_secs_f64());
+                }
+            }
+            let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
+            if pass == TIMED_PASS {
+                println!("shape={m}x{n}x{k} gflops={gflops:.1} what={}", product.what.replace(' ', "-"));
             }
         }
-        let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
-        println!("shape={m}x{n}x{k} gflops={gflops:.1} what={}", product.what.replace(' ', "-"));
     }
     Ok(())
 }
