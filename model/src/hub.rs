@@ -361,6 +361,11 @@ fn download_file(
                             report(progress);
                         }
                     }
+                    // The flag is otherwise looked at on the ticker: a Cancel pressed in the last 100 ms before the
+                    // file completed would have been lost, and the model loaded after all.
+                    if cancelled() {
+                        return Err(DownloadFailure::Cancelled);
+                    }
                     return result.map_err(DownloadFailure::Hub);
                 }
                 Some(event) = receiver.recv() => {
