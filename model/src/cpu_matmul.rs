@@ -6,13 +6,13 @@
 //! and splits the work along the rows, so two threads can lose to one (#30: 0.42–0.82 of torch's `F.linear` on an
 //! Intel Xeon). Here:
 //! - the weight lives in panels of [`PANEL`] columns, each `[K, 32]` contiguous and 64-byte aligned — the order the
-//!   micro-kernel reads it — made once when the model loads (`WeightStore::matrix`); no forward touches its layout;
+//!   micro-kernel reads it — made once when the model loads (`WeightStore::packed_matrix`); no forward re-lays it;
 //! - the threads of candle's pool split the panels (the columns), so each thread streams only its own share of the
 //!   weight and no row is split;
 //! - each thread walks its panels in memory order, each panel's depth in blocks of [`DEPTH_BLOCK`] so the block
-//!   (32 KiB) stays in L1 while every row block of the input passes over it; the weights are prefetched ahead. The input is read where it lies, row-major: packing it as BLIS does (`[K, rows]` per
-//!   block) cost more than it saved at these sizes (197×512×2048: 275–290 GFLOP/s packed, 305–324 in place, on the
-//!   2-core Intel Xeon);
+//!   (32 KiB) stays in L1 while every row block of the input passes over it; the weights are prefetched ahead. The
+//!   input is read where it lies, row-major: packing it as BLIS does (`[K, rows]` per block) cost more than it saved
+//!   at these sizes (197×512×2048: 275–290 GFLOP/s packed, 305–324 in place, on the 2-core Intel Xeon);
 //! - the micro-kernel keeps up to 12 rows × 32 columns of the output in 24 AVX-512 registers (6 × 16 in 12 AVX2
 //!   registers on CPUs without AVX-512, or when `MAE_CPU_KERNEL=avx2` asks for it), starting from the bias, and
 //!   applies GELU or adds the residual while the tile is still in cache.

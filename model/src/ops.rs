@@ -112,14 +112,6 @@ impl LinearWeight {
             layout => Self { layout },
         })
     }
-
-    /// `(inputs, outputs)`.
-    pub fn dims(&self) -> Result<(usize, usize)> {
-        Ok(match &self.layout {
-            WeightLayout::Transposed(weight_t) => weight_t.dims2()?,
-            WeightLayout::Packed(packed) => (packed.inputs(), packed.outputs()),
-        })
-    }
 }
 
 /// `x` as `[rows, in]` (a rank-3 `[b, n, in]` flattened), and the dims the result takes back.

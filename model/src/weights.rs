@@ -3,8 +3,9 @@
 //! `.safetensors` files are read with positioned reads, never memory-mapped. A map would let the weights be used where
 //! they lie, but every weight matrix is copied once anyway, into the layout its kernels read (packed panels for the
 //! CPU kernel, `Wᵀ` for candle's and CUDA's; see `packed_matrix` and `transposed_matrix`); reading it through a map
-//! would add the map's pages to the process's memory while the copy is made, and a file truncated under a map kills the process with SIGBUS. With reads, a file truncated
-//! or rewritten while the app runs cannot touch a model already loaded, and a load that meets it fails with an error.
+//! would add the map's pages to the process's memory while the copy is made, and a file truncated under a map kills
+//! the process with SIGBUS. With reads, a file truncated or rewritten while the app runs cannot touch a model already
+//! loaded, and a load that meets it fails with an error.
 
 use std::collections::HashMap;
 use std::fs::File;
