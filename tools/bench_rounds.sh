@@ -2,9 +2,10 @@
 # Our CPU forward pass and matrix products against PyTorch's, sides alternated round by round in one run, with
 # every figure as a ratio (the measurement of issue #30; README's "On an Intel Xeon" table comes from it).
 #
-#   tools/bench_rounds.sh [--model DIR] [--rounds N] [--threads T]
+#   tools/bench_rounds.sh [--model DIR] [--rounds N] [--threads T] [--gflop-per-image 19.4]
 #
 #   DIR defaults to /tmp/mae-base-random (created with `bench_torch.py --make-base` when absent); N to 3; T to 2.
+#   --gflop-per-image: one forward's work at ratio 0.75, for the fraction of the peak (19.4: vit-mae-base).
 #   Environment: BIN our binary (default target/release/mae-explorer); PYTHON as for bench_compare.sh.
 #
 # Each round: torch's 2048³ matmul (the practical peak), then batch 1 (ratio 0.75, attentions kept) ours / HF eager /
@@ -17,13 +18,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODEL=/tmp/mae-base-random
 ROUNDS=3
 THREADS=2
+GFLOP=19.4
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --model) MODEL="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
+    --gflop-per-image) GFLOP="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench_rounds: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -68,7 +71,7 @@ for round in $(seq 1 "$ROUNDS"); do
   } | tee -a "$LOG"
 done
 
-"$PYTHON" - "$LOG" <<'EOF'
+"$PYTHON" - "$LOG" "$GFLOP" <<'EOF'
 import collections, math, re, statistics, sys
 
 values = collections.defaultdict(list)
@@ -85,7 +88,8 @@ def rounds(xs):
 
 peak = values["peak"]
 print(f"\n== summary over {len(peak)} rounds; torch 2048³ matmul peak (GFLOP/s): {rounds(peak)}")
-gflop = {"b1": 19.4, "b16": 16 * 19.4}  # one base forward at ratio 0.75, attention included
+per_image = float(sys.argv[2])  # one forward's GFLOP at ratio 0.75 (--gflop-per-image)
+gflop = {"b1": per_image, "b16": 16 * per_image}
 for batch in ("b1", "b16"):
     ours, hf = values[("ours", batch)], values[("hf", batch)]
     print(f"{batch}: ours / HF eager per round: {rounds([o / h for o, h in zip(ours, hf)])}; "

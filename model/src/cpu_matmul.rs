@@ -196,11 +196,14 @@ fn detected() -> Simd {
 /// Rows of the output tile the micro-kernel of `simd` keeps in registers.
 fn tile_rows(simd: Simd) -> usize {
     match simd {
-        Simd::Avx512 => 12,
+        Simd::Avx512 => MOST_TILE_ROWS,
         Simd::Avx2 => 6,
         Simd::Portable => 4,
     }
 }
+
+/// The most rows any micro-kernel takes (the partial-panel scratch tile is this tall).
+const MOST_TILE_ROWS: usize = 12;
 
 /// Row blocks of at most `most` rows and balanced sizes (50 rows at 12 → five blocks of 10, not 12+12+12+12+2).
 fn row_blocks(rows: usize, most: usize) -> Vec<(usize, usize)> {
@@ -363,8 +366,8 @@ impl Tile<'_> {
             return;
         }
         // A partial panel (models whose width is not a multiple of 32): computed into a full-width scratch tile.
-        let mut scratch = [0f32; 12 * PANEL];
-        let mut residual = [0f32; 12 * PANEL];
+        let mut scratch = [0f32; MOST_TILE_ROWS * PANEL];
+        let mut residual = [0f32; MOST_TILE_ROWS * PANEL];
         for r in 0..self.rows {
             let row = &mut scratch[r * PANEL..][..self.columns];
             if !self.step.first {

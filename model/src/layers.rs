@@ -213,7 +213,7 @@ pub(crate) struct Stack {
 }
 
 impl Stack {
-    /// `count` layers under `layer_prefix.{i}` (loaded in parallel: reading and transposing a base model's
+    /// `count` layers under `layer_prefix.{i}` (loaded in parallel: reading and laying out a base model's
     /// 448 MB is most of its start), then the norm at `norm_prefix`.
     pub(crate) fn load(
         store: &WeightStore,
