@@ -108,6 +108,12 @@ pub struct WindowArgs {
     /// its picture on screen)
     #[arg(long, value_name = "N", default_value_t = 0, requires = "screenshot")]
     pub ratio_steps: usize,
+    /// With --screenshot: wait until every distinct mask of the slider is cached (the sweep), then drag the slider
+    /// across this many steps (+0.01 each, -0.01 past 0.95, held, each picture awaited) and let go; print
+    /// `sweep_fill_ms=`, `sweep_forwards=`, `sweep_cache_bytes=` (per model), `scrub_frame_ms=` (median UI-thread
+    /// time per frame), `scrub_step_ms=` (median from a move to its picture) and `scrub_forwards=`
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "screenshot")]
+    pub scrub: usize,
     /// Window size in pixels, e.g. 1920x1080 [default: 1280x800, or the size it had last time]
     #[arg(long, value_name = "WxH", value_parser = parse_window_size)]
     pub window_size: Option<(u32, u32)>,

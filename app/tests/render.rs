@@ -337,7 +337,7 @@ fn the_loss_heatmap_orders_patches_as_their_losses() {
     let output = forward(&loaded, 2, 0.75);
     let panels = render_panels(&output, &loaded.preprocessor, &PanelOptions::default()).unwrap();
     for colormap in [Colormap::Viridis, Colormap::Magma] {
-        let heatmap = loss_overlay(&panels.original, &output, colormap, 1.0);
+        let heatmap = loss_overlay(&panels.original, &output.patch_loss, output.grid, colormap, 1.0);
         let position: Vec<f32> = (0..16)
             .map(|patch| {
                 let (x, y) = ((patch % 4) as u32 * 16 + 8, (patch / 4) as u32 * 16 + 8);

@@ -11,9 +11,9 @@ use mae_explorer::render::attention::{HeadFusion, Query, Stack};
 use mae_explorer::window::controls::{COMPARE_FIELD_LABEL, MASK_LABEL, RATIO_LABEL, close_label, swap_label};
 use mae_explorer::window::file_browser::{FILE_NAME_LABEL, PATH_LABEL, REPLACE_LABEL};
 use mae_explorer::window::first_run::StartModel;
-use mae_explorer::window::panels::PanelId;
 use mae_explorer::window::panels::compare::{difference_label, pasted_label};
 use mae_explorer::window::panels::dataset::FOLDER_LABEL as DATASET_FOLDER_LABEL;
+use mae_explorer::window::panels::{Panel, PanelId};
 use mae_explorer::window::session::{MaskMode, ModelState};
 use mae_explorer::window::settings::Remembered;
 use mae_explorer::window::system_dialog::SystemDialog;
@@ -67,6 +67,10 @@ fn shown_ratio(app: &MaeApp) -> Option<f64> {
     }
 }
 
+fn sweep_is_over(app: &MaeApp) -> bool {
+    app.session.forwards.sweep.as_ref().is_some_and(|sweep| sweep.is_over())
+}
+
 fn masked_count(app: &MaeApp) -> usize {
     app.session.result().map_or(0, |shown| shown.first().mask.iter().filter(|&&m| m > 0.5).count())
 }
@@ -112,6 +116,8 @@ fn a_burst_of_slider_moves_runs_far_fewer_forwards_and_ends_on_the_last_value() 
     let held = gate.clone();
     options.worker.notify = std::sync::Arc::new(move || held.pass());
     let mut harness = ready_harness(options);
+    // The sweep of the first picture's masks is done first: its reports would take the gate's hold otherwise.
+    step_until(&mut harness, "the sweep", sweep_is_over);
     let stats = harness.state().session.forwards.stats().clone();
     let (forwards_before, requests_before, superseded_before) =
         (stats.forwards(), stats.forward_requests(), stats.superseded());
@@ -139,6 +145,38 @@ fn a_burst_of_slider_moves_runs_far_fewer_forwards_and_ends_on_the_last_value() 
     let shown = shown_ratio(app).unwrap();
     assert!((shown - last_value).abs() < 1e-9, "the picture shows ratio {shown}, the slider says {last_value}");
     assert_eq!(masked_count(app), 16 - len_keep(16, last_value));
+}
+
+#[test]
+fn a_held_slider_shows_the_sweep_without_forward_passes_and_letting_go_runs_the_exact_one() {
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    step_until(&mut harness, "the sweep", sweep_is_over);
+    harness.get_by_label_contains("model tiny-p16");
+    let stats = harness.state().session.forwards.stats().clone();
+    let forwards = stats.all_forwards();
+    // Held (as the pointer holds it while dragging), every move is answered from the sweep.
+    harness.state_mut().session.forwards.held_by_script = true;
+    for ratio in [0.3, 0.5, 0.55, 0.9] {
+        harness.get_by_role_and_label(egui::Role::Slider, RATIO_LABEL).set_value_accesskit(ratio);
+        step_until(&mut harness, "the scrubbed picture", |app| app.session.is_up_to_date());
+        let shown = harness.state().session.result().unwrap().first().clone();
+        assert!(shown.scrubbed.is_some_and(|scrubbed| scrubbed.exact), "{ratio}: {:?}", shown.scrubbed);
+        assert_eq!(masked_count(harness.state()), 16 - len_keep(16, ratio));
+    }
+    assert_eq!(stats.all_forwards(), forwards, "no forward pass while the slider is held");
+    let scrubbed = harness.state().session.result().unwrap().first().clone();
+    // Let go: the exact forward pass runs, with the attention maps the Attention panel in front wants.
+    harness.state_mut().session.forwards.held_by_script = false;
+    step_until(&mut harness, "the exact picture", |app| app.session.is_up_to_date());
+    let exact = harness.state().session.result().unwrap().first().clone();
+    assert_eq!(stats.all_forwards(), forwards + 1);
+    assert!(exact.scrubbed.is_none() && exact.pictures.attention.is_some());
+    assert_eq!(
+        (&scrubbed.pictures.masked, &scrubbed.pictures.reconstruction, &scrubbed.pictures.pasted),
+        (&exact.pictures.masked, &exact.pictures.reconstruction, &exact.pictures.pasted),
+        "the sweep's pictures are the forward pass's pixels"
+    );
+    assert_eq!(scrubbed.quality, exact.quality);
 }
 
 #[test]
@@ -277,31 +315,29 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
     let app = harness.state();
     assert_eq!(app.session.forwards.stats().forwards(), forwards);
     assert_eq!(app.session.result().unwrap().first().forward_ms, None);
-    // Bring the Loss tab forward: its overlay is drawn (again from the cache) and its curve is asked for.
+    // Bring the Loss tab forward: its overlay is drawn (again from the cache) and its curve is the sweep's, every
+    // distinct mask of the slider (17 kept counts on a 4×4 grid), computed in the background.
     harness.state_mut().layout.bring_to_front(PanelId::Loss);
     step_until(&mut harness, "the loss curve", |app| {
-        !app.panels.loss.curve.job.is_running()
-            && !app.panels.loss.curve.points.is_empty()
-            && app.session.is_up_to_date()
+        app.session.forwards.sweep.as_ref().is_some_and(|sweep| sweep.is_over()) && app.session.is_up_to_date()
     });
     let app = harness.state();
     assert!(app.session.result().unwrap().first().pictures.loss.is_some());
-    assert_eq!(app.panels.loss.curve.points.len(), 19);
-    assert!(app.panels.loss.curve.points.iter().all(|(_, loss)| loss.is_some()));
-    assert_eq!(
-        app.session.forwards.stats().forwards(),
-        forwards + 19,
-        "one forward per curve point, none for the view"
-    );
-    // A centre mask redraws the curve with centre masks; a grid mask, which no ratio changes, is one labelled
-    // point and no curve (not the random mask's curve with the current point far off it).
+    let sweep = app.session.forwards.sweep.clone().unwrap();
+    let curve = &sweep.model(0).unwrap().curve;
+    let fractions: Vec<f64> = curve.iter().map(|(fraction, _)| *fraction).collect();
+    assert_eq!(fractions, (0..=16).map(|masked| f64::from(masked) / 16.0).collect::<Vec<_>>());
+    assert_eq!(curve[0].1, None, "nothing is masked at 0");
+    assert!(curve[1..].iter().all(|(_, loss)| loss.is_some()));
+    assert_eq!(app.session.forwards.stats().forwards(), forwards, "no forward pass for the view");
+    assert_eq!(app.session.forwards.stats().sweep_forwards(), 16, "the sweep's own, the shown mask's excepted");
+    // A centre mask sweeps centre masks; a grid mask, which no ratio changes, is one labelled point and no curve
+    // (not the random mask's curve with the current point far off it).
     harness.state_mut().session.set_mask_mode(MaskMode::Centre);
     step_until(&mut harness, "the centre curve", |app| {
-        let curve = &app.panels.loss.curve;
-        curve.key.is_some_and(|key| key.2 == Some(MaskStrategy::Centre))
-            && !curve.job.is_running()
-            && curve.points.len() == 19
-            && app.session.is_up_to_date()
+        app.session.forwards.sweep.as_ref().is_some_and(|sweep| {
+            sweep.strategy == MaskStrategy::Centre && sweep.is_over() && sweep.models[0].curve.len() == 17
+        }) && app.session.is_up_to_date()
     });
     // At 0.4 the count asked on a 4×4 grid is 7; the largest centred rectangle within it is 2×3, and the line
     // under the slider says so rather than that the mask stopped short.
@@ -309,14 +345,12 @@ fn attention_and_loss_panels_draw_their_overlays_while_they_are_in_view() {
     step_until(&mut harness, "the centre mask at 0.4", |app| app.session.is_up_to_date());
     harness.run_steps(2);
     harness.get_by_label_contains("6 of 16 patches masked (0.375): the largest centred rectangle within the 7 asked");
-    let forwards = harness.state().session.forwards.stats().forwards();
+    let forwards = harness.state().session.forwards.stats().all_forwards();
     harness.state_mut().session.set_mask_mode(MaskMode::Grid);
-    step_until(&mut harness, "the grid mask's point", |app| {
-        app.panels.loss.curve.key.is_some_and(|key| key.2.is_none()) && app.session.is_up_to_date()
-    });
+    step_until(&mut harness, "the grid mask's point", |app| app.session.is_up_to_date());
     let app = harness.state();
-    assert!(app.panels.loss.curve.points.is_empty() && !app.panels.loss.curve.job.is_running());
-    assert_eq!(app.session.forwards.stats().forwards(), forwards + 1, "the grid mask's own forward, no curve");
+    assert!(!app.panels.loss.is_busy(), "no curve to wait for");
+    assert_eq!(app.session.forwards.stats().all_forwards(), forwards + 1, "the grid mask's own forward, no sweep");
     assert_eq!(app.session.result().unwrap().first().quality.masked_fraction, 0.75);
 }
 

@@ -19,6 +19,8 @@ pub struct Gate {
 struct GateState {
     open: bool,
     passes: usize,
+    /// The other thread is held in a pass now.
+    holding: bool,
 }
 
 impl Gate {
@@ -27,10 +29,13 @@ impl Gate {
         let held = self.armed.swap(false, Ordering::SeqCst);
         let mut state = self.state.lock().unwrap();
         if held {
+            state.holding = true;
+            self.changed.notify_all();
             while !state.open {
                 state = self.changed.wait(state).unwrap();
             }
             state.open = false;
+            state.holding = false;
         }
         state.passes += 1;
         self.changed.notify_all();
@@ -41,6 +46,14 @@ impl Gate {
     pub fn wait_for_passes(&self, count: usize) {
         let mut state = self.state.lock().unwrap();
         while state.passes < count {
+            state = self.changed.wait(state).unwrap();
+        }
+    }
+
+    /// Waits until the other thread is held in a pass; arming then holds the pass after it.
+    pub fn wait_until_held(&self) {
+        let mut state = self.state.lock().unwrap();
+        while !state.holding {
             state = self.changed.wait(state).unwrap();
         }
     }

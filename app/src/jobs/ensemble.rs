@@ -1,5 +1,6 @@
-//! A seed ensemble: the same image masked with several seeds of one strategy at one ratio, the seeds run as batched
-//! forward passes of a few at a time, so the worker can answer slider moves in between.
+//! A seed ensemble: the same image masked with several seeds of one strategy at one ratio. The command runs the
+//! seeds as batched forward passes of a few at a time; the window's worker one seed per step, so a slider move
+//! waits for one forward pass at most.
 
 use anyhow::{Result, bail};
 use candle_core::Tensor;
@@ -11,9 +12,9 @@ use crate::render::Colormap;
 use crate::render::ensemble::{Ensemble, summarize};
 use crate::render::panels::{PanelOptions, render_panels};
 
-/// Seeds per step: one batched forward pass over them (what a batch gains; the masks of one strategy and ratio
-/// mostly keep one count, so they run as one group), still short enough that a slider move waits little.
-const SEEDS_PER_STEP: usize = 4;
+/// Seeds per batched forward pass when the ensemble runs to the end at once (what a batch gains; the masks of one
+/// strategy and ratio mostly keep one count, so they run as one group).
+const SEEDS_PER_BATCH: usize = 4;
 
 #[derive(Debug)]
 pub struct SeedEnsemble {
@@ -42,10 +43,10 @@ impl SeedEnsemble {
         Ok(Self { pixel_values, strategy, ratio, seeds, colormap, pictures, times_masked: Vec::new() })
     }
 
-    /// Runs the next few seeds (one batched forward pass); does nothing once finished.
-    pub fn step(&mut self, loaded: &LoadedModel) -> Result<()> {
+    /// Runs the next `count` seeds (one batched forward pass); does nothing once finished.
+    pub fn step(&mut self, loaded: &LoadedModel, count: usize) -> Result<()> {
         let done = self.pictures.len();
-        let seeds = &self.seeds[done..self.seeds.len().min(done + SEEDS_PER_STEP)];
+        let seeds = &self.seeds[done..self.seeds.len().min(done + count.max(1))];
         if seeds.is_empty() {
             return Ok(());
         }
@@ -88,7 +89,7 @@ impl SeedEnsemble {
     /// Runs every remaining seed and summarizes them.
     pub fn finish(mut self, loaded: &LoadedModel) -> Result<Ensemble> {
         while !self.is_finished() {
-            self.step(loaded)?;
+            self.step(loaded, SEEDS_PER_BATCH)?;
         }
         Ok(self.summary())
     }

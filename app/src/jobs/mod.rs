@@ -13,6 +13,7 @@ pub mod image_files;
 pub mod lists;
 pub mod loss_curve;
 pub mod masks;
+pub mod sweep;
 
 use candle_core::Tensor;
 

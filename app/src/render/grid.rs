@@ -141,7 +141,7 @@ fn render_tile(column: &Column, output: &MaeOutput, panels: &Panels, colormap: C
         Column::Masked => panels.masked.clone(),
         Column::Reconstruction => panels.reconstruction.clone(),
         Column::Pasted => panels.pasted.clone(),
-        Column::Loss => loss_overlay(&panels.original, output, colormap, OVERLAY_ALPHA),
+        Column::Loss => loss_overlay(&panels.original, &output.patch_loss, output.grid, colormap, OVERLAY_ALPHA),
         Column::Attention(column) => {
             let layers = match column.stack {
                 Stack::Encoder => output.encoder_attentions.len(),

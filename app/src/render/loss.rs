@@ -1,7 +1,6 @@
 //! Per-patch reconstruction loss as a heatmap, and short numbers for its captions and legends.
 
 use image::RgbaImage;
-use mae_model::MaeOutput;
 
 use super::colormap::{Colormap, normalize};
 use super::{blend, patch_at};
@@ -13,13 +12,19 @@ pub fn loss_range(patch_loss: &[f32]) -> (f32, f32) {
     if low <= high { (low, high) } else { (0.0, 1.0) }
 }
 
-/// Every patch of `base` (any resolution showing the whole grid) blended at `alpha` with the colour of its loss,
-/// scaled over this output's own lowest..highest patch loss.
-pub fn loss_overlay(base: &RgbaImage, output: &MaeOutput, colormap: Colormap, alpha: f32) -> RgbaImage {
-    let (low, high) = loss_range(&output.patch_loss);
+/// Every patch of `base` (any resolution showing the whole grid) blended at `alpha` with the colour of its loss
+/// (`patch_loss` per spatial patch of `grid`), scaled over these losses' own lowest..highest.
+pub fn loss_overlay(
+    base: &RgbaImage,
+    patch_loss: &[f32],
+    grid: (usize, usize),
+    colormap: Colormap,
+    alpha: f32,
+) -> RgbaImage {
+    let (low, high) = loss_range(patch_loss);
     let (width, height) = base.dimensions();
     RgbaImage::from_fn(width, height, |x, y| {
-        let loss = output.patch_loss.get(patch_at(x, y, width, height, output.grid)).copied().unwrap_or(f32::NAN);
+        let loss = patch_loss.get(patch_at(x, y, width, height, grid)).copied().unwrap_or(f32::NAN);
         blend(*base.get_pixel(x, y), colormap.color(normalize(loss, low, high)), alpha)
     })
 }

@@ -83,24 +83,43 @@ pub fn render_panels(output: &MaeOutput, preprocessor: &Preprocessor, options: &
     if original.dimensions() != (width as u32, height as u32) || reconstruction.dimensions() != original.dimensions() {
         bail!("the model output does not match its {height}×{width} patch grid");
     }
-    if output.masking.mask.len() != output.num_patches() {
-        bail!("the mask has {} entries for {} patches", output.masking.mask.len(), output.num_patches());
+    let mut panels = panels_from(original, reconstruction, &output.masking.mask, output.grid, preprocessor, options)?;
+    panels.uses_target_statistics = output.norm_pix_loss;
+    Ok(panels)
+}
+
+/// The panels of a result from the model input and reconstruction as pictures and the mask (1 = masked, per
+/// spatial patch of `grid`): what [`render_panels`] draws after a forward pass, and what a cached sweep entry is
+/// shown with (the same pixels).
+pub fn panels_from(
+    original: RgbaImage,
+    reconstruction: RgbaImage,
+    mask: &[f32],
+    grid: (usize, usize),
+    preprocessor: &Preprocessor,
+    options: &PanelOptions,
+) -> Result<Panels> {
+    let (width, height) = original.dimensions();
+    if reconstruction.dimensions() != original.dimensions() {
+        bail!("the reconstruction is {:?} pixels and the original {:?}", reconstruction.dimensions(), (width, height));
     }
-    let grid = output.grid;
-    let masked_at = |x: u32, y: u32| output.masking.is_masked(patch_at(x, y, width as u32, height as u32, grid));
+    if mask.len() != grid.0 * grid.1 {
+        bail!("the mask has {} entries for {} patches", mask.len(), grid.0 * grid.1);
+    }
+    let masked_at = |x: u32, y: u32| mask[patch_at(x, y, width, height, grid)] != 0.0;
     // The mean grey is what a masked patch is in normalized space (0), de-normalized like everything else.
     let mean_grey = {
         let zeros = vec![0f32; 3];
         let pixel = preprocessor.denormalize_to_rgb(&zeros, 1, 1).get_pixel(0, 0).0;
         Rgba([pixel[0], pixel[1], pixel[2], 255])
     };
-    let checker_cell = (output.patch_size / 4).max(1) as u32;
+    let checker_cell = (width / grid.1.max(1) as u32 / 4).max(1);
 
-    let mask = RgbaImage::from_fn(width as u32, height as u32, |x, y| {
+    let mask = RgbaImage::from_fn(width, height, |x, y| {
         let level = if masked_at(x, y) { 255 } else { 0 };
         Rgba([level, level, level, 255])
     });
-    let masked = RgbaImage::from_fn(width as u32, height as u32, |x, y| {
+    let masked = RgbaImage::from_fn(width, height, |x, y| {
         let pixel = *original.get_pixel(x, y);
         if !masked_at(x, y) {
             return pixel;
@@ -118,10 +137,10 @@ pub fn render_panels(output: &MaeOutput, preprocessor: &Preprocessor, options: &
             }
         }
     });
-    let pasted = RgbaImage::from_fn(width as u32, height as u32, |x, y| {
+    let pasted = RgbaImage::from_fn(width, height, |x, y| {
         if masked_at(x, y) { *reconstruction.get_pixel(x, y) } else { *original.get_pixel(x, y) }
     });
-    Ok(Panels { original, mask, masked, reconstruction, pasted, uses_target_statistics: output.norm_pix_loss })
+    Ok(Panels { original, mask, masked, reconstruction, pasted, uses_target_statistics: false })
 }
 
 /// Gap between pictures in [`side_by_side`], in pixels.

@@ -165,6 +165,8 @@ impl MaeApp {
         };
         menu::menu_bar(targets, ui);
         status::status_bar(&mut self.session, [&self.frame_timer, &self.whole_frame_timer], ui);
+        // The slider says every frame whether it is held; hidden, it is not.
+        self.session.forwards.held_by_pointer = false;
         if self.session.settings.show_controls {
             controls::control_panel(&mut self.session, ui);
         }
@@ -186,7 +188,11 @@ impl MaeApp {
 
         self.session.send_forward_if_changed(self.view_options());
         screenshot::advance(&mut self.screenshot, &mut self.session, self.panels.any_busy(), &ctx);
-        self.frame_timer.record(frame_start.elapsed());
+        let frame_time = frame_start.elapsed();
+        self.frame_timer.record(frame_time);
+        if let Some(screenshot) = self.screenshot.as_mut() {
+            screenshot.frame_drawn(frame_time);
+        }
     }
 
     /// What the panels on screen want drawn with every forward pass (a panel behind another tab costs nothing;

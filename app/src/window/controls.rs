@@ -210,16 +210,20 @@ fn ratio(session: &mut Session, ui: &mut egui::Ui) {
     let mode = session.settings.mask_mode;
     let unused = mode.ratio_unused_because();
     ui.add_enabled_ui(unused.is_none(), |ui| {
-        ui.add(
-            egui::Slider::new(&mut session.settings.mask_ratio, 0.0..=1.0)
-                .text(RATIO_LABEL)
-                .step_by(0.001)
-                .fixed_decimals(3),
-        )
-        .on_hover_text(
-            "Fraction of patches hidden from the encoder (the Left/Right arrow keys change it by 0.01). Type an exact value in the box.",
-        )
-        .on_disabled_hover_text(unused.unwrap_or_default());
+        let slider = ui
+            .add(
+                egui::Slider::new(&mut session.settings.mask_ratio, 0.0..=1.0)
+                    .text(RATIO_LABEL)
+                    .step_by(0.001)
+                    .fixed_decimals(3),
+            )
+            .on_hover_text(
+                "Fraction of patches hidden from the encoder (the Left/Right arrow keys change it by 0.01). Type an \
+                 exact value in the box. While dragged, the pictures come from the sweep computed in the background; \
+                 let go for the exact forward pass with attention maps.",
+            )
+            .on_disabled_hover_text(unused.unwrap_or_default());
+        session.forwards.held_by_pointer = slider.is_pointer_button_down_on();
     });
     if let Some((rows, cols)) = session.model().grid() {
         let patches = rows * cols;

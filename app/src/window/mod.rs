@@ -35,7 +35,7 @@ use crate::cli::{DEFAULT_MODEL, WindowArgs, WindowPanel};
 use first_run::StartModel;
 use panels::PanelId;
 
-/// `--screenshot` gives up after this long without a reconstruction on screen.
+/// `--screenshot` gives up after this long without progress (no new picture, no sweep entry).
 const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 const APP_ID: &str = "mae-explorer";
 /// The window's size at start (it remembers its size between runs) and with `--screenshot`.
@@ -43,7 +43,7 @@ const WINDOW_SIZE: [f32; 2] = [1280.0, 800.0];
 
 /// Opens the window and runs until it is closed. With `--screenshot`, prints `forward_ms=<x>` (the forward pass
 /// whose result is in the picture) on success, `models=<n>` (the models on screen, the first counted) and, with
-/// models compared patch by patch, `wins=A:<n>,B:<m>,...`.
+/// models compared patch by patch, `wins=A:<n>,B:<m>,...`; with `--scrub N`, the sweep's and the scrub's figures.
 pub fn run(args: &WindowArgs) -> Result<()> {
     let launched = std::time::Instant::now();
     let screenshot = args.screenshot.as_ref().map(|path| screenshot::ScreenshotPlan {
@@ -52,6 +52,7 @@ pub fn run(args: &WindowArgs) -> Result<()> {
         outcome: Arc::new(Mutex::new(None)),
         launched,
         ratio_steps: args.ratio_steps,
+        scrub_steps: args.scrub,
     });
     if let Some(plan) = &screenshot
         && let Some(folder) = plan.path.parent().filter(|folder| !folder.as_os_str().is_empty())
@@ -117,10 +118,26 @@ pub fn run(args: &WindowArgs) -> Result<()> {
                 println!("warm_forward_ms={warm:.1}");
                 println!("latency_ms={latency:.1}");
             }
+            if let Some(scrub) = captured.scrub {
+                println!("sweep_fill_ms={:.1}", scrub.sweep_fill_ms);
+                println!("sweep_forwards={}", per_model(&scrub.sweep_forwards));
+                println!("sweep_cache_bytes={}", per_model(&scrub.sweep_cache_bytes));
+                println!("scrub_frame_ms={:.2}", scrub.frame_ms);
+                println!("scrub_step_ms={:.1}", scrub.step_ms);
+                println!("scrub_forwards={}", scrub.forwards);
+            }
             Ok(())
         }
         Some(Err(error)) => bail!("no screenshot: {error}"),
         None => bail!("no screenshot: the window was closed before a reconstruction was on screen"),
+    }
+}
+
+/// A figure per model: the number alone for one model, `A:<x>,B:<y>` for several.
+fn per_model<T: std::fmt::Display>(values: &[(char, T)]) -> String {
+    match values {
+        [(_, value)] => value.to_string(),
+        _ => values.iter().map(|(letter, value)| format!("{letter}:{value}")).collect::<Vec<_>>().join(","),
     }
 }
 

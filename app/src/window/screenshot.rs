@@ -2,8 +2,11 @@
 //! close; the outcome becomes the exit status, and the time of the forward pass whose result is in the picture is
 //! reported, with the time from launch to the first picture. With `--ratio-steps N` the run first moves the mask
 //! ratio N times as a slow drag does (+0.01 each, −0.01 past 0.95, each picture awaited before the next move) and
-//! reports the median warm forward pass and the median latency from a move to its picture. A time limit makes
-//! sure it never hangs.
+//! reports the median warm forward pass and the median latency from a move to its picture. With `--scrub N` it
+//! waits for the mask-ratio sweep to be cached, then drags the slider across N steps (held, each picture awaited),
+//! reports the sweep's fill time, forward passes and memory, the frames' and the steps' medians and the forward
+//! passes run meanwhile, and lets go, so the picture shows the exact result. A time limit on waiting without
+//! progress makes sure it never hangs, however long the work.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -40,6 +43,24 @@ pub struct Captured {
     /// Medians over the ratio steps: the forward passes, and each move's wait for its picture.
     pub warm_forward_ms: Option<f64>,
     pub latency_ms: Option<f64>,
+    /// What `--scrub` measured.
+    pub scrub: Option<ScrubFigures>,
+}
+
+/// What a `--scrub N` run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrubFigures {
+    /// From the first picture on screen to the sweeps' last entry cached.
+    pub sweep_fill_ms: f64,
+    /// Per model, by letter: the sweep's forward passes and the memory its entries hold.
+    pub sweep_forwards: Vec<(char, usize)>,
+    pub sweep_cache_bytes: Vec<(char, u64)>,
+    /// Median UI-thread time of the frames drawn during the moves.
+    pub frame_ms: f64,
+    /// Median time from a move to its picture on screen.
+    pub step_ms: f64,
+    /// Forward passes (the sweeps' included) between the first move and the last move's picture.
+    pub forwards: usize,
 }
 
 /// Ratio moves stay inside this range (a step past its top goes down instead).
@@ -58,12 +79,27 @@ pub struct ScreenshotPlan {
     pub launched: Instant,
     /// Ratio moves after the first picture, before the screenshot.
     pub ratio_steps: usize,
+    /// Scrubbed slider moves once the sweep is cached, before the screenshot.
+    pub scrub_steps: usize,
+}
+
+/// A `--scrub` run in progress.
+#[derive(Debug, Default)]
+struct Scrub {
+    /// When the first picture was on screen, and when the sweeps were over.
+    first_picture: Option<Instant>,
+    sweep_fill_ms: Option<f64>,
+    /// Every forward pass run when the first move was made.
+    forwards_at_first_move: usize,
+    moving: Option<(Instant, Option<u64>)>,
+    step_ms: Vec<f64>,
+    frame_ms: Vec<f64>,
+    figures: Option<ScrubFigures>,
 }
 
 #[derive(Debug)]
 pub struct ScreenshotState {
     plan: ScreenshotPlan,
-    started: Instant,
     settled_frames: usize,
     requested: bool,
     closing: bool,
@@ -72,13 +108,15 @@ pub struct ScreenshotState {
     moving: Option<(Instant, Option<u64>)>,
     warm_forward_ms: Vec<f64>,
     latency_ms: Vec<f64>,
+    scrub: Scrub,
+    /// The time limit counts from the last sign of progress (a new result, a sweep report).
+    last_progress: (Instant, Option<u64>, usize),
 }
 
 impl ScreenshotState {
     pub fn new(plan: ScreenshotPlan) -> Self {
         Self {
             plan,
-            started: Instant::now(),
             settled_frames: 0,
             requested: false,
             closing: false,
@@ -86,7 +124,80 @@ impl ScreenshotState {
             moving: None,
             warm_forward_ms: Vec::new(),
             latency_ms: Vec::new(),
+            scrub: Scrub::default(),
+            last_progress: (Instant::now(), None, 0),
         }
+    }
+
+    /// The window drew a frame that took `time` on the UI thread: counted while the slider is scrubbed.
+    pub fn frame_drawn(&mut self, time: Duration) {
+        if self.scrub.moving.is_some() {
+            self.scrub.frame_ms.push(time.as_secs_f64() * 1e3);
+        }
+    }
+
+    /// Waits for the sweeps, then drags the slider (held) across the scrub steps, each picture awaited, and lets go.
+    fn step_scrub(&mut self, session: &mut Session) -> Result<Step, String> {
+        if self.plan.scrub_steps == 0 || self.scrub.figures.is_some() {
+            return Ok(Step::Done);
+        }
+        let scrub = &mut self.scrub;
+        let first_picture = *scrub.first_picture.get_or_insert_with(Instant::now);
+        let report = session.forwards.sweep.as_ref().filter(|report| Some(report.image_id) == session.image.id());
+        if scrub.sweep_fill_ms.is_none() {
+            let mask = session.mask_spec();
+            let sweepable = session
+                .image
+                .input
+                .as_ref()
+                .zip(mask.as_ref())
+                .is_some_and(|(image, mask)| crate::jobs::sweep::SweepKey::of(image.id, mask).is_some());
+            if !sweepable {
+                return Err("--scrub needs a mask the ratio changes (random, block or centre)".to_string());
+            }
+            match report {
+                Some(report) if report.is_over() => {
+                    if let Some(why) = report.models.iter().find_map(|model| model.stopped.clone()) {
+                        return Err(format!("the sweep {why}"));
+                    }
+                    scrub.sweep_fill_ms = Some(first_picture.elapsed().as_secs_f64() * 1e3);
+                }
+                _ => return Ok(Step::Waiting),
+            }
+        }
+        let stats = session.forwards.stats().clone();
+        if let Some((moved, sent_before)) = scrub.moving {
+            if session.forwards.last_sent_id() == sent_before || !session.is_up_to_date() {
+                return Ok(Step::Waiting);
+            }
+            scrub.step_ms.push(moved.elapsed().as_secs_f64() * 1e3);
+            scrub.moving = None;
+        }
+        if scrub.step_ms.len() >= self.plan.scrub_steps {
+            fn letters<T>(values: Vec<(usize, T)>) -> Vec<(char, T)> {
+                values.into_iter().map(|(index, value)| (crate::worker::model_letter(index), value)).collect()
+            }
+            let models = report.map(|report| report.models.clone()).unwrap_or_default();
+            scrub.figures = Some(ScrubFigures {
+                sweep_fill_ms: scrub.sweep_fill_ms.unwrap_or_default(),
+                sweep_forwards: letters(models.iter().map(|model| (model.index, model.forwards)).collect()),
+                sweep_cache_bytes: letters(models.iter().map(|model| (model.index, model.bytes)).collect()),
+                frame_ms: median(&scrub.frame_ms).unwrap_or_default(),
+                step_ms: median(&scrub.step_ms).unwrap_or_default(),
+                forwards: stats.all_forwards() - scrub.forwards_at_first_move,
+            });
+            // Let go: the exact forward pass runs, and the screenshot shows its result.
+            session.forwards.held_by_script = false;
+            return Ok(Step::Moved);
+        }
+        if scrub.step_ms.is_empty() {
+            scrub.forwards_at_first_move = stats.all_forwards();
+        }
+        session.forwards.held_by_script = true;
+        let up = session.settings.mask_ratio + RATIO_STEP <= RATIO_STEP_TOP;
+        scrub.moving = Some((Instant::now(), session.forwards.last_sent_id()));
+        session.nudge_ratio(if up { RATIO_STEP } else { -RATIO_STEP });
+        Ok(Step::Moved)
     }
 
     /// Moves the ratio while steps remain, timing each move's picture.
@@ -188,13 +299,37 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
     if state.closing {
         return;
     }
+    let progress = (
+        session.result().map(|result| result.id),
+        session.forwards.sweep.as_ref().map_or(0, |report| report.models.iter().map(|model| model.done).sum()),
+    );
+    if (progress.0, progress.1) != (state.last_progress.1, state.last_progress.2) {
+        state.last_progress = (Instant::now(), progress.0, progress.1);
+    }
     if let Some(failure) = failure {
         state.finish(Err(failure));
-    } else if state.started.elapsed() > state.plan.timeout {
-        state.finish(Err(format!("no reconstruction was on screen after {} s", state.plan.timeout.as_secs())));
+    } else if state.last_progress.0.elapsed() > state.plan.timeout {
+        let what = if session.result().is_none() {
+            "no reconstruction was on screen"
+        } else {
+            "nothing changed on screen or in the sweep"
+        };
+        state.finish(Err(format!("{what} for {} s", state.plan.timeout.as_secs())));
     } else if ready && !state.requested {
         let first_picture_ms = *state.first_picture_ms.get_or_insert(state.plan.launched.elapsed().as_secs_f64() * 1e3);
-        match state.step_ratio(session, fresh_forward_ms) {
+        let step = state.step_ratio(session, fresh_forward_ms);
+        let step = match step {
+            Step::Done => state.step_scrub(session),
+            other => Ok(other),
+        };
+        let step = match step {
+            Ok(step) => step,
+            Err(failure) => {
+                state.finish(Err(failure));
+                Step::Done
+            }
+        };
+        match step {
             Step::Moved => {
                 // The next frame draws the slider where it moved and sends the forward pass.
                 ctx.request_repaint_after(ONE_MORE_FRAME);
@@ -214,8 +349,10 @@ pub fn advance(state: &mut Option<ScreenshotState>, session: &mut Session, panel
             let outcome = state.plan.outcome.clone();
             let repaint = ctx.clone();
             let (warm_forward_ms, latency_ms) = (median(&state.warm_forward_ms), median(&state.latency_ms));
+            let scrub = state.scrub.figures.clone();
             ctx.request_screenshot(move |image| {
-                let captured = Captured { forward_ms, models, wins, first_picture_ms, warm_forward_ms, latency_ms };
+                let captured =
+                    Captured { forward_ms, models, wins, first_picture_ms, warm_forward_ms, latency_ms, scrub };
                 let [width, height] = image.size;
                 let rgba: Vec<u8> = image.pixels.iter().flat_map(|pixel| pixel.to_srgba_unmultiplied()).collect();
                 let result = match image::RgbaImage::from_raw(width as u32, height as u32, rgba) {

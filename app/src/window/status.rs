@@ -96,10 +96,13 @@ pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 
             ui.separator();
             let stats = session.forwards.stats();
             ui.label(format!("forwards {}", stats.forwards())).on_hover_text(format!(
-                "{} forward requests, {} skipped because a newer one was waiting",
+                "{} forward requests, {} skipped because a newer one was waiting; {} more forward passes for the \
+                 mask-ratio sweeps",
                 stats.forward_requests(),
-                stats.superseded()
+                stats.superseded(),
+                stats.sweep_forwards()
             ));
+            sweep_status(session, ui);
             if let (Some(mean), Some(max)) = (ui_frame.mean_ms(), ui_frame.max_ms()) {
                 ui.separator();
                 ui.label(format!("UI frame {mean:.1} ms (max {max:.1})"))
@@ -124,6 +127,35 @@ pub fn status_bar(session: &mut Session, [ui_frame, whole_frame]: [&FrameTimer; 
             }
         });
     });
+}
+
+/// How far the mask-ratio sweep of the image on screen has come ("sweep 64/197"), with a button that stops it, or
+/// why it stopped early.
+fn sweep_status(session: &mut Session, ui: &mut egui::Ui) {
+    let current = session.image.id();
+    let Some(report) = session.forwards.sweep.as_ref().filter(|report| Some(report.image_id) == current) else {
+        return;
+    };
+    let (done, total) =
+        report.models.iter().fold((0, 0), |(done, total), model| (done + model.done, total + model.total));
+    let stopped = report.models.iter().find_map(|model| model.stopped.clone());
+    if report.is_over() && stopped.is_none() {
+        return;
+    }
+    ui.separator();
+    let hover = "Every distinct mask of the ratio slider (this image, strategy and seed) computed in the background, \
+                 so dragging the slider shows them at once; a request of yours always goes first";
+    match stopped {
+        Some(why) => {
+            ui.label(format!("sweep {done}/{total} {why}")).on_hover_text(hover);
+        }
+        None => {
+            ui.label(format!("sweep {done}/{total}")).on_hover_text(hover);
+            if ui.small_button("Stop").on_hover_text("Stop computing the sweep of this image").clicked() {
+                session.forwards.stop_sweep();
+            }
+        }
+    }
 }
 
 /// The message banner and, when there is no model, why and the way out.

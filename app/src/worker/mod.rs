@@ -4,8 +4,9 @@
 //! The window sends [`Request`]s over a channel and reads [`Response`]s from another (`protocol.rs`); after every
 //! response the worker wakes the window through [`WorkerConfig::notify`], so the window needs no polling. When
 //! several forward requests are waiting (a slider being dragged), only the newest runs: the others are answered by
-//! it, so the picture is at most one forward pass behind the pointer. Loss curves and seed ensembles run one forward
-//! pass at a time between requests (`state.rs`). A panic while serving a request is caught, reported as
+//! it, so the picture is at most one forward pass behind the pointer. Seed ensembles, folder evaluations and the
+//! mask-ratio sweeps run one forward pass at a time between requests (`state.rs`); while the ratio slider is held,
+//! the window's requests are answered from the sweeps (`Request::Scrub`). A panic while serving a request is caught, reported as
 //! [`Response::Restarted`], and the worker continues with its caches cleared; the model survives because it is
 //! never mutated.
 
@@ -21,16 +22,18 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 pub use protocol::{
     AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
-    LoadRequest, LossView, MAX_MODELS, ModelInfo, ModelResult, ModelView, NoDifference, Request, Response,
-    ResultPictures, ViewOptions, model_letter,
+    LoadRequest, LossView, MAX_MODELS, ModelInfo, ModelResult, ModelSweep, ModelView, NoDifference, Request, Response,
+    ResultPictures, Scrubbed, SweepReport, ViewOptions, model_letter,
 };
 use state::WorkerState;
 
 /// Counters the window shows and tests assert on.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
-    /// Forward passes actually run.
+    /// Forward passes actually run for requests and background jobs (the sweeps' are counted apart).
     pub forwards: AtomicUsize,
+    /// Forward passes the mask-ratio sweeps ran.
+    pub sweep_forwards: AtomicUsize,
     /// Forward requests received (run, re-drawn from cache, or skipped as superseded).
     pub forward_requests: AtomicUsize,
     /// Forward requests skipped because a newer one was already waiting.
@@ -43,6 +46,15 @@ pub struct WorkerStats {
 impl WorkerStats {
     pub fn forwards(&self) -> usize {
         self.forwards.load(Ordering::Relaxed)
+    }
+
+    pub fn sweep_forwards(&self) -> usize {
+        self.sweep_forwards.load(Ordering::Relaxed)
+    }
+
+    /// Every forward pass run, the sweeps' included.
+    pub fn all_forwards(&self) -> usize {
+        self.forwards() + self.sweep_forwards()
     }
 
     pub fn forward_requests(&self) -> usize {

@@ -151,14 +151,12 @@ pub enum Request {
         load: LoadRequest,
     },
     Forward(Box<ForwardRequest>),
-    /// Mean masked loss at each ratio (same image, strategy and seed), computed a point at a time in the background.
-    LossCurve {
-        id: u64,
-        image: ImageInput,
-        strategy: MaskStrategy,
-        seed: u64,
-        ratios: Vec<f64>,
-    },
+    /// The slider is being dragged: answer from the sweep cache (no forward pass, no attention maps), with the
+    /// exact entry or the nearest one cached; a forward pass runs only while no sweep of this image, strategy and
+    /// seed exists yet. Answered with `Forward`, each model's result saying what it shows ([`Scrubbed`]).
+    Scrub(Box<ForwardRequest>),
+    /// Stops the sweeps in progress (a new image, strategy or seed starts new ones).
+    StopSweep,
     /// Mean and spread of the pasted-back pictures over several seeds at one ratio, in the background.
     Ensemble {
         id: u64,
@@ -313,12 +311,68 @@ pub struct ModelResult {
     pub heads: Option<HeadsResult>,
     /// Drawing an overlay failed (the rest of the result is fine).
     pub overlay_error: Option<String>,
+    /// Shown from the sweep cache while the slider is dragged: which entry; `None` after a forward pass.
+    pub scrubbed: Option<Scrubbed>,
     /// Why this model preprocessed the image itself and drew its own mask (same strategy, ratio and seed) instead
     /// of seeing the first model's pixels and visible set; `None` when it saw exactly the same (and for the first).
     pub own_input: Option<String>,
     /// The per-patch loss difference from the first model, or why none is drawn with each model's loss map
     /// instead; `None` for the first model itself.
     pub difference: Option<Result<Difference, NoDifference>>,
+}
+
+/// A result shown from the sweep cache.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scrubbed {
+    /// Whether the entry is the slider's own mask; otherwise the cached one nearest to it, until its own is cached.
+    pub exact: bool,
+    /// The fraction of patches the shown entry's mask was asked to hide (a block or centre mask may hide fewer).
+    pub masked_fraction: f64,
+}
+
+/// Where every model's sweep stands (sent at most ten times a second, and when the sweeps finish or stop).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepReport {
+    pub image_id: u64,
+    pub strategy: MaskStrategy,
+    pub seed: u64,
+    /// One per model with a sweep, in the list's order.
+    pub models: Vec<ModelSweep>,
+}
+
+/// One model's sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSweep {
+    /// The model's place in the list.
+    pub index: usize,
+    /// Entries cached, of those the sweep computes.
+    pub done: usize,
+    pub total: usize,
+    /// Forward passes the sweep ran.
+    pub forwards: usize,
+    /// Memory the entries hold.
+    pub bytes: u64,
+    /// Why the sweep stopped early, in words.
+    pub stopped: Option<String>,
+    /// Mean masked loss against the fraction of patches asked to be masked, at every cached entry, lowest first.
+    pub curve: Vec<(f64, Option<f32>)>,
+}
+
+impl ModelSweep {
+    /// Nothing more will be cached.
+    pub fn is_over(&self) -> bool {
+        self.done >= self.total || self.stopped.is_some()
+    }
+}
+
+impl SweepReport {
+    pub fn is_over(&self) -> bool {
+        self.models.iter().all(ModelSweep::is_over)
+    }
+
+    pub fn model(&self, index: usize) -> Option<&ModelSweep> {
+        self.models.iter().find(|model| model.index == index)
+    }
 }
 
 /// Why two losses are not compared patch by patch, with each model's loss map to show side by side.
@@ -400,10 +454,7 @@ pub enum Response {
         done: usize,
         total: usize,
     },
-    LossCurve {
-        id: u64,
-        points: Vec<(f64, Option<f32>)>,
-    },
+    Sweep(Box<SweepReport>),
     Ensemble(Box<EnsembleResult>),
     Exported {
         id: u64,
@@ -437,14 +488,13 @@ impl Response {
             Response::ModelLoading { id, .. }
             | Response::ModelLoaded { id, .. }
             | Response::Progress { id, .. }
-            | Response::LossCurve { id, .. }
             | Response::Exported { id, .. }
             | Response::Swapped { id }
             | Response::DatasetRow { id, .. }
             | Response::Failed { id, .. } => Some(*id),
             Response::Forward(result) => Some(result.id),
             Response::Ensemble(result) => Some(result.id),
-            Response::Restarted { .. } => None,
+            Response::Restarted { .. } | Response::Sweep(_) => None,
         }
     }
 }

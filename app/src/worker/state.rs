@@ -14,8 +14,8 @@ use mae_model::{
 
 use super::protocol::{
     AttentionView, EnsembleResult, ForwardRequest, ForwardResult, HeadsResult, HeadsView, ImageInput, LoadProgress,
-    LoadRequest, MAX_MODELS, ModelInfo, ModelResult, ModelView, NoDifference, Request, Response, ResultPictures,
-    model_letter,
+    LoadRequest, MAX_MODELS, ModelInfo, ModelResult, ModelSweep, ModelView, NoDifference, Request, Response,
+    ResultPictures, Scrubbed, SweepReport, model_letter,
 };
 use super::{Responder, WorkerStats};
 use crate::atomic_file::write_picture;
@@ -23,13 +23,13 @@ use crate::head_stats::{HeadStats, head_stats};
 use crate::jobs::ensemble::SeedEnsemble;
 use crate::jobs::evaluate::EvaluationJob;
 use crate::jobs::grid::GridProgress;
-use crate::jobs::loss_curve::LossCurve;
+use crate::jobs::sweep::{Sweep, SweepEntry, SweepKey, SweepStop};
 use crate::render::Colormap;
 use crate::render::attention::{self, Stack};
 use crate::render::compare::{Difference, loss_difference};
 use crate::render::gallery::{GallerySpec, THUMBNAIL_WIDTH, render_gallery};
 use crate::render::loss::loss_overlay;
-use crate::render::panels::{MaskedStyle, PanelOptions, render_panels};
+use crate::render::panels::{MaskedStyle, PanelOptions, panels_from, render_panels};
 
 /// Side of the pictures in the Dataset panel's table, in pixels.
 const DATASET_THUMBNAIL_SIDE: u32 = 48;
@@ -37,12 +37,14 @@ const DATASET_THUMBNAIL_SIDE: u32 = 48;
 /// Download progress is reported at most this often (the window redraws for each report).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Sweep progress is reported at most this often (the status line shows it).
+const SWEEP_REPORT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The sweeps of all models together may hold this share of the memory budget; the rest is for forward passes.
+const SWEEP_MEMORY_SHARE: u64 = 4;
+
 /// Work done one forward pass at a time while no request is waiting.
 enum BackgroundJob {
-    LossCurve {
-        id: u64,
-        curve: LossCurve,
-    },
     Ensemble {
         id: u64,
         image_id: u64,
@@ -59,16 +61,13 @@ enum BackgroundJob {
 impl BackgroundJob {
     fn id(&self) -> u64 {
         match self {
-            BackgroundJob::LossCurve { id, .. }
-            | BackgroundJob::Ensemble { id, .. }
-            | BackgroundJob::Dataset { id, .. } => *id,
+            BackgroundJob::Ensemble { id, .. } | BackgroundJob::Dataset { id, .. } => *id,
         }
     }
 
     /// Forward passes done so far (a step may run several: an ensemble step is one batch of seeds).
     fn forwards_done(&self) -> usize {
         match self {
-            BackgroundJob::LossCurve { curve, .. } => curve.progress().0,
             BackgroundJob::Ensemble { ensemble, .. } => ensemble.progress().0,
             BackgroundJob::Dataset { next, .. } => *next,
         }
@@ -84,19 +83,23 @@ pub(super) struct WorkerState {
     /// The window's models in its order: the first is the one every panel shows, the others are compared with it.
     models: Vec<ModelSide>,
     /// In the order they were asked for; a new job replaces an older one of its kind (the window only wants the
-    /// newest curve and the newest ensemble).
+    /// newest ensemble). They go before the sweeps: the user asked for them.
     background: Vec<BackgroundJob>,
+    /// When the sweeps' progress was last reported, and whether their end was.
+    sweep_reported: Option<Instant>,
+    sweep_end_reported: bool,
 }
 
 /// One of the window's models with its caches: its input (the image as its preprocessor prepares it), its last
-/// forward pass with the measurements and time of it, and that pass's head statistics once a panel asked for them.
-/// The same for the first model and for every compared one.
+/// forward pass with the measurements and time of it, that pass's head statistics once a panel asked for them, and
+/// the sweep of the image, strategy and seed on screen. The same for the first model and for every compared one.
 struct ModelSide {
     loaded: LoadedModel,
     /// Image id → pixel values.
     input: Option<(u64, Tensor)>,
     output: Option<CachedOutput>,
     head_stats: Option<Arc<Vec<HeadStats>>>,
+    sweep: Option<Sweep>,
 }
 
 /// A model's last forward pass: what it was for (image id, mask), the output, its measurements and how long it took.
@@ -109,13 +112,30 @@ struct CachedOutput {
 
 impl ModelSide {
     fn new(loaded: LoadedModel) -> Self {
-        Self { loaded, input: None, output: None, head_stats: None }
+        Self { loaded, input: None, output: None, head_stats: None, sweep: None }
     }
 
     fn forget_work(&mut self) {
         self.input = None;
         self.output = None;
         self.head_stats = None;
+        self.sweep = None;
+    }
+
+    /// Keeps the output just computed for `key` in the sweep of `key`, starting that sweep when it is new.
+    fn remember_in_sweep(&mut self, key: SweepKey, mask: &MaskSpec) -> Result<()> {
+        let cached = self.output.as_ref().context("the forward pass left no output")?;
+        if self.sweep.as_ref().is_none_or(|sweep| sweep.key != key) {
+            let original = crate::render::tensor_to_rgba(&cached.output.pixel_values, &self.loaded.preprocessor)?;
+            self.sweep = Some(Sweep::new(key, cached.output.num_patches(), original));
+        }
+        let sweep = self.sweep.as_mut().context("the sweep was just made")?;
+        sweep.insert_output(&cached.output, &self.loaded, mask, cached.made_in_ms)
+    }
+
+    /// The sweep of `key` with an entry to show, if there is one.
+    fn sweep_of(&self, key: SweepKey) -> Option<&Sweep> {
+        self.sweep.as_ref().filter(|sweep| sweep.key == key && sweep.progress().0 > 0)
     }
 
     /// The patch grid this model cuts its input into.
@@ -179,11 +199,22 @@ impl ModelSide {
 
 impl WorkerState {
     pub(super) fn new(stats: Arc<WorkerStats>) -> Self {
-        Self { stats, models: Vec::new(), background: Vec::new() }
+        Self { stats, models: Vec::new(), background: Vec::new(), sweep_reported: None, sweep_end_reported: true }
     }
 
     pub(super) fn has_background_work(&self) -> bool {
-        !self.background.is_empty()
+        !self.background.is_empty() || !self.sweep_end_reported || self.sweep_to_step().is_some()
+    }
+
+    /// The model whose sweep goes next: of those still computing, the one with the fewest entries (so every
+    /// model's sweep fills at the same pace).
+    fn sweep_to_step(&self) -> Option<usize> {
+        self.models
+            .iter()
+            .enumerate()
+            .filter_map(|(index, side)| side.sweep.as_ref().filter(|sweep| !sweep.is_finished()).map(|s| (index, s)))
+            .min_by_key(|(_, sweep)| sweep.progress().0)
+            .map(|(index, _)| index)
     }
 
     /// Drops caches and background jobs (after a panic, whatever they held is suspect).
@@ -205,11 +236,20 @@ impl WorkerState {
                     Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
                 }
             }
-            Request::LossCurve { id, image, strategy, seed, ratios } => {
-                match self.pixel_values(&image).and_then(|values| LossCurve::new(values, strategy, seed, ratios)) {
-                    Ok(curve) => self.start(BackgroundJob::LossCurve { id, curve }),
+            Request::Scrub(request) => {
+                let id = request.id;
+                match self.scrub(*request) {
+                    Ok(result) => send(Response::Forward(Box::new(result))),
                     Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
                 }
+            }
+            Request::StopSweep => {
+                for sweep in self.models.iter_mut().filter_map(|side| side.sweep.as_mut()) {
+                    if !sweep.is_finished() {
+                        sweep.stopped = Some(SweepStop::Asked);
+                    }
+                }
+                self.report_sweep(responder, true);
             }
             Request::Ensemble { id, image, strategy, ratio, seeds, colormap } => {
                 let ensemble = |values| SeedEnsemble::new(values, strategy, ratio, seeds, colormap);
@@ -263,6 +303,72 @@ impl WorkerState {
         }
     }
 
+    /// Advances the sweep that is furthest behind by one forward pass, and reports where the sweeps stand.
+    fn sweep_step(&mut self, responder: &Responder) {
+        if let Some(index) = self.sweep_to_step() {
+            let others: u64 = self
+                .models
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .filter_map(|(_, side)| side.sweep.as_ref().map(Sweep::bytes))
+                .sum();
+            let room = (mae_model::memory::budget() / SWEEP_MEMORY_SHARE).saturating_sub(others);
+            let side = &mut self.models[index];
+            if let Some(sweep) = side.sweep.as_mut() {
+                match &side.input {
+                    Some((image_id, pixel_values)) if *image_id == sweep.key.image_id => {
+                        let before = sweep.forwards;
+                        if let Err(error) = sweep.step(&side.loaded, pixel_values, room) {
+                            sweep.stopped = Some(SweepStop::Failed(format!("{error:#}")));
+                        }
+                        self.stats.sweep_forwards.fetch_add(sweep.forwards - before, Ordering::Relaxed);
+                    }
+                    // Another image came in and this model has not run on it yet: its sweep is of the old one.
+                    _ => side.sweep = None,
+                }
+            }
+        }
+        self.report_sweep(responder, false);
+    }
+
+    /// Sends where the sweeps of the first model's image, strategy and seed stand: the first time after they
+    /// start, at most every [`SWEEP_REPORT_INTERVAL`] meanwhile, and once more when they are over (or when
+    /// `now`).
+    fn report_sweep(&mut self, responder: &Responder, now: bool) {
+        let Some(key) = self.models.first().and_then(|side| side.sweep.as_ref()).map(|sweep| sweep.key) else {
+            self.sweep_end_reported = true;
+            return;
+        };
+        let over = self.sweep_to_step().is_none();
+        let recently = self.sweep_reported.is_some_and(|at| at.elapsed() < SWEEP_REPORT_INTERVAL);
+        if !now && (if over { self.sweep_end_reported } else { recently }) {
+            return;
+        }
+        let models = self
+            .models
+            .iter()
+            .enumerate()
+            .filter_map(|(index, side)| {
+                let sweep = side.sweep.as_ref().filter(|sweep| sweep.key == key)?;
+                let (done, total) = sweep.progress();
+                Some(ModelSweep {
+                    index,
+                    done,
+                    total,
+                    forwards: sweep.forwards,
+                    bytes: sweep.bytes(),
+                    stopped: sweep.stopped.as_ref().map(SweepStop::to_string),
+                    curve: sweep.curve(),
+                })
+            })
+            .collect();
+        let report = SweepReport { image_id: key.image_id, strategy: key.strategy, seed: key.seed, models };
+        responder.send(Response::Sweep(Box::new(report)));
+        self.sweep_reported = Some(Instant::now());
+        self.sweep_end_reported = over;
+    }
+
     fn start(&mut self, job: BackgroundJob) {
         self.background.retain(|queued| !queued.same_kind(&job));
         self.background.push(job);
@@ -271,7 +377,10 @@ impl WorkerState {
     /// Advances the oldest background job by one step (one forward pass, or one batch of them), answering when it is
     /// finished.
     pub(super) fn background_step(&mut self, responder: &Responder) {
-        let Some(job) = self.background.first_mut() else { return };
+        let Some(job) = self.background.first_mut() else {
+            self.sweep_step(responder);
+            return;
+        };
         let id = job.id();
         let done_before = job.forwards_done();
         let Some(loaded) = self.models.first().map(|side| &side.loaded) else {
@@ -280,8 +389,8 @@ impl WorkerState {
             return;
         };
         let stepped = match job {
-            BackgroundJob::LossCurve { curve, .. } => curve.step(&loaded.model).map(|()| curve.progress()),
-            BackgroundJob::Ensemble { ensemble, .. } => ensemble.step(loaded).map(|()| ensemble.progress()),
+            // One seed at a time: a slider move waits for one forward pass at most.
+            BackgroundJob::Ensemble { ensemble, .. } => ensemble.step(loaded, 1).map(|()| ensemble.progress()),
             BackgroundJob::Dataset { id, job, next } => {
                 let evaluation = Box::new(job.evaluate_item(*next, loaded, DATASET_THUMBNAIL_SIDE));
                 responder.send(Response::DatasetRow { id: *id, index: *next, evaluation });
@@ -303,9 +412,6 @@ impl WorkerState {
             return;
         }
         match self.background.remove(0) {
-            BackgroundJob::LossCurve { id, curve } => {
-                responder.send(Response::LossCurve { id, points: curve.points().to_vec() });
-            }
             BackgroundJob::Ensemble { id, image_id, ensemble } => {
                 let summary = ensemble.summary();
                 responder.send(Response::Ensemble(Box::new(EnsembleResult {
@@ -420,6 +526,17 @@ impl WorkerState {
             if index == 0 {
                 first_input = side.input.clone();
             }
+            // Every new result of a drawn mask is an entry of its sweep, which starts with it.
+            if let Some(key) = SweepKey::of(request.image.id, &request.mask)
+                && (forward_ms.is_some() || side.sweep.as_ref().is_none_or(|sweep| sweep.key != key))
+            {
+                let starts = side.sweep.as_ref().is_none_or(|sweep| sweep.key != key);
+                side.remember_in_sweep(key, &request.mask)?;
+                self.sweep_end_reported = false;
+                if starts {
+                    self.sweep_reported = None;
+                }
+            }
             let stats = view.heads.is_some().then(|| side.head_stats()).transpose()?;
             let cached = side.output.as_ref().context("the forward pass left no output")?;
             let output = &cached.output;
@@ -443,19 +560,10 @@ impl WorkerState {
                 overlay_error,
                 own_input,
                 difference: None,
+                scrubbed: None,
             });
         }
-        // Each compared model against the first, patch by patch where they saw the same patches.
-        let (first_result, compared) = models.split_first_mut().context("the first model did not run")?;
-        let first_output = &self.models[0].output.as_ref().context("the forward pass left no output")?.output;
-        for result in compared {
-            let output = &self.models[result.index].output.as_ref().context("the forward pass left no output")?.output;
-            result.difference = Some(difference(
-                (first_output, &first_result.pictures),
-                (output, &result.pictures),
-                result.own_input.is_some(),
-            ));
-        }
+        compare_with_first(&mut models);
         Ok(ForwardResult {
             id: request.id,
             image_id: request.image.id,
@@ -464,6 +572,93 @@ impl WorkerState {
             models,
         })
     }
+}
+
+impl WorkerState {
+    /// Every model's result at the slider's ratio from its sweep: the exact entry or, until that is cached, the
+    /// nearest one, drawn without attention maps and without any forward pass. While a model has no sweep of this
+    /// image, strategy and seed yet (the image or seed just changed), it is a forward request like any other.
+    fn scrub(&mut self, request: ForwardRequest) -> Result<ForwardResult> {
+        let (Some(key), MaskSpec::Drawn { ratio, .. }) = (SweepKey::of(request.image.id, &request.mask), &request.mask)
+        else {
+            return self.forward(request);
+        };
+        if self.models.is_empty() || self.models.iter().any(|side| side.sweep_of(key).is_none()) {
+            return self.forward(request);
+        }
+        let render_start = Instant::now();
+        let (first_grid, first_preprocessing) =
+            (self.models[0].grid(), self.models[0].loaded.preprocessor.config.clone());
+        let mut models = Vec::with_capacity(self.models.len());
+        for (index, side) in self.models.iter().enumerate() {
+            let sweep = side.sweep_of(key).context("the sweep went away")?;
+            let (entry, exact) = sweep.lookup(*ratio).context("the sweep has no entry")?;
+            let view = request.view.model(index);
+            let grid = side.grid();
+            let pictures = draw_entry(sweep, entry, grid, &side.loaded, request.view.masked_style, &view)?;
+            let patches = entry.mask.len();
+            models.push(ModelResult {
+                index,
+                name: side.loaded.name.clone(),
+                texture_key: request.id * MAX_MODELS as u64 + index as u64,
+                mask: entry.mask.clone(),
+                grid,
+                patch_size: side.loaded.model.config().patch_size,
+                patch_loss: entry.patch_loss.clone(),
+                requested_masked: entry.requested_masked,
+                quality: entry.quality,
+                uses_target_statistics: side.loaded.model.config().norm_pix_loss,
+                forward_ms: None,
+                made_in_ms: entry.made_in_ms,
+                pictures,
+                heads: None,
+                overlay_error: None,
+                own_input: (index > 0).then(|| own_input(side, first_grid, &first_preprocessing)).flatten(),
+                difference: None,
+                scrubbed: Some(Scrubbed {
+                    exact,
+                    masked_fraction: (patches - entry.kept) as f64 / patches.max(1) as f64,
+                }),
+            });
+        }
+        compare_with_first(&mut models);
+        Ok(ForwardResult {
+            id: request.id,
+            image_id: request.image.id,
+            mask_spec: request.mask,
+            render_ms: render_start.elapsed().as_secs_f64() * 1e3,
+            models,
+        })
+    }
+}
+
+/// The pictures of a sweep entry: the masked and pasted-back ones derived from the original and the mask, exactly
+/// as after a forward pass; the loss overlay where a panel shows it; no attention maps (the entry has none).
+fn draw_entry(
+    sweep: &Sweep,
+    entry: &SweepEntry,
+    grid: (usize, usize),
+    loaded: &LoadedModel,
+    masked_style: MaskedStyle,
+    view: &ModelView,
+) -> Result<ResultPictures> {
+    let reconstruction = image::DynamicImage::ImageRgb8(entry.reconstruction.clone()).to_rgba8();
+    let options = PanelOptions { masked_style };
+    let panels =
+        panels_from(sweep.original.clone(), reconstruction, &entry.mask, grid, &loaded.preprocessor, &options)?;
+    let loss = view
+        .loss
+        .as_ref()
+        .map(|loss| loss_overlay(&panels.original, &entry.patch_loss, grid, loss.colormap, loss.alpha));
+    Ok(ResultPictures {
+        original: panels.original,
+        mask: panels.mask,
+        masked: panels.masked,
+        reconstruction: panels.reconstruction,
+        pasted: panels.pasted,
+        attention: None,
+        loss,
+    })
 }
 
 /// Why a compared model cannot see the first model's pixels and visible set, or `None` when it can: it
@@ -489,17 +684,23 @@ fn own_input(
     ))
 }
 
+/// Each compared model's per-patch loss set against the first model's (`models[0]`), patch by patch where they saw
+/// the same patches.
+fn compare_with_first(models: &mut [ModelResult]) {
+    let Some((first, compared)) = models.split_first_mut() else { return };
+    for result in compared {
+        result.difference = Some(difference(first, result));
+    }
+}
+
 /// A compared model's per-patch loss set against the first model's: the difference map and wins where both saw
 /// the same patches and measure loss alike, else why not, with each one's loss map.
-fn difference(
-    (first, first_pictures): (&MaeOutput, &ResultPictures),
-    (output, pictures): (&MaeOutput, &ResultPictures),
-    own_input: bool,
-) -> Result<Difference, NoDifference> {
-    if !own_input && output.norm_pix_loss == first.norm_pix_loss {
-        let masked: Vec<bool> = first.masking.mask.iter().map(|&m| m > 0.5).collect();
+fn difference(first: &ModelResult, own: &ModelResult) -> Result<Difference, NoDifference> {
+    let own_input = own.own_input.is_some();
+    if !own_input && own.uses_target_statistics == first.uses_target_statistics {
+        let masked = first.masked_patches();
         let side = first.patch_size as u32;
-        return Ok(loss_difference(&first.patch_loss, &output.patch_loss, &masked, first.grid, side));
+        return Ok(loss_difference(&first.patch_loss, &own.patch_loss, &masked, first.grid, side));
     }
     let why = if own_input {
         "the two models did not see the same patches, so their losses are shown side by side"
@@ -509,8 +710,14 @@ fn difference(
     };
     Err(NoDifference {
         why: why.to_string(),
-        first_loss: loss_overlay(&first_pictures.original, first, Colormap::Viridis, LOSS_ALPHA),
-        own_loss: loss_overlay(&pictures.original, output, Colormap::Viridis, LOSS_ALPHA),
+        first_loss: loss_overlay(
+            &first.pictures.original,
+            &first.patch_loss,
+            first.grid,
+            Colormap::Viridis,
+            LOSS_ALPHA,
+        ),
+        own_loss: loss_overlay(&own.pictures.original, &own.patch_loss, own.grid, Colormap::Viridis, LOSS_ALPHA),
     })
 }
 
@@ -552,7 +759,10 @@ fn draw(
             .map_err(|error| overlay_error = Some(format!("attention: {error:#}")))
             .ok()
     });
-    let loss = view.loss.as_ref().map(|loss| loss_overlay(&panels.original, output, loss.colormap, loss.alpha));
+    let loss = view
+        .loss
+        .as_ref()
+        .map(|loss| loss_overlay(&panels.original, &output.patch_loss, output.grid, loss.colormap, loss.alpha));
     let heads = match (&view.heads, stats) {
         (Some(heads_view), Some(stats)) => gallery(output, &panels.original, heads_view)
             .map(|gallery| HeadsResult { stats: stats.clone(), gallery })

@@ -150,44 +150,112 @@ fn a_failed_load_keeps_the_model_in_use_and_says_why() {
     assert_eq!(forward_result(&worker).first().grid, (4, 4));
 }
 
+fn drawn(id: u64, strategy: MaskStrategy, ratio: f64) -> Box<ForwardRequest> {
+    let mask = MaskSpec::Drawn { strategy, seed: 3, ratio };
+    Box::new(ForwardRequest { id, image: sample_image(1), mask, view: ViewOptions::default() })
+}
+
+/// The next sweep report that `done` accepts.
+fn sweep_report(worker: &Worker, done: impl Fn(&SweepReport) -> bool) -> SweepReport {
+    match next(worker, |r| matches!(r, Response::Sweep(report) if done(report))) {
+        Response::Sweep(report) => *report,
+        _ => unreachable!(),
+    }
+}
+
 #[test]
-fn the_loss_curve_arrives_point_by_point_and_forward_requests_go_first() {
+fn the_sweep_fills_in_the_background_and_a_request_waits_for_one_sweep_forward_at_most() {
     let gate = Arc::new(Gate::default());
     let worker = Worker::spawn(gated_config(&gate));
     load(&worker, &fixture_model());
     gate.wait_for_passes(worker.stats().responses());
-    let ratios: Vec<f64> = (0..40).map(|step| f64::from(step) * 0.025).collect();
-    let strategy = MaskStrategy::Random;
-    // Held after the curve's first point: the forward request sent then is waiting when the worker looks again,
-    // and must be answered before the curve's second point.
+    // Held after the visible result, then after the first report, which comes after the sweep's first forward
+    // pass: held there, the worker takes in the request sent meanwhile before its next sweep step.
     gate.arm();
-    worker.send(Request::LossCurve { id: 3, image: sample_image(1), strategy, seed: 2, ratios: ratios.clone() });
-    let curve_or_forward = |r: &Response| {
-        matches!(r, Response::LossCurve { .. } | Response::Progress { id: 3, .. } | Response::Forward(_))
-    };
-    assert!(matches!(next(&worker, curve_or_forward), Response::Progress { id: 3, done: 1, total: 40 }));
-    worker.send(forward(4, 0.5, ViewOptions::default()));
+    worker.send(Request::Forward(drawn(1, MaskStrategy::Random, 0.75)));
+    gate.wait_until_held();
+    gate.arm();
     gate.open();
-    let mut order = vec!["progress 1".to_string()];
-    loop {
-        match next(&worker, curve_or_forward) {
-            Response::Progress { done, total, .. } => order.push(format!("progress {done}/{total}")),
-            Response::Forward(result) => order.push(format!("forward {}", result.id)),
-            Response::LossCurve { id, points } => {
-                assert_eq!(id, 3);
-                assert_eq!(points.iter().map(|(ratio, _)| *ratio).collect::<Vec<_>>(), ratios);
-                assert_eq!(points[0].1, None, "nothing is masked at ratio 0");
-                assert!(points[1..].iter().all(|(_, loss)| loss.is_some_and(f32::is_finite)));
-                break;
-            }
-            _ => unreachable!(),
+    assert_eq!(forward_result(&worker).id, 1);
+    let first = sweep_report(&worker, |_| true);
+    assert_eq!(first.models[0].forwards, 1);
+    assert_eq!(first.models.len(), 1);
+    let held_at = first.models[0].forwards;
+    worker.send(Request::Forward(drawn(2, MaskStrategy::Random, 0.3)));
+    gate.open();
+    assert_eq!(forward_result(&worker).id, 2);
+    assert_eq!(worker.stats().sweep_forwards(), held_at, "the request was answered before any further sweep step");
+    let last = sweep_report(&worker, SweepReport::is_over);
+    let sweep = &last.models[0];
+    // 16 patches: 17 kept counts, of which the two shown (0.75 and 0.3) cost the sweep nothing.
+    assert_eq!((sweep.done, sweep.total, sweep.forwards), (17, 17, 15));
+    assert_eq!(worker.stats().sweep_forwards(), 15);
+    assert_eq!(worker.stats().forwards(), 2);
+    assert!(sweep.bytes > 17 * 64 * 64 * 3, "17 reconstructions of 64×64 RGB and more: {}", sweep.bytes);
+    assert_eq!(sweep.curve.len(), 17);
+    assert_eq!(sweep.curve[0], (0.0, None), "nothing masked, no masked loss");
+    assert!(sweep.curve.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    assert!(sweep.curve[1..].iter().all(|(_, loss)| loss.is_some_and(f32::is_finite)));
+}
+
+#[test]
+fn a_scrub_shows_the_cached_entry_with_the_pixels_a_forward_pass_gives() {
+    for strategy in [MaskStrategy::Random, MaskStrategy::Block, MaskStrategy::Centre] {
+        let worker = Worker::spawn(WorkerConfig::default());
+        load(&worker, &fixture_model());
+        worker.send(Request::Forward(drawn(1, strategy, 0.75)));
+        forward_result(&worker);
+        sweep_report(&worker, SweepReport::is_over);
+        for (id, ratio) in [(2, 0.4), (3, 0.95), (4, 0.0), (5, 0.5625)] {
+            let forwards = worker.stats().all_forwards();
+            worker.send(Request::Scrub(drawn(id, strategy, ratio)));
+            let scrubbed = forward_result(&worker).first().clone();
+            assert_eq!(worker.stats().all_forwards(), forwards, "{strategy:?} {ratio}: no forward pass");
+            let shown = scrubbed.scrubbed.expect("a result from the sweep");
+            assert!(shown.exact, "{strategy:?} {ratio}: every count is cached");
+            assert_eq!(scrubbed.forward_ms, None);
+            worker.send(Request::Forward(drawn(id + 100, strategy, ratio)));
+            let exact = forward_result(&worker).first().clone();
+            assert!(exact.forward_ms.is_some() && exact.scrubbed.is_none());
+            assert_eq!(scrubbed.pictures, exact.pictures, "{strategy:?} {ratio}: the same pixels");
+            assert_eq!(scrubbed.mask, exact.mask);
+            assert_eq!(scrubbed.patch_loss, exact.patch_loss);
+            assert_eq!(scrubbed.quality, exact.quality);
+            assert_eq!(scrubbed.requested_masked, exact.requested_masked);
+            // The fraction the slider asks for (a block or centre mask may hide fewer).
+            let asked = 16 - mae_model::masking::len_keep(16, ratio);
+            assert_eq!(shown.masked_fraction, asked as f64 / 16.0);
         }
     }
-    let expected: Vec<String> = ["progress 1".to_string(), "forward 4".to_string()]
-        .into_iter()
-        .chain((2..=40).map(|done| format!("progress {done}/40")))
-        .collect();
-    assert_eq!(order, expected);
+}
+
+#[test]
+fn a_scrub_before_its_mask_is_cached_shows_the_nearest_entry_and_says_so() {
+    let gate = Arc::new(Gate::default());
+    let worker = Worker::spawn(gated_config(&gate));
+    load(&worker, &fixture_model());
+    gate.wait_for_passes(worker.stats().responses());
+    // Held right after the visible result: the sweep is stopped before its first step, so it holds that one entry.
+    gate.arm();
+    worker.send(Request::Forward(drawn(1, MaskStrategy::Random, 0.75)));
+    forward_result(&worker);
+    worker.send(Request::StopSweep);
+    gate.open();
+    let report = sweep_report(&worker, |report| report.models[0].stopped.is_some());
+    assert_eq!((report.models[0].done, report.models[0].forwards), (1, 0));
+    assert_eq!(report.models[0].stopped.as_deref(), Some("stopped"));
+    worker.send(Request::Scrub(drawn(2, MaskStrategy::Random, 0.25)));
+    let nearest = forward_result(&worker).first().clone();
+    assert_eq!(nearest.scrubbed, Some(Scrubbed { exact: false, masked_fraction: 0.75 }));
+    assert_eq!(nearest.mask.iter().filter(|&&m| m > 0.5).count(), 12, "the 0.75 mask, the only one cached");
+    assert_eq!(worker.stats().all_forwards(), 1);
+    // Another seed has no sweep yet: the scrub runs its forward pass, which starts that sweep.
+    let mut other_seed = drawn(3, MaskStrategy::Random, 0.25);
+    other_seed.mask = MaskSpec::Drawn { strategy: MaskStrategy::Random, seed: 4, ratio: 0.25 };
+    worker.send(Request::Scrub(other_seed));
+    let ran = forward_result(&worker).first().clone();
+    assert!(ran.scrubbed.is_none() && ran.forward_ms.is_some());
+    assert_eq!(sweep_report(&worker, SweepReport::is_over).seed, 4);
 }
 
 #[test]

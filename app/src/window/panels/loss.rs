@@ -1,21 +1,20 @@
 //! The Loss panel: per-patch loss over the picture with its colour scale, masked vs visible means, the loss of
-//! every patch (sorted, or as a histogram), and the loss-vs-ratio curve of this image and seed, computed in the
-//! background.
+//! every patch (sorted, or as a histogram), and the loss-vs-ratio curve of this image and seed, read from the
+//! worker's sweep (every distinct mask of the slider, computed in the background); a click on the curve moves the
+//! slider there.
 
 use eframe::egui::{self, Color32, Sense};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 use serde::{Deserialize, Serialize};
 
-use super::picture::quality_text;
+use super::picture::{quality_text, scrub_note};
 use super::widgets::{Part, colormap_combo, colormap_legend, model_switch, picture_and_controls, shown_model};
 use super::{Panel, fit_picture};
-use crate::jobs::loss_curve::default_ratios;
 use crate::render::loss::loss_range;
 use crate::window::busy;
-use crate::window::job::{Job, JobUpdate};
 use crate::window::session::{MaskMode, Session};
 use crate::window::texture::PanelTexture;
-use crate::worker::{LossView, ModelInfo, Request, Response, ViewOptions};
+use crate::worker::{LossView, ModelSweep, ViewOptions};
 use mae_model::MaskStrategy;
 
 const HISTOGRAM_BINS: usize = 24;
@@ -49,49 +48,31 @@ fn mask_noun(mode: MaskMode) -> &'static str {
     }
 }
 
-/// The loss-vs-ratio curve: asked for when the panel is visible and its image, seed or model changed.
-#[derive(Debug, Clone, Default)]
-pub struct LossCurveState {
-    pub job: Job,
-    /// (model generation, image id, strategy, seed) the curve belongs to.
-    pub key: Option<(u64, u64, Option<MaskStrategy>, u64)>,
-    pub points: Vec<(f64, Option<f32>)>,
-    pub error: Option<String>,
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LossPanel {
     pub view: LossView,
     pub plot: LossPlot,
-    /// Which compared model the heatmap, numbers and plot show (the curve is always model A's).
+    /// Which compared model the heatmap, numbers, plot and curve show.
     #[serde(skip)]
     pub model: usize,
     #[serde(skip)]
-    pub curve: LossCurveState,
-    #[serde(skip)]
     texture: PanelTexture,
+    /// The curve's sweep is still computing (a screenshot waits for it).
+    #[serde(skip)]
+    curve_pending: bool,
+}
+
+/// The sweep of the model at `index` when it is of the image, strategy and seed on screen.
+fn current_sweep(session: &Session, strategy: Option<MaskStrategy>, index: usize) -> Option<&ModelSweep> {
+    let report = session.forwards.sweep.as_ref()?;
+    let current = Some(report.image_id) == session.image.id()
+        && Some(report.strategy) == strategy
+        && report.seed == session.settings.seed;
+    current.then(|| report.model(index)).flatten()
 }
 
 impl LossPanel {
-    fn request_curve_if_stale(&mut self, session: &mut Session) {
-        let Some(image) = session.image.input.clone() else { return };
-        let seed = session.settings.seed;
-        let strategy = curve_strategy(session.settings.mask_mode);
-        let key = Some((session.model().generation, image.id, strategy, seed));
-        if session.model().info().is_none() || self.curve.key == key {
-            return;
-        }
-        let Some(strategy) = strategy else {
-            // Nothing to compute: the plot shows the one point the mask has.
-            self.curve = LossCurveState { key, ..LossCurveState::default() };
-            return;
-        };
-        let ratios = default_ratios();
-        self.curve = LossCurveState { key, ..LossCurveState::default() };
-        self.curve.job.start(session, ratios.len(), |id| Request::LossCurve { id, image, strategy, seed, ratios });
-    }
-
     fn picture(&mut self, ui: &mut egui::Ui, session: &mut Session) {
         let shown = shown_model(self.model, session);
         let side = session.result().and_then(|result| result.model(shown));
@@ -113,12 +94,16 @@ impl LossPanel {
         }
     }
 
-    fn controls(&mut self, ui: &mut egui::Ui, session: &Session) {
+    /// The numbers, the plots and the curve; returns the mask ratio clicked on the curve, if any.
+    fn controls(&mut self, ui: &mut egui::Ui, session: &Session) -> Option<f64> {
         model_switch(ui, &mut self.model, session);
         let Some(result) = session.result().and_then(|result| result.model(shown_model(self.model, session))) else {
             ui.label("The per-patch loss appears with the first reconstruction.");
-            return;
+            return None;
         };
+        if let Some(note) = scrub_note(result) {
+            ui.label(note).on_hover_text("The cached mask nearest to the slider's, until the slider's own is cached");
+        }
         let format = |value: Option<f32>| value.map_or("none".to_string(), |v| format!("{v:.4}"));
         ui.label(format!("masked patches: mean loss {}", format(result.quality.masked_loss)))
             .on_hover_text("The training loss: mean squared error over the hidden patches");
@@ -195,10 +180,12 @@ impl LossPanel {
                 });
             }
         }
-        self.curve_plot(ui, session);
+        self.curve_plot(ui, session)
     }
 
-    fn curve_plot(&self, ui: &mut egui::Ui, session: &Session) {
+    /// The loss-vs-ratio curve of the shown model from its sweep, the current result marked; returns the mask
+    /// ratio clicked on the curve, if any.
+    fn curve_plot(&self, ui: &mut egui::Ui, session: &Session) -> Option<f64> {
         let mode = session.settings.mask_mode;
         let strategy = curve_strategy(mode);
         let title = match strategy {
@@ -210,26 +197,31 @@ impl LossPanel {
             None => format!("Masked loss of the {} mask, which the ratio does not change", mask_noun(mode)),
         };
         ui.label(title).on_hover_text(
-            "Computed in the background, one ratio at a time, with the current image, mask strategy and seed; a \
-             grid, picture or painted mask is one mask at every ratio, so it is one point (at the fraction it masks)",
+            "Every distinct mask of the ratio slider with the current image, mask strategy and seed, from the sweep \
+             computed in the background (click to move the slider there); a grid, picture or painted mask is one \
+             mask at every ratio, so it is one point (at the fraction it masks)",
         );
-        let curve = &self.curve;
-        if let Some((done, total)) = curve.job.progress() {
-            ui.horizontal(|ui| {
-                busy::indicator(ui);
-                ui.label(format!("{done} of {total} ratios"));
-            });
+        let shown = shown_model(self.model, session);
+        let sweep = current_sweep(session, strategy, shown);
+        if let Some(sweep) = sweep {
+            if let Some(why) = &sweep.stopped {
+                ui.colored_label(Color32::from_rgb(230, 170, 60), format!("The sweep {why}."));
+            } else if !sweep.is_over() {
+                ui.horizontal(|ui| {
+                    busy::indicator(ui);
+                    ui.label(format!("{} of {} masks", sweep.done, sweep.total));
+                });
+            }
         }
-        if let Some(error) = &curve.error {
-            ui.colored_label(Color32::from_rgb(230, 90, 80), error);
-        }
-        let points: Vec<[f64; 2]> =
-            curve.points.iter().filter_map(|(ratio, loss)| loss.map(|l| [*ratio, f64::from(l)])).collect();
-        // The current result: at the slider's ratio on a curve; alone, at the fraction its mask hides.
-        let current = session.result().and_then(|result| {
-            let loss = f64::from(result.first().quality.masked_loss?);
-            let x =
-                if strategy.is_some() { session.settings.mask_ratio } else { result.first().quality.masked_fraction };
+        let points: Vec<[f64; 2]> = sweep
+            .map(|sweep| sweep.curve.iter().filter_map(|(ratio, loss)| loss.map(|l| [*ratio, f64::from(l)])).collect())
+            .unwrap_or_default();
+        // The current result: on a curve at the fraction its mask was asked to hide, as the curve's points are;
+        // alone, at the fraction it hides.
+        let current = session.result().and_then(|result| result.model(shown)).and_then(|result| {
+            let loss = f64::from(result.quality.masked_loss?);
+            let asked = result.requested_masked.filter(|_| strategy.is_some());
+            let x = asked.map_or(result.quality.masked_fraction, |asked| asked as f64 / result.mask.len() as f64);
             Some([x, loss])
         });
         let current_name = if strategy.is_some() {
@@ -241,18 +233,23 @@ impl LossPanel {
         // A lone point says what it is in a legend; a curve's title says it already (and a legend covered it).
         let plot =
             if strategy.is_none() { plot.legend(Legend::default().position(egui_plot::Corner::LeftTop)) } else { plot };
+        let can_move = strategy.is_some();
         plot.height(PLOT_HEIGHT)
             .x_axis_label("mask ratio")
             .y_axis_label("masked loss")
             .include_x(0.0)
             .include_x(1.0)
             .allow_scroll(false)
+            .allow_drag(false)
             .show(ui, |plot_ui| {
                 plot_ui.line(Line::new("loss", PlotPoints::from(points)));
                 if let Some(current) = current {
                     plot_ui.points(Points::new(current_name, vec![current]).radius(4.0).color(Color32::YELLOW));
                 }
-            });
+                let clicked = can_move && plot_ui.response().clicked();
+                clicked.then(|| plot_ui.pointer_coordinate()).flatten().map(|point| point.x.clamp(0.0, 1.0))
+            })
+            .inner
     }
 }
 
@@ -266,36 +263,25 @@ impl Panel for LossPanel {
     }
 
     fn is_busy(&self) -> bool {
-        self.curve.job.is_running()
+        self.curve_pending
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, session: &mut Session) {
-        self.request_curve_if_stale(session);
+        let strategy = curve_strategy(session.settings.mask_mode);
+        let sweep = current_sweep(session, strategy, shown_model(self.model, session));
+        self.curve_pending = strategy.is_some() && sweep.is_none_or(|sweep| !sweep.is_over());
+        let mut clicked = None;
         picture_and_controls(ui, |ui, part| match part {
             Part::Picture => self.picture(ui, session),
-            Part::Controls => self.controls(ui, session),
+            Part::Controls => clicked = self.controls(ui, session),
         });
+        if let Some(ratio) = clicked {
+            // Rounded as the slider shows it; the exact forward pass for it runs as for any other move.
+            session.settings.mask_ratio = (ratio * 1000.0).round() / 1000.0;
+        }
     }
 
     fn add_view(&self, view: &mut ViewOptions, session: &Session) {
         view.for_model(shown_model(self.model, session)).loss = Some(self.view.clone());
-    }
-
-    fn on_response(&mut self, response: &Response, _session: &mut Session) {
-        let curve = &mut self.curve;
-        match curve.job.on_response(response) {
-            JobUpdate::Answered(Response::LossCurve { points, .. }) => {
-                curve.points = points.clone();
-                curve.job.finish();
-            }
-            JobUpdate::Failed(error) => curve.error = Some(error.to_string()),
-            // The job was lost with the worker's state: ask again when next shown.
-            JobUpdate::Lost => *curve = LossCurveState::default(),
-            _ => {}
-        }
-    }
-
-    fn on_model_loaded(&mut self, _info: &ModelInfo, _session: &mut Session) {
-        self.curve = LossCurveState::default();
     }
 }

@@ -10,7 +10,7 @@ use super::Panel;
 use crate::render::grid::psnr_line;
 use crate::window::session::{MaskMode, Session};
 use crate::window::texture::PanelTexture;
-use crate::worker::{ForwardResult, ResultPictures};
+use crate::worker::{ForwardResult, ModelResult, ResultPictures};
 use mae_model::Quality;
 
 /// Which picture of the result a panel shows.
@@ -127,9 +127,21 @@ impl Panel for PicturePanel {
     }
 }
 
-/// "PSNR 23.41 dB (masked 21.02 dB) · SSIM 0.812", noting a norm-pix model's use of the target statistics.
+/// "PSNR 23.41 dB (masked 21.02 dB) · SSIM 0.812", noting a norm-pix model's use of the target statistics, and
+/// led by "≈ 0.70, exact pending" while the picture is the nearest cached one of a slider being dragged.
 pub fn quality_line(result: &ForwardResult) -> String {
-    quality_text(&result.first().quality, result.first().uses_target_statistics)
+    let quality = quality_text(&result.first().quality, result.first().uses_target_statistics);
+    match scrub_note(result.first()) {
+        Some(note) => format!("{note} · {quality}"),
+        None => quality,
+    }
+}
+
+/// "≈ 0.70, exact pending" when `result` is the cached mask nearest to the slider's, shown until the slider's own
+/// is cached.
+pub fn scrub_note(result: &ModelResult) -> Option<String> {
+    let scrubbed = result.scrubbed.filter(|scrubbed| !scrubbed.exact)?;
+    Some(format!("≈ {:.2}, exact pending", scrubbed.masked_fraction))
 }
 
 /// PSNR (all and masked pixels) and SSIM, saying when a norm-pix model's pictures use the hidden patches' own

@@ -1,13 +1,16 @@
 //! The worker and the forward passes: request ids, the newest forward request sent (so an unchanged screen sends
-//! nothing), the result on screen and the last forward error, and the context the worker wakes.
+//! nothing), the result on screen and the last forward error, whether the ratio slider is held (then requests are
+//! answered from the sweep cache), where the sweeps stand, and the context the worker wakes.
 
 use std::sync::{Arc, OnceLock};
 
 use eframe::egui;
 use mae_model::MaskSpec;
 
+use crate::jobs::sweep::SweepKey;
 use crate::worker::{
-    ForwardRequest, ForwardResult, ImageInput, Request, Response, ViewOptions, Worker, WorkerConfig, WorkerStats,
+    ForwardRequest, ForwardResult, ImageInput, Request, Response, SweepReport, ViewOptions, Worker, WorkerConfig,
+    WorkerStats,
 };
 
 /// What a forward request asks for, compared frame to frame to decide whether to send a new one.
@@ -18,6 +21,8 @@ struct SentForward {
     image_id: u64,
     mask: MaskSpec,
     view: ViewOptions,
+    /// Answered from the sweep cache (the slider is held).
+    scrub: bool,
 }
 
 pub struct Forwards {
@@ -28,6 +33,12 @@ pub struct Forwards {
     /// The result on screen.
     pub result: Option<ForwardResult>,
     pub last_error: Option<String>,
+    /// The ratio slider is held by the pointer (the controls set it every frame).
+    pub held_by_pointer: bool,
+    /// The ratio slider is held by a screenshot run's scripted drag.
+    pub held_by_script: bool,
+    /// Where the sweeps of the image, strategy and seed on screen stand, as last reported.
+    pub sweep: Option<SweepReport>,
     /// Set on the first frame; the worker's wake-up call reads it.
     repaint_target: Arc<OnceLock<egui::Context>>,
 }
@@ -44,7 +55,17 @@ impl Forwards {
                 outer_notify();
             }),
         });
-        Self { worker, next_id: 1, sent: None, result: None, last_error: None, repaint_target }
+        Self {
+            worker,
+            next_id: 1,
+            sent: None,
+            result: None,
+            last_error: None,
+            held_by_pointer: false,
+            held_by_script: false,
+            sweep: None,
+            repaint_target,
+        }
     }
 
     /// Remembers the window's context so the worker and file threads can wake it.
@@ -84,8 +105,15 @@ impl Forwards {
         self.worker.send(Request::Crash);
     }
 
+    /// Whether the ratio slider is held: results then come from the sweep cache, and the exact forward pass
+    /// runs when it is let go.
+    pub fn is_scrubbing(&self) -> bool {
+        self.held_by_pointer || self.held_by_script
+    }
+
     /// Sends the forward request for these models (by generation, in the list's order), image, mask and view,
-    /// unless it was the last one sent.
+    /// unless it was the last one sent; while the slider is held, a mask the ratio changes is asked of the sweep
+    /// cache instead.
     pub fn send_if_changed(
         &mut self,
         model_generations: Vec<u64>,
@@ -93,13 +121,22 @@ impl Forwards {
         mask: MaskSpec,
         view: ViewOptions,
     ) {
-        let key = SentForward { model_generations, image_id: image.id, mask: mask.clone(), view };
+        let scrub = self.is_scrubbing() && SweepKey::of(image.id, &mask).is_some();
+        let key = SentForward { model_generations, image_id: image.id, mask: mask.clone(), view, scrub };
         if self.sent.as_ref().is_some_and(|(sent, _)| *sent == key) {
             return;
         }
         let view = key.view.clone();
-        let id = self.request(|id| Request::Forward(Box::new(ForwardRequest { id, image, mask, view })));
+        let id = self.request(|id| {
+            let request = Box::new(ForwardRequest { id, image, mask, view });
+            if scrub { Request::Scrub(request) } else { Request::Forward(request) }
+        });
         self.sent = Some((key, id));
+    }
+
+    /// Stops the sweeps in progress.
+    pub fn stop_sweep(&mut self) {
+        self.worker.send(Request::StopSweep);
     }
 
     /// The worker restarted and lost what was in flight: the next frame asks again.

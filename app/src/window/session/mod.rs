@@ -513,6 +513,10 @@ impl Session {
                 }
                 Handled::Done
             }
+            Response::Sweep(report) => {
+                self.forwards.sweep = Some(*report);
+                Handled::Done
+            }
             Response::Failed { id, error } if Some(id) == self.forwards.last_sent_id() => {
                 self.show_error(format!("the model could not run: {error}"));
                 self.forwards.last_error = Some(error);
