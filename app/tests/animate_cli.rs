@@ -40,8 +40,11 @@ fn exported_frame(folder: &Path, ratio: &str, seed: &str) -> image::RgbImage {
     image::open(&out).unwrap().to_rgb8()
 }
 
-/// Every frame of an APNG with its delay (numerator, denominator in seconds), read with the png crate.
-fn apng_frames(path: &Path) -> (u32, Vec<(image::RgbImage, (u16, u16))>) {
+/// One frame of an APNG and how long it shows (numerator, denominator in seconds).
+type ApngFrame = (image::RgbImage, (u16, u16));
+
+/// How many times an APNG plays (0: forever) and every frame, read with the png crate.
+fn apng_frames(path: &Path) -> (u32, Vec<ApngFrame>) {
     let decoder = png::Decoder::new(Cursor::new(std::fs::read(path).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let control = reader.info().animation_control.expect("an animated PNG");

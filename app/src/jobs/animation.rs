@@ -179,9 +179,9 @@ impl AnimationJob {
         write_output(path, force, |temporary| write_bytes(temporary, &bytes, path))
     }
 
-    /// Every frame as the RGB picture `export` would write for it. Frames whose captions came out wider or taller
-    /// than the others' are the exception: every frame is padded on the right and at the bottom, in the grid's
-    /// background colour, to the largest, since an animation has one size.
+    /// Every frame as the RGB picture `export` would write for it — except where the frames' captions differ in
+    /// width: an animation has one size, so the smaller frames are padded on the right and at the bottom, in the
+    /// grid's background colour, to the largest.
     pub fn render(&self, models: &[&LoadedModel], progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<RgbImage>> {
         let total = self.row_count();
         let mut before = 0;
