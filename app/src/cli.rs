@@ -397,7 +397,7 @@ pub struct ModelChoiceArgs {
     )]
     pub location: Option<String>,
     /// Several models, comma-separated (each as --model takes it), each loaded once: loss-curve gives each its own
-    /// column, export repeats the columns once per model (labelled with its name).
+    /// column, export and animate repeat the columns once per model (labelled with its name).
     #[arg(long, value_name = "M,M,...")]
     pub models: Option<ModelList>,
 }

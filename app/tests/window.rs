@@ -1579,6 +1579,19 @@ fn the_export_dialog_is_operated_through_its_widgets() {
 }
 
 #[test]
+fn the_export_dialog_with_its_animation_section_fits_the_smallest_window_we_test() {
+    let mut harness = harness_with(AppOptions::new(fixture_model()), Remembered::default(), Vec2::new(1024.0, 640.0));
+    step_until(&mut harness, "the first reconstruction", |app| app.session.is_up_to_date());
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::E);
+    harness.run_steps(3);
+    let window = harness.ctx.content_rect();
+    for button in ["Export grid…", "Export animation…", "Four pictures as one PNG…"] {
+        let rect = harness.get_by_role_and_label(egui::Role::Button, button).rect();
+        assert!(window.contains_rect(rect), "{button} at {rect:?} is outside the window {window:?}");
+    }
+}
+
+#[test]
 fn an_animation_from_the_export_dialog_has_the_bytes_the_animate_command_writes() {
     let photo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/chelsea.png");
     let mut options = without_system_dialog(fixture_model());
