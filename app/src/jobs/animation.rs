@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, DynamicImage, Frame, RgbImage, imageops};
 use mae_model::LoadedModel;
-use mae_model::memory::{check_fits, format_bytes};
+use mae_model::memory::check_fits;
 
 use super::grid::{CheckedGridJob, GridJob, GridProgress};
 use super::lists::MAX_FRAMES;
@@ -52,7 +52,7 @@ impl AnimationFormat {
 
 /// Which of a grid's lists the frames step through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Varied {
+enum Varied {
     Ratios,
     Seeds,
 }
@@ -62,7 +62,6 @@ pub enum Varied {
 #[derive(Clone, Debug)]
 pub struct AnimationJob {
     frames: Vec<CheckedGridJob>,
-    varied: Varied,
     fps: u32,
 }
 
@@ -97,10 +96,9 @@ impl AnimationJob {
                 grid.ratios.len(),
                 grid.seeds.len()
             ),
-            (false, false) => bail!(
-                "nothing to animate: give several mask ratios (e.g. 0.1:0.9:0.1) or several seeds (e.g. 0-9), \
-                 not both"
-            ),
+            (false, false) => {
+                bail!("nothing to animate: give several mask ratios (e.g. 0.1:0.9:0.1) or several seeds (e.g. 0-9)")
+            }
             (true, false) => Varied::Ratios,
             (false, true) => Varied::Seeds,
         };
@@ -141,16 +139,11 @@ impl AnimationJob {
                 frame.check()
             })
             .collect::<Result<_>>()?;
-        Ok(Self { frames, varied, fps })
+        Ok(Self { frames, fps })
     }
 
     pub fn frame_count(&self) -> usize {
         self.frames.len()
-    }
-
-    /// Which list the frames step through.
-    pub fn varied(&self) -> Varied {
-        self.varied
     }
 
     /// How many models each frame shows (the first that many of the caller's).
@@ -182,7 +175,7 @@ impl AnimationJob {
     /// Every frame as the RGB picture `export` would write for it — except where the frames' captions differ in
     /// width: an animation has one size, so the smaller frames are padded on the right and at the bottom, in the
     /// grid's background colour, to the largest.
-    pub fn render(&self, models: &[&LoadedModel], progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<RgbImage>> {
+    fn render(&self, models: &[&LoadedModel], progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<RgbImage>> {
         let total = self.row_count();
         let mut before = 0;
         let mut frames = Vec::with_capacity(self.frames.len());
@@ -196,7 +189,7 @@ impl AnimationJob {
             let picture = DynamicImage::ImageRgba8(output.picture).to_rgb8();
             if index == 0 {
                 let bytes = picture.as_raw().len() as u64 * self.frames.len() as u64;
-                check_fits(&format!("{} frames of {}", self.frames.len(), format_bytes(bytes)), bytes)
+                check_fits(&format!("the animation's {} frames", self.frames.len()), bytes)
                     .map_err(|problem| anyhow!("{problem}: use fewer frames or a smaller tile size"))?;
             }
             frames.push(picture);
@@ -209,7 +202,7 @@ impl AnimationJob {
 
     /// The file's bytes: a GIF looping forever, each frame with its own palette and a delay of
     /// [`gif_delay_centiseconds`], or an APNG looping forever, RGB 8-bit, each frame shown 1/fps s.
-    pub fn encode(&self, frames: &[RgbImage], format: AnimationFormat) -> Result<Vec<u8>> {
+    fn encode(&self, frames: &[RgbImage], format: AnimationFormat) -> Result<Vec<u8>> {
         let Some(first) = frames.first() else { bail!("an animation needs at least one frame") };
         let (width, height) = first.dimensions();
         let mut bytes = Vec::new();
@@ -296,14 +289,13 @@ mod tests {
     #[test]
     fn one_frame_per_value_of_the_list_that_varies() {
         let ratios = AnimationJob::new(grid("random,block", &[0.25, 0.5, 0.75], &[4]), 8).unwrap();
-        assert_eq!((ratios.frame_count(), ratios.varied()), (3, Varied::Ratios));
-        assert_eq!(ratios.frames[1].ratios, [0.5]);
-        assert_eq!(ratios.frames[1].seeds, [4]);
+        assert_eq!(ratios.frame_count(), 3);
+        assert_eq!((ratios.frames[1].ratios.as_slice(), ratios.frames[1].seeds.as_slice()), (&[0.5][..], &[4][..]));
         // Two masks: two rows in every frame.
         assert_eq!(ratios.row_count(), 6);
         let seeds = AnimationJob::new(grid("random:0.5,grid", &[0.75], &[0, 1, 2, 3]), 8).unwrap();
-        assert_eq!((seeds.frame_count(), seeds.varied()), (4, Varied::Seeds));
-        assert_eq!(seeds.frames[3].seeds, [3]);
+        assert_eq!(seeds.frame_count(), 4);
+        assert_eq!((seeds.frames[3].ratios.as_slice(), seeds.frames[3].seeds.as_slice()), (&[0.75][..], &[3][..]));
     }
 
     #[test]

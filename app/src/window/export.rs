@@ -1,8 +1,8 @@
 //! Saving pictures: the four pictures of the current result as one PNG (Ctrl+S), and the Export dialog (Ctrl+E),
 //! which describes a comparison grid as the same `jobs::grid::GridJob` the `export` command runs, and an animation
-//! of it (File → Export animation…) as the same `jobs::animation::AnimationJob` the `animate` command writes. Files are
-//! composed and written off the UI thread, atomically, so a failure never leaves half a file and never freezes
-//! the window.
+//! of it (File → Export animation…) as the same `jobs::animation::AnimationJob` the `animate` command writes.
+//! Files are composed and written off the UI thread, atomically, so a failure never leaves half a file and never
+//! freezes the window.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ impl ExportSettings {
         self.grid(session, attention, ratios, seeds)?.check().map_err(|e| format!("{e:#}"))
     }
 
-    /// The animation these choices describe for `image`, or the first problem with them.
+    /// The animation these choices describe for the open image, or the first problem with them.
     pub fn animation_job(&self, session: &Session, attention: &AttentionView) -> Result<AnimationJob, String> {
         let ratios = parse_ratio_frames(&self.animation_ratios).map_err(|e| format!("animation mask ratios: {e}"))?;
         let seeds = parse_seed_frames(&self.animation_seeds).map_err(|e| format!("animation seeds: {e}"))?;
@@ -382,7 +382,8 @@ impl ExportDialog {
         egui::Grid::new("export_animation_options").num_columns(2).show(ui, |ui| {
             let label = ui.label("Frame mask ratios");
             ui.text_edit_singleline(&mut settings.animation_ratios).labelled_by(label.id).on_hover_text(
-                "One ratio, or several for a frame each: a list, or FROM:TO:STEP with both ends included (0.1:0.9:0.05)",
+                "One ratio, or several for a frame each: a list, or FROM:TO:STEP with both ends included \
+                 (0.1:0.9:0.05)",
             );
             ui.end_row();
             let label = ui.label("Frame seeds");
