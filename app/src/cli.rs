@@ -6,8 +6,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use mae_model::{ComputeDtype, DeviceChoice, KernelChoice, ModelLocation};
 
+use crate::jobs::animation::{DEFAULT_FPS, check_fps};
 use crate::jobs::evaluate::DEFAULT_BATCH;
-use crate::jobs::lists::{ColumnList, Ratios, Seeds, comma_items, parse_seed};
+use crate::jobs::lists::{ColumnList, RatioFrames, Ratios, SeedFrames, Seeds, comma_items, parse_seed};
 use crate::jobs::masks::MaskList;
 use crate::render::Colormap;
 use crate::render::panels::MaskedStyle;
@@ -148,6 +149,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Write a comparison grid (images × mask ratios × seeds by chosen columns) as a PNG, JPEG or WebP.
     Export(ExportArgs),
+    /// Write an animation of one image's grid, a frame per mask ratio or per seed, as a GIF or an APNG (.png).
+    Animate(AnimateArgs),
     /// Mean masked loss of one image at a range of mask ratios (same seed), written as CSV.
     LossCurve(LossCurveArgs),
     /// Per-head attention statistics (mean attention distance, entropy, CLS share) as CSV, and the head gallery.
@@ -333,6 +336,60 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct AnimateArgs {
+    #[command(flatten)]
+    pub model: ModelChoiceArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// The image (one file; --images is the same option).
+    #[arg(long, alias = "images", value_name = "FILE")]
+    pub image: PathBuf,
+    /// Mask ratios in [0, 1], comma-separated, or FROM:TO:STEP (both ends included, e.g. 0.1:0.9:0.05); several
+    /// make one frame each (then --seeds takes one seed).
+    #[arg(long, value_name = "R,R,...|FROM:TO:STEP", default_value = "0.75", allow_hyphen_values = true)]
+    pub mask_ratios: RatioFrames,
+    /// Seeds of the masks, comma-separated, or A-B (both included, e.g. 0-9); several make one frame each (then
+    /// --mask-ratios takes one ratio).
+    #[arg(long, value_name = "S,S,...|A-B", default_value = "0", allow_hyphen_values = true)]
+    pub seeds: SeedFrames,
+    /// Comma-separated masks, each a row of every frame: random, block, grid, centre or a picture file (white =
+    /// masked), each optionally with its own ratio (then the seeds must vary). Every mask must change with the list
+    /// that varies: grid and picture masks ignore the ratio, centre and picture masks the seed.
+    #[arg(long = "masks", alias = "mask", value_name = "M[:R],...", default_value = "random")]
+    pub masks: MaskList,
+    /// Comma-separated columns: original, mask, masked, reconstruction, pasted, loss,
+    /// attention[:encoder|decoder][:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...].
+    #[arg(long, value_name = "C,C,...", default_value = "original,masked,reconstruction,pasted")]
+    pub columns: ColumnList,
+    /// Colormap of loss and attention heatmaps.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Colormap::Viridis)]
+    pub colormap: Colormap,
+    /// How masked patches look in the "masked" column.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = MaskedStyle::MeanGrey)]
+    pub masked_style: MaskedStyle,
+    /// Side of each tile in pixels (model-resolution pictures are scaled with nearest-neighbour).
+    #[arg(long, default_value_t = 224)]
+    pub tile_size: u32,
+    /// Frames per second, 1 to 50 (a GIF stores each frame's delay in whole centiseconds: round(100/fps)).
+    #[arg(long, default_value_t = DEFAULT_FPS, value_parser = parse_fps)]
+    pub fps: u32,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Output animation; the extension picks the format: .gif (a palette of 256 colours per frame) or .png
+    /// (APNG, lossless).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `--fps`: a whole number of frames per second in the range animations take.
+fn parse_fps(text: &str) -> Result<u32, String> {
+    let fps = text.trim().parse::<u32>().map_err(|_| format!("\"{text}\" is not a frame rate (a whole number)"))?;
+    check_fps(fps)?;
+    Ok(fps)
+}
+
 /// `--model M` or `--models A,B,...`: one model, or several compared.
 #[derive(Debug, Clone, Args)]
 pub struct ModelChoiceArgs {
@@ -346,7 +403,7 @@ pub struct ModelChoiceArgs {
     )]
     pub location: Option<String>,
     /// Several models, comma-separated (each as --model takes it), each loaded once: loss-curve gives each its own
-    /// column, export repeats the columns once per model (labelled with its name).
+    /// column, export and animate repeat the columns once per model (labelled with its name).
     #[arg(long, value_name = "M,M,...")]
     pub models: Option<ModelList>,
 }

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some(Command::Dump(args)) => commands::dump::run(&args),
         Some(Command::Bench(args)) => commands::bench::run(&args),
         Some(Command::Export(args)) => commands::export::run(&args),
+        Some(Command::Animate(args)) => commands::animate::run(&args),
         Some(Command::LossCurve(args)) => commands::loss_curve::run(&args),
         Some(Command::Heads(args)) => commands::heads::run(&args),
         Some(Command::Eval(args)) => commands::eval::run(&args),

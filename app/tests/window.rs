@@ -1612,6 +1612,64 @@ fn the_export_dialog_is_operated_through_its_widgets() {
     assert!(grid == expected, "the dialog's grid differs from the command's");
 }
 
+#[test]
+fn the_export_dialog_with_its_animation_section_fits_the_smallest_window_we_test() {
+    let mut harness = harness_with(AppOptions::new(fixture_model()), Remembered::default(), Vec2::new(1024.0, 640.0));
+    step_until(&mut harness, "the first reconstruction", |app| app.session.is_up_to_date());
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::E);
+    harness.run_steps(3);
+    let window = harness.ctx.content_rect();
+    for button in ["Export grid…", "Export animation…", "Four pictures as one PNG…"] {
+        let rect = harness.get_by_role_and_label(egui::Role::Button, button).rect();
+        assert!(window.contains_rect(rect), "{button} at {rect:?} is outside the window {window:?}");
+    }
+}
+
+#[test]
+fn an_animation_from_the_export_dialog_has_the_bytes_the_animate_command_writes() {
+    let photo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/chelsea.png");
+    let mut options = without_system_dialog(fixture_model());
+    options.image = Some(photo.clone());
+    let mut harness = ready_harness(options);
+    let folder = tempfile::tempdir().unwrap();
+    harness.state_mut().session.files.last_folder = Some(folder.path().to_owned());
+    // File → Export animation… opens the Export dialog, which holds the animation's settings.
+    open_file_menu_entry(&mut harness, "Export animation…");
+    assert!(harness.state().export.open);
+    let set_text = |harness: &mut Harness<'static, MaeApp>, field: &str, text: &str| {
+        harness.get_by_role_and_label(egui::Role::TextInput, field).set_text_value_accesskit(text);
+        harness.run_steps(2);
+    };
+    // Both lists varied: refused in the dialog, and no file is asked for.
+    set_text(&mut harness, "Frame mask ratios", "0.5:0.7:0.1");
+    set_text(&mut harness, "Frame seeds", "1-2");
+    click_and_settle(&mut harness, "Export animation…");
+    let error = harness.state().export.error.clone().unwrap();
+    assert!(error.contains("both the mask ratios (3) and the seeds (2)"), "{error}");
+    assert!(harness.state().session.files.browser.is_none(), "no file is asked for");
+    set_text(&mut harness, "Frame seeds", "1");
+    harness.get_by_label("Tile size").set_value_accesskit(40.0);
+    harness.get_by_label("Frames per second").set_value_accesskit(10.0);
+    harness.run_steps(2);
+    for name in ["animation.gif", "animation.png"] {
+        click_and_settle(&mut harness, "Export animation…");
+        assert_eq!(harness.state().export.error, None);
+        type_into(&mut harness, FILE_NAME_LABEL, name);
+        let path = folder.path().join(name);
+        step_until(&mut harness, "the animation", |app| !app.export.animation.is_running() && path.is_file());
+        let cli = folder.path().join(format!("cli-{name}"));
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mae-explorer"))
+            .args(["animate", "--device", "cpu", "--model", &fixture_model(), "--image"])
+            .arg(&photo)
+            .args(["--mask-ratios", "0.5:0.7:0.1", "--seeds", "1", "--tile-size", "40", "--fps", "10", "--out"])
+            .arg(&cli)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_same_bytes(&path, &cli);
+    }
+}
+
 /// The attention picture on screen now, once the window is up to date.
 fn settled_attention(harness: &mut Harness<'static, MaeApp>, what: &str) -> image::RgbaImage {
     step_until(harness, what, |app| app.session.is_up_to_date());

@@ -1,6 +1,7 @@
 //! The headless subcommands: each turns its arguments into model loads, forward passes and jobs, and writes
 //! files atomically. Shared work (grids, curves) lives in `crate::jobs`, shared drawing in `crate::render`.
 
+pub mod animate;
 pub mod bench;
 pub mod compare;
 pub mod dump;

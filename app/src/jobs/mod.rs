@@ -1,8 +1,9 @@
 //! Work of several forward passes that the window (through the worker thread) and the command line both do:
-//! comparison grids, loss-vs-ratio curves, seed ensembles, evaluations of many images through one model or
-//! several. One implementation each, importing neither the CLI nor egui: callers turn their own inputs into a job
-//! and report its progress their own way.
+//! comparison grids and their animations, loss-vs-ratio curves, seed ensembles, evaluations of many images through
+//! one model or several. One implementation each, importing neither the CLI nor egui: callers turn their own inputs
+//! into a job and report its progress their own way.
 
+pub mod animation;
 pub mod compare;
 pub mod csv;
 pub mod ensemble;

@@ -285,7 +285,8 @@ const PADDING: u32 = 8;
 pub const MAX_GRID_PIXELS: u64 = 256 * 1024 * 1024;
 /// Space after each tile, right and below.
 pub const GAP: u32 = 4;
-const BACKGROUND: Rgba<u8> = Rgba([236, 236, 236, 255]);
+/// The grid's background, also the padding of animation frames smaller than the others.
+pub const BACKGROUND: Rgba<u8> = Rgba([236, 236, 236, 255]);
 const INK: [u8; 3] = [20, 20, 20];
 
 /// Where everything goes: width = `caption_width + columns·(tile_size + GAP)`, height = `title_height +

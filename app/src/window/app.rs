@@ -139,6 +139,11 @@ impl MaeApp {
         self.export.export_grid_to(path, &mut self.session, &self.panels.attention.view);
     }
 
+    /// Sends the animation the Export dialog describes, to be written to `path`.
+    pub fn export_animation_to(&mut self, path: PathBuf) {
+        self.export.export_animation_to(path, &mut self.session, &self.panels.attention.view);
+    }
+
     /// One frame: everything the window does. `eframe::App::ui` and the tests both call this.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let frame_start = Instant::now();
@@ -283,6 +288,9 @@ impl MaeApp {
                         }
                         FileRequest::SaveGrid { .. } => {
                             self.export.export_grid_to(path, session, &self.panels.attention.view);
+                        }
+                        FileRequest::SaveAnimation { .. } => {
+                            self.export.export_animation_to(path, session, &self.panels.attention.view);
                         }
                     }
                 }

@@ -1,7 +1,8 @@
 //! Saving pictures: the four pictures of the current result as one PNG (Ctrl+S), and the Export dialog (Ctrl+E),
-//! which describes a comparison grid as the same `jobs::grid::GridJob` the `export` command runs. Files are
-//! composed and written off the UI thread, atomically, so a failure never leaves half a file and never freezes
-//! the window.
+//! which describes a comparison grid as the same `jobs::grid::GridJob` the `export` command runs, and an animation
+//! of it (File → Export animation…) as the same `jobs::animation::AnimationJob` the `animate` command writes.
+//! Files are composed and written off the UI thread, atomically, so a failure never leaves half a file and never
+//! freezes the window.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use super::file_request::FileRequest;
 use super::job::{Job, JobUpdate};
 use super::session::Session;
 use crate::atomic_file::write_picture;
+use crate::jobs::animation::{AnimationJob, DEFAULT_FPS, FPS};
 use crate::jobs::grid::{CheckedGridJob, GridImage, GridImageSource, GridJob, TILE_SIZES};
-use crate::jobs::lists::{parse_ratios, parse_seeds};
+use crate::jobs::lists::{parse_ratio_frames, parse_ratios, parse_seed_frames, parse_seeds};
 use crate::jobs::masks::{list_takes, parse_mask_items};
 use crate::render::attention::HeadFusion;
 use crate::render::grid::{AttentionColumn, Column};
@@ -61,6 +63,11 @@ pub struct ExportSettings {
     /// While models are compared: repeat the columns for each (as `export --models A,B,...` does).
     #[serde(alias = "both_models")]
     pub all_models: bool,
+    /// The animation's mask ratios and seeds as typed (a list, `FROM:TO:STEP` or `A-B`; one of them varies), and
+    /// its frame rate; masks, columns, tile size and models are the grid's.
+    pub animation_ratios: String,
+    pub animation_seeds: String,
+    pub animation_fps: u32,
 }
 
 impl Default for ExportSettings {
@@ -73,6 +80,9 @@ impl Default for ExportSettings {
             current_attention: false,
             tile_size: 224,
             all_models: true,
+            animation_ratios: "0.1:0.9:0.05".into(),
+            animation_seeds: "0".into(),
+            animation_fps: DEFAULT_FPS,
         }
     }
 }
@@ -80,16 +90,35 @@ impl Default for ExportSettings {
 impl ExportSettings {
     /// The grid these choices describe for `image`, or the first problem with them.
     pub fn job(&self, session: &Session, attention: &AttentionView) -> Result<CheckedGridJob, String> {
-        let image = session.image.input.as_ref().ok_or("nothing to export: no image is open")?;
         let ratios = parse_ratios(&self.ratios).map_err(|e| format!("mask ratios: {e}"))?;
         let seeds = parse_seeds(&self.seeds).map_err(|e| format!("seeds: {e}"))?;
+        self.grid(session, attention, ratios, seeds)?.check().map_err(|e| format!("{e:#}"))
+    }
+
+    /// The animation these choices describe for the open image, or the first problem with them.
+    pub fn animation_job(&self, session: &Session, attention: &AttentionView) -> Result<AnimationJob, String> {
+        let ratios = parse_ratio_frames(&self.animation_ratios).map_err(|e| format!("animation mask ratios: {e}"))?;
+        let seeds = parse_seed_frames(&self.animation_seeds).map_err(|e| format!("animation seeds: {e}"))?;
+        let grid = self.grid(session, attention, ratios, seeds)?;
+        AnimationJob::new(grid, self.animation_fps).map_err(|e| format!("{e:#}"))
+    }
+
+    /// The grid of the open image at `ratios` and `seeds` with the rest of these choices, unchecked.
+    fn grid(
+        &self,
+        session: &Session,
+        attention: &AttentionView,
+        ratios: Vec<f64>,
+        seeds: Vec<u64>,
+    ) -> Result<GridJob, String> {
+        let image = session.image.input.as_ref().ok_or("nothing to export: no image is open")?;
         let masks = parse_mask_items(&self.masks).map_err(|e| format!("masks: {e:#}"))?;
         let mut columns: Vec<Column> =
             SIMPLE_COLUMNS.iter().zip(self.columns).filter(|(_, on)| *on).map(|((column, _), _)| *column).collect();
         if self.current_attention {
             columns.push(Column::Attention(AttentionColumn::of(&attention.selection)));
         }
-        let job = GridJob {
+        Ok(GridJob {
             images: vec![GridImage { name: image.name.clone(), source: GridImageSource::Decoded(image.rgb.clone()) }],
             masks,
             ratios,
@@ -99,8 +128,7 @@ impl ExportSettings {
             masked_style: session.settings.masked_style,
             tile_size: self.tile_size,
             models: if self.all_models { session.model_names().len().max(1) } else { 1 },
-        };
-        job.check().map_err(|e| format!("{e:#}"))
+        })
     }
 }
 
@@ -117,6 +145,8 @@ pub struct ExportDialog {
     pub open: bool,
     /// The grid export the worker is computing.
     pub job: Job,
+    /// The animation the worker is computing.
+    pub animation: Job,
     pub error: Option<String>,
     /// Four-picture saves being written.
     pub saving: usize,
@@ -129,6 +159,7 @@ impl ExportDialog {
             settings,
             open: false,
             job: Job::default(),
+            animation: Job::default(),
             error: None,
             saving: 0,
             finished: crossbeam_channel::unbounded(),
@@ -143,6 +174,19 @@ impl ExportDialog {
                 let rows = job.row_count();
                 let job = Box::new(job);
                 self.job.start(session, rows, |id| Request::ExportGrid { id, job, path });
+            }
+            Err(error) => self.error = Some(error),
+        }
+    }
+
+    /// Sends the animation to the worker once the user chose a file.
+    pub fn export_animation_to(&mut self, path: PathBuf, session: &mut Session, attention: &AttentionView) {
+        match self.settings.animation_job(session, attention) {
+            Ok(job) => {
+                self.error = None;
+                let rows = job.row_count();
+                let job = Box::new(job);
+                self.animation.start(session, rows, |id| Request::ExportAnimation { id, job, path });
             }
             Err(error) => self.error = Some(error),
         }
@@ -198,18 +242,20 @@ impl ExportDialog {
         }
     }
 
-    /// Takes the worker's answers about the grid export in flight.
+    /// Takes the worker's answers about the grid export and the animation in flight.
     pub fn on_response(&mut self, response: &Response, session: &mut Session) {
-        match self.job.on_response(response) {
-            JobUpdate::Answered(Response::Exported { path, .. }) => {
-                self.job.finish();
-                session.show_info(format!("exported {}", path.display()));
+        for job in [&mut self.job, &mut self.animation] {
+            match job.on_response(response) {
+                JobUpdate::Answered(Response::Exported { path, .. }) => {
+                    job.finish();
+                    session.show_info(format!("exported {}", path.display()));
+                }
+                JobUpdate::Failed(error) => {
+                    self.error = Some(error.to_string());
+                    session.show_error(format!("could not export: {error}"));
+                }
+                _ => {}
             }
-            JobUpdate::Failed(error) => {
-                self.error = Some(error.to_string());
-                session.show_error(format!("could not export: {error}"));
-            }
-            _ => {}
         }
     }
 
@@ -232,6 +278,8 @@ impl ExportDialog {
         let mut open = self.open;
         egui::Window::new("Export").open(&mut open).resizable(false).collapsible(false).show(ctx, |ui| {
             self.grid_section(ui, session, attention);
+            ui.separator();
+            self.animation_section(ui, session, attention);
             ui.separator();
             ui.heading("Current result");
             ui.add_enabled_ui(session.result().is_some(), |ui| {
@@ -317,6 +365,54 @@ impl ExportDialog {
                         self.error = None;
                         let name = format!("{}-grid.png", file_stem(session, "grid"));
                         session.files.ask(FileRequest::SaveGrid { suggested_name: name }, ui.ctx());
+                    }
+                }
+            }
+            if let Some((done, total)) = running {
+                busy::indicator(ui);
+                ui.label(format!("{done} of {total} rows"));
+            }
+        });
+    }
+
+    fn animation_section(&mut self, ui: &mut egui::Ui, session: &mut Session, attention: &AttentionView) {
+        ui.heading("Animation");
+        ui.label("The grid above, one frame per mask ratio or per seed, as a GIF or an animated PNG (.png).");
+        let settings = &mut self.settings;
+        egui::Grid::new("export_animation_options").num_columns(2).show(ui, |ui| {
+            let label = ui.label("Frame mask ratios");
+            ui.text_edit_singleline(&mut settings.animation_ratios).labelled_by(label.id).on_hover_text(
+                "One ratio, or several for a frame each: a list, or FROM:TO:STEP with both ends included \
+                 (0.1:0.9:0.05)",
+            );
+            ui.end_row();
+            let label = ui.label("Frame seeds");
+            ui.text_edit_singleline(&mut settings.animation_seeds)
+                .labelled_by(label.id)
+                .on_hover_text("One seed, or several for a frame each: a list, or A-B with both ends included (0-9)");
+            ui.end_row();
+            let label = ui.label("Frames per second");
+            ui.add(egui::DragValue::new(&mut settings.animation_fps).range(FPS))
+                .labelled_by(label.id)
+                .on_hover_text("A GIF keeps each frame's time in whole hundredths of a second");
+            ui.end_row();
+        });
+        let running = self.animation.progress();
+        ui.horizontal(|ui| {
+            let button = ui
+                .add_enabled(
+                    running.is_none() && session.image.input.is_some() && session.model().info().is_some(),
+                    egui::Button::new("Export animation…"),
+                )
+                .on_hover_text("Choose a .gif or .png file, then the frames are computed in the background")
+                .on_disabled_hover_text("Needs a model, an image, and no animation in progress");
+            if button.clicked() {
+                match self.settings.animation_job(session, attention) {
+                    Err(problem) => self.error = Some(problem),
+                    Ok(_) => {
+                        self.error = None;
+                        let name = format!("{}-animation.gif", file_stem(session, "animation"));
+                        session.files.ask(FileRequest::SaveAnimation { suggested_name: name }, ui.ctx());
                     }
                 }
             }

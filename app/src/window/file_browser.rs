@@ -329,6 +329,7 @@ impl FileBrowser {
                 FileRequest::SaveMask { .. }
                 | FileRequest::SavePanels { .. }
                 | FileRequest::SaveGrid { .. }
+                | FileRequest::SaveAnimation { .. }
                 | FileRequest::SaveDatasetGrid { .. } => ("Save", "Save in this folder under the file name"),
             };
             if ui.button(action).on_hover_text(hover).clicked() {

@@ -25,6 +25,10 @@ pub enum FileRequest {
     SaveGrid {
         suggested_name: String,
     },
+    /// An animation of the Export dialog's grid (GIF or APNG).
+    SaveAnimation {
+        suggested_name: String,
+    },
     /// The Dataset panel's grid of its worst images.
     SaveDatasetGrid {
         suggested_name: String,
@@ -41,6 +45,7 @@ impl FileRequest {
             FileRequest::SaveMask { .. } => "Save the mask as a picture (white = masked)",
             FileRequest::SavePanels { .. } => "Save the four pictures as one PNG",
             FileRequest::SaveGrid { .. } => "Export the comparison grid",
+            FileRequest::SaveAnimation { .. } => "Export the animation (.gif or .png)",
             FileRequest::SaveDatasetGrid { .. } => "Export the worst images as a grid",
         }
     }
@@ -51,6 +56,7 @@ impl FileRequest {
             FileRequest::SaveMask { suggested_name }
             | FileRequest::SavePanels { suggested_name }
             | FileRequest::SaveGrid { suggested_name }
+            | FileRequest::SaveAnimation { suggested_name }
             | FileRequest::SaveDatasetGrid { suggested_name } => Some(suggested_name),
             FileRequest::OpenImage
             | FileRequest::OpenModel
@@ -72,6 +78,11 @@ impl FileRequest {
             FileRequest::SaveGrid { suggested_name } | FileRequest::SaveDatasetGrid { suggested_name } => dialog
                 .add_filter("PNG image", &["png"])
                 .add_filter("JPEG image", &["jpg", "jpeg"])
+                .set_file_name(suggested_name)
+                .save_file(),
+            FileRequest::SaveAnimation { suggested_name } => dialog
+                .add_filter("GIF animation", &["gif"])
+                .add_filter("Animated PNG", &["png"])
                 .set_file_name(suggested_name)
                 .save_file(),
         }

@@ -150,6 +150,15 @@ fn file_menu(app: &mut MenuTargets<'_>, ui: &mut egui::Ui, ctx: &egui::Context) 
         app.export.open = true;
         ui.close();
     }
+    if ui
+        .button("Export animation…")
+        .on_hover_text("The comparison grid as a GIF or animated PNG, one frame per mask ratio or per seed")
+        .clicked()
+    {
+        // The Export dialog holds the animation's settings beside the grid's, which it shares.
+        app.export.open = true;
+        ui.close();
+    }
     ui.separator();
     if ui.button("Quit").on_hover_text("Close the window (settings and layout are saved)").clicked() {
         ctx.send_viewport_cmd(egui::ViewportCommand::Close);

@@ -11,6 +11,7 @@ use mae_model::hub::HubSettings;
 use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, MaskStrategy, ModelLocation, Quality};
 
 use crate::head_stats::HeadStats;
+use crate::jobs::animation::AnimationJob;
 use crate::jobs::evaluate::{EvaluationJob, ItemEvaluation};
 use crate::jobs::grid::CheckedGridJob;
 use crate::render::Colormap;
@@ -170,6 +171,12 @@ pub enum Request {
     ExportGrid {
         id: u64,
         job: Box<CheckedGridJob>,
+        path: PathBuf,
+    },
+    /// Compute an animation (a grid per frame) and write it to a GIF or APNG file.
+    ExportAnimation {
+        id: u64,
+        job: Box<AnimationJob>,
         path: PathBuf,
     },
     /// Evaluates every image of a folder at one mask, one image per step in the background (the Dataset panel).

@@ -281,6 +281,25 @@ impl WorkerState {
                     Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
                 }
             }
+            Request::ExportAnimation { id, job, path } => {
+                let result = (|| {
+                    if self.models.len() < job.models() {
+                        bail!("the animation wants {} models but {} are loaded", job.models(), self.models.len());
+                    }
+                    let models: Vec<&LoadedModel> =
+                        self.models.iter().take(job.models()).map(|side| &side.loaded).collect();
+                    let stats = &self.stats;
+                    // The window has asked before replacing a file.
+                    job.write(&models, &path, true, &mut |done, total| {
+                        stats.forwards.fetch_add(1, Ordering::Relaxed);
+                        send(Response::Progress { id, done, total });
+                    })
+                })();
+                match result {
+                    Ok(()) => send(Response::Exported { id, path }),
+                    Err(error) => send(Response::Failed { id, error: format!("{error:#}") }),
+                }
+            }
             Request::EvaluateFolder { id, job } => self.start(BackgroundJob::Dataset { id, job, next: 0 }),
             Request::Cancel { id } => self.background.retain(|job| job.id() != id),
             Request::CloseModel { index } => {
