@@ -282,6 +282,36 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_stops_for_memory_before_an_entry_would_pass_its_room() {
+        let path = format!("{}/../tests/fixtures/models/tiny-p16", env!("CARGO_MANIFEST_DIR"));
+        let location: mae_model::ModelLocation = path.parse().unwrap();
+        let device = mae_model::select_device(mae_model::DeviceChoice::Cpu).unwrap();
+        let loaded = mae_model::source::load_model(&location, &device, &Default::default()).unwrap();
+        let rgb = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 90]));
+        let pixel_values = loaded.preprocessor.pixel_values(&rgb, &candle_core::Device::Cpu).unwrap();
+        let key = SweepKey { image_id: 1, strategy: MaskStrategy::Random, seed: 0 };
+        let mask = MaskSpec::random(0, 0.75);
+        let output = loaded.model.forward(&pixel_values, &mask, ForwardOptions { attentions: false }).unwrap();
+        let original = tensor_to_rgba(&output.pixel_values, &loaded.preprocessor).unwrap();
+        let mut sweep = Sweep::new(key, 16, original);
+        sweep.insert_output(&output, &loaded, &mask, 1.0).unwrap();
+        let one = sweep.bytes();
+        // Room for two entries: the second is computed, the third refused before its forward pass.
+        for _ in 0..3 {
+            sweep.step(&loaded, &pixel_values, 2 * one + one / 2).unwrap();
+        }
+        assert_eq!(sweep.progress(), (2, 17));
+        assert_eq!(sweep.forwards, 1);
+        assert!(sweep.is_finished(), "a stopped sweep computes nothing more");
+        let why = sweep.stopped.as_ref().unwrap().to_string();
+        assert!(why.starts_with("stopped early for memory: 2 entries hold"), "{why}");
+        // Scrubbing still finds the nearest of the two.
+        let (entry, exact) = sweep.lookup(0.1).unwrap();
+        assert!(!exact);
+        assert_eq!(entry.kept, 16, "all kept (the sweep's first count) is nearest to 0.1");
+    }
+
+    #[test]
     fn the_order_is_coarse_to_fine_and_covers_each_count_once() {
         let order = sweep_order(196);
         assert_eq!(order.len(), 197);

@@ -25,13 +25,18 @@ fn forward(id: u64, ratio: f64, view: ViewOptions) -> Request {
 }
 
 fn load(worker: &Worker, model: &str) -> Response {
+    load_at(worker, model, 0)
+}
+
+/// Loads `model` as the window's model at `index` (0: the first; 1: the first compared).
+fn load_at(worker: &Worker, model: &str, index: usize) -> Response {
     let load = LoadRequest {
         location: model.parse().unwrap(),
         device: DeviceChoice::Cpu,
         dtype: DType::F32,
         cancel: Arc::new(AtomicBool::new(false)),
         hub: mae_model::hub::HubSettings::from_env(),
-        index: 0,
+        index,
     };
     worker.send(Request::LoadModel { id: 1000, load });
     next(worker, |response| matches!(response, Response::ModelLoaded { .. } | Response::Failed { id: 1000, .. }))
@@ -227,6 +232,31 @@ fn a_scrub_shows_the_cached_entry_with_the_pixels_a_forward_pass_gives() {
             assert_eq!(shown.masked_fraction, asked as f64 / 16.0);
         }
     }
+}
+
+#[test]
+fn a_compared_model_has_its_own_sweep_and_a_scrub_shows_both_with_their_difference() {
+    let worker = Worker::spawn(WorkerConfig::default());
+    load(&worker, &fixture_model());
+    assert!(matches!(load_at(&worker, &fixture_model(), 1), Response::ModelLoaded { .. }));
+    worker.send(Request::Forward(drawn(1, MaskStrategy::Random, 0.75)));
+    assert_eq!(forward_result(&worker).models.len(), 2);
+    let report = sweep_report(&worker, SweepReport::is_over);
+    assert_eq!(report.models.iter().map(|model| (model.index, model.done)).collect::<Vec<_>>(), [(0, 17), (1, 17)]);
+    assert_eq!(worker.stats().sweep_forwards(), 32, "16 entries each beyond the visible one");
+    let forwards = worker.stats().all_forwards();
+    worker.send(Request::Scrub(drawn(2, MaskStrategy::Random, 0.25)));
+    let scrubbed = forward_result(&worker);
+    assert_eq!(worker.stats().all_forwards(), forwards);
+    assert!(scrubbed.models.iter().all(|model| model.scrubbed.is_some_and(|shown| shown.exact)));
+    // The same model twice: the same pixels, and a difference of zero on every masked patch.
+    assert_eq!(scrubbed.models[0].pictures, scrubbed.models[1].pictures);
+    let difference = scrubbed.models[1].difference.clone().unwrap().expect("compared patch by patch");
+    worker.send(Request::Forward(drawn(3, MaskStrategy::Random, 0.25)));
+    let exact = forward_result(&worker);
+    let exact_difference = exact.models[1].difference.clone().unwrap().expect("compared patch by patch");
+    assert_eq!(difference.picture, exact_difference.picture);
+    assert_eq!(scrubbed.wins(), exact.wins());
 }
 
 #[test]
