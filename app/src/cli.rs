@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use mae_model::{ComputeDtype, DeviceChoice, KernelChoice, ModelLocation};
+use mae_model::{ComputeDtype, DeviceChoice, KernelChoice, ModelLocation, SizeRule};
 
 use crate::jobs::animation::{DEFAULT_FPS, check_fps};
 use crate::jobs::evaluate::DEFAULT_BATCH;
@@ -40,6 +40,21 @@ macro_rules! dtype_help {
 pub struct ModelArgs {
     #[arg(long = "model", id = "model", value_name = "DIR|FILE|HUB_ID|demo", help = model_help!())]
     pub location: String,
+}
+
+/// `--size`, as the window and every command that reads pictures take it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Args)]
+pub struct SizeArgs {
+    /// The size pictures are fed to the model at: model (its preprocessor's size, e.g. 224x224: every picture
+    /// squashed to it), native (the picture's own shape, scaled so the longer side is at most 1024 px, each side
+    /// floored to a multiple of the patch size) or WIDTHxHEIGHT (multiples of the patch size); other sizes run as
+    /// transformers' interpolate_pos_encoding=True
+    #[arg(long, value_name = "model|native|WxH", default_value = "model", allow_hyphen_values = true, value_parser = parse_size)]
+    pub size: SizeRule,
+}
+
+fn parse_size(text: &str) -> Result<SizeRule, String> {
+    text.parse()
 }
 
 /// Where and how the model computes: the same options, values and defaults in every command.
@@ -83,6 +98,10 @@ pub struct WindowArgs {
     pub device: Option<DeviceChoice>,
     #[arg(long, value_enum, ignore_case = true, help = concat!(dtype_help!(), " [default: the last one used, else f32]"))]
     pub dtype: Option<ComputeDtype>,
+    /// The size pictures are fed to the model at: model, native or WIDTHxHEIGHT, as the commands' --size
+    /// [default: the last one used, else model]
+    #[arg(long, value_name = "model|native|WxH", allow_hyphen_values = true, value_parser = parse_size)]
+    pub size: Option<SizeRule>,
     /// Mask ratio to start with [default: the last one used, else 0.75]
     #[arg(long, allow_negative_numbers = true)]
     pub mask_ratio: Option<f64>,
@@ -187,6 +206,8 @@ pub struct ForwardInputArgs {
     /// Fraction of patches to mask (default: the config's mask_ratio).
     #[arg(long, allow_negative_numbers = true)]
     pub mask_ratio: Option<f64>,
+    #[command(flatten)]
+    pub size: SizeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -297,6 +318,8 @@ pub struct ExportArgs {
     pub model: ModelChoiceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub size: SizeArgs,
     /// Images, or folders whose images all become rows (repeatable; --images is the same option).
     #[arg(long, alias = "images", value_name = "PATH", required = true, num_args = 1..)]
     pub image: Vec<PathBuf>,
@@ -342,6 +365,8 @@ pub struct AnimateArgs {
     pub model: ModelChoiceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub size: SizeArgs,
     /// The image (one file; --images is the same option).
     #[arg(long, alias = "images", value_name = "FILE")]
     pub image: PathBuf,
@@ -425,6 +450,8 @@ pub struct LossCurveArgs {
     pub model: ModelChoiceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub size: SizeArgs,
     /// The image (--images is the same option).
     #[arg(long, alias = "images")]
     pub image: PathBuf,
@@ -452,6 +479,8 @@ pub struct EvalArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub size: SizeArgs,
     /// A folder of images (taken in sorted path order), a text file naming one image path a line (relative to the
     /// current folder; blank lines and lines starting with # skipped), or one image (--image is the same option).
     #[arg(long, alias = "image", value_name = "DIR|LIST.txt")]
@@ -520,6 +549,8 @@ pub struct CompareArgs {
     pub models: ModelList,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub size: SizeArgs,
     /// Images, or folders whose images all make rows (repeatable; --images is the same option); rows name an image
     /// by its file name.
     #[arg(long, alias = "images", value_name = "PATH", required = true, num_args = 1..)]

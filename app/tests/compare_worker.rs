@@ -53,7 +53,7 @@ fn load(worker: &Worker, id: u64, model: &Path, index: usize) -> Response {
 
 fn pair(worker: &Worker, id: u64, mask: MaskSpec) -> Box<ForwardResult> {
     let rgb = RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, 77]));
-    let image = ImageInput { id: 1, rgb: Arc::new(rgb), name: "gradient".into() };
+    let image = ImageInput { id: 1, rgb: Arc::new(rgb), name: "gradient".into(), size: mae_model::SizeRule::Model };
     let view = ViewOptions::default();
     worker.send(Request::Forward(Box::new(ForwardRequest { id, image, mask: mask.clone(), view })));
     match next(worker, |r| {

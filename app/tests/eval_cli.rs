@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use mae_integration_tests::{App, fixtures, read_tensor_file, repo_root};
 
-const EVAL_HEADER: &str =
-    "path,width,height,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,error,masked_fraction";
-const COMPARE_HEADER: &str =
-    "image,model,mask,mask_ratio,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,masked_fraction";
+const EVAL_HEADER: &str = "path,width,height,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,error,masked_fraction,input_width,\
+     input_height";
+const COMPARE_HEADER: &str = "image,model,mask,mask_ratio,seed,masked_loss,visible_loss,psnr_db,psnr_masked_db,ssim,masked_fraction,\
+     input_width,input_height";
 /// dump's names for the five measurements, in CSV column order.
 const DUMP_NAMES: [&str; 5] = ["loss", "visible_loss", "psnr_db", "psnr_masked_db", "ssim"];
 
@@ -171,6 +171,7 @@ fn eval_rows_equal_dump_and_bad_images_are_error_rows() {
                 assert_eq!(row[9], "", "{row:?}");
                 // What the block mask did, in 36ths (a 6×6 grid): at most the 21 patches ratio 0.6 aims for.
                 let masked = row[10].parse::<f64>().unwrap() * 36.0;
+                assert_eq!(&row[11..], ["24", "24"], "the model's own 24×24 input: {row:?}");
                 assert!((masked - masked.round()).abs() < 1e-9 && masked > 0.0 && masked <= 22.0, "{row:?}");
                 let dumped = dumps.get(&normpix, path, "block", "0.6", &row[3]);
                 assert_equals_dump(&row[4..9], &dumped, &format!("{row:?}"));
@@ -390,6 +391,8 @@ fn compare_rows_equal_dump_and_its_means_and_wins_follow_from_the_rows() {
     for row in &rows {
         let dumped = dumps.get(&row[1], &image_paths[row[0].as_str()], &row[2], &row[3], &row[4]);
         assert_equals_dump(&row[5..10], &dumped, &format!("{row:?}"));
+        let side = if row[1] == p8 { "32" } else { "24" };
+        assert_eq!(&row[11..], [side, side], "each model's own input size: {row:?}");
         // What the mask did: a random mask keeps int(L·(1 − r)) of L patches (tiny-p8 4×4, tiny-p4-normpix 6×6).
         if row[2] == "random" {
             let patches = if row[1] == p8 { 16.0 } else { 36.0 };

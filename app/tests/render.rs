@@ -403,6 +403,29 @@ fn loss_versus_ratio_repeats_the_forward_losses() {
 }
 
 #[test]
+fn a_wide_row_is_as_high_as_its_pictures_and_a_square_row_is_a_full_tile() {
+    let wide = RgbaImage::from_pixel(64, 36, Rgba([200, 0, 0, 255]));
+    let square = RgbaImage::from_pixel(64, 64, Rgba([0, 200, 0, 255]));
+    let spec = GridSpec { title: "t".into(), column_captions: vec!["a".into(), "b".into()], tile_size: 128 };
+    let rows = vec![
+        GridRow { caption: vec!["16:9".into()], tiles: vec![wide.clone(), wide] },
+        GridRow { caption: vec!["square".into()], tiles: vec![square.clone(), square] },
+    ];
+    let geometry = GridGeometry::new(&spec, &rows);
+    assert_eq!(geometry.row_heights, vec![72, 128]);
+    let grid = compose_grid(&spec, &rows).unwrap();
+    assert_eq!(
+        u64::from(grid.height()),
+        u64::from(geometry.title_height + geometry.header_height) + 72 + 128 + 2 * u64::from(GAP)
+    );
+    let (x, y) = geometry.tile_origin(0, 1);
+    assert_eq!((grid.get_pixel(x, y).0, grid.get_pixel(x + 127, y + 71).0), ([200, 0, 0, 255], [200, 0, 0, 255]));
+    let (x, y) = geometry.tile_origin(1, 0);
+    assert_eq!(y, geometry.tile_origin(0, 0).1 + 72 + GAP);
+    assert_eq!(grid.get_pixel(x + 127, y + 127).0, [0, 200, 0, 255]);
+}
+
+#[test]
 fn grid_size_is_columns_and_rows_of_tiles_plus_captions() {
     let tile = |shade: u8| RgbaImage::from_pixel(64, 64, Rgba([shade, 0, 0, 255]));
     let spec = GridSpec {
@@ -417,8 +440,7 @@ fn grid_size_is_columns_and_rows_of_tiles_plus_captions() {
         })
         .collect();
     let grid = compose_grid(&spec, &rows).unwrap();
-    let captions: Vec<Vec<String>> = rows.iter().map(|r| r.caption.clone()).collect();
-    let geometry = GridGeometry::new(&spec, &captions);
+    let geometry = GridGeometry::new(&spec, &rows);
     assert_eq!(u64::from(grid.width()), u64::from(geometry.caption_width) + 3 * (100 + GAP as u64));
     assert_eq!(
         u64::from(grid.height()),

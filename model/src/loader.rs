@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::DType;
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
 
 use crate::config::{MaeConfig, PreprocessorConfig};
 use crate::device::SelectedDevice;
@@ -11,6 +12,7 @@ use crate::error::{MaeError, Result};
 use crate::hub::{CONFIG_FILE, PREPROCESSOR_FILE};
 use crate::model::{MaeModel, check_forward_fits};
 use crate::preprocess::Preprocessor;
+use crate::size::{InputSize, SizeRule};
 use crate::weights::WeightStore;
 
 /// A loaded model with the preprocessing that belongs to it.
@@ -70,5 +72,20 @@ impl LoadedModel {
         }
         let model = MaeModel::from_store(config, store, &device.device, device.dtype(dtype)?, device.kernels)?;
         Ok(Self { model, preprocessor: Preprocessor::new(preprocessor), name, source: store.path().to_owned() })
+    }
+
+    /// The picture as this model takes it at `size`, with the size it was fed at. The model's own size is its
+    /// preprocessor's as it stands (byte for byte what it always was); any other size is checked against the patch
+    /// size and the memory budget before anything is allocated, then resized as `ViTImageProcessor` with that size.
+    pub fn pixel_values_at(&self, image: &RgbImage, size: SizeRule, device: &Device) -> Result<(Tensor, InputSize)> {
+        if size == SizeRule::Model {
+            let values = self.preprocessor.pixel_values(image, device)?;
+            let (_, _, height, width) = values.dims4()?;
+            return Ok((values, InputSize { width, height, note: None }));
+        }
+        let model_size = self.preprocessor.config.target_size();
+        let fed = size.check(image.dimensions(), self.model.config(), model_size, &self.name)?;
+        let values = self.preprocessor.with_size(fed.height, fed.width).pixel_values(image, device)?;
+        Ok((values, fed))
     }
 }

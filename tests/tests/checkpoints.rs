@@ -29,6 +29,7 @@ fn dump(model: &Path, scratch: &Path) -> Result<std::collections::HashMap<String
             noise: Some(noise),
             seed: None,
             mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+            size: Default::default(),
         },
         model: ModelArgs { location: model.to_string_lossy().into_owned() },
         engine: EngineArgs { device: DeviceChoice::Cpu, ..EngineArgs::default() },

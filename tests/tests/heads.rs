@@ -69,6 +69,7 @@ fn head_statistics_match_the_ones_from_transformers_attentions() {
                     noise: Some(noise),
                     seed: None,
                     mask_ratio: Some(case.metadata["mask_ratio"].parse().unwrap()),
+                    size: Default::default(),
                 },
                 out: out.clone(),
                 gallery: None,

@@ -39,6 +39,7 @@ fn run_dump(
             noise: noise.map(Path::to_owned),
             seed,
             mask_ratio: Some(ratio),
+            size: Default::default(),
         },
         model: ModelArgs { location: model.to_string_lossy().into_owned() },
         engine: EngineArgs { device: DeviceChoice::Cpu, kernels, ..EngineArgs::default() },

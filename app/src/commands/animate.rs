@@ -5,9 +5,9 @@
 //! first, so a typo costs no model load; the file is written to a temporary file beside the target and renamed
 //! into place, and an existing file is only replaced with `--force`.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
-use mae_model::LoadedModel;
+use mae_model::{LoadedModel, SizeRule};
 
 use super::model_arg::load_models;
 use crate::atomic_file::{check_output_folder, check_overwrite};
@@ -20,6 +20,15 @@ pub fn run(args: &AnimateArgs) -> Result<()> {
     let job = plan(args)?;
     let loaded = load_models(&args.model.names()?, &args.engine)?;
     let models: Vec<&LoadedModel> = loaded.iter().collect();
+    if args.size.size != SizeRule::Model
+        && let Some(first) = models.first()
+    {
+        // Every frame feeds the one picture at the same size: said once, for the first model.
+        let picture = image::image_dimensions(&args.image).with_context(|| args.image.display().to_string())?;
+        let model_size = first.preprocessor.config.target_size();
+        let size = args.size.size.check(picture, first.model.config(), model_size, &first.name)?;
+        eprintln!("{}", size.describe());
+    }
     let bar = ProgressBar::new(job.row_count() as u64);
     let template = format!("{{bar:32}} {{pos}}/{{len}} rows of {} frames", job.frame_count());
     bar.set_style(ProgressStyle::with_template(&template).map_err(|e| anyhow!("progress bar template: {e}"))?);
@@ -44,6 +53,7 @@ pub fn plan(args: &AnimateArgs) -> Result<AnimationJob> {
         masked_style: args.masked_style,
         tile_size: args.tile_size,
         models: args.model.names()?.len(),
+        size: args.size.size,
     };
     AnimationJob::new(grid, args.fps)
 }

@@ -44,9 +44,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         .collect();
 
     let loaded = load_models(&labels, &args.engine)?;
+    if let Some(first) = loaded.first()
+        && args.size.size != mae_model::SizeRule::Model
+    {
+        eprintln!("comparing{}", super::eval::size_words(args.size.size, first.model.config().patch_size));
+    }
     let models: Vec<EvalModel> =
         labels.iter().zip(&loaded).map(|(label, loaded)| EvalModel { label, loaded }).collect();
-    let job = EvaluationJob { masks: masks.into_iter().map(|item| item.source).collect(), items };
+    let job = EvaluationJob { masks: masks.into_iter().map(|item| item.source).collect(), items, size: args.size.size };
     let bar = ProgressBar::new(job.items.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:32} {pos}/{len} images {per_sec} eta {eta}")

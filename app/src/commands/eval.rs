@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use mae_model::SizeRule;
 use mae_model::masking::check_ratio;
 
 use super::model_arg::{hub_revision, load_model_on, selected_device};
@@ -49,6 +50,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         images: args.images.display().to_string(),
         recursive: args.recursive,
         shard: args.shard.map(|(part, parts)| format!("{part}/{parts}")),
+        size: args.size.size.to_string(),
     };
     let sidecar = EvalSettings::path_beside(&args.out);
     let resumed = match (args.out.exists(), args.resume, args.force) {
@@ -93,10 +95,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         })
         .collect();
     eprintln!(
-        "evaluating {} images with {} on {}{}",
+        "evaluating {} images with {} on {}{}{}",
         items.len(),
         loaded.name,
         selected.description,
+        size_words(args.size.size, loaded.model.config().patch_size),
         if done.is_empty() {
             String::new()
         } else {
@@ -108,7 +111,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:32} {pos}/{len} images {per_sec} eta {eta}")
             .map_err(|e| anyhow!("progress bar template: {e}"))?,
     );
-    let job = EvaluationJob { masks: vec![mask], items };
+    let job = EvaluationJob { masks: vec![mask], items, size: args.size.size };
     let models = [EvalModel { label: &args.model.location, loaded: &loaded }];
     let ran = job.run(&models, args.batch, &mut |result| {
         let name = &result.item.name;
@@ -118,13 +121,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 for case in cases {
                     let measured = case.quality.as_ref().map_err(String::as_str);
                     summary.add(name, measured.ok().map(metric_values).as_ref());
-                    rows.push_str(&row_line(name, result.size, case.case.seed, measured));
+                    rows.push_str(&row_line(name, result.size, case.case.seed, measured, Some(case.input_size)));
                 }
             }
             Err(problem) => {
                 for case in &result.item.cases {
                     summary.add(name, None);
-                    rows.push_str(&row_line(name, result.size, case.seed, Err(problem)));
+                    rows.push_str(&row_line(name, result.size, case.seed, Err(problem), None));
                 }
             }
         }
@@ -137,6 +140,19 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     ran?;
     print!("{}", summary.report(WORST_SHOWN));
     Ok(())
+}
+
+/// ", each at its own size (...)" for the line `eval` starts with, when pictures are not fed at the model's size.
+pub fn size_words(size: SizeRule, patch: usize) -> String {
+    match size {
+        SizeRule::Model => String::new(),
+        SizeRule::Native => format!(
+            ", each at its own size (the longer side at most {} px, sides floored to multiples of {patch}; the \
+             input_width and input_height columns say which)",
+            mae_model::size::NATIVE_LONGEST_SIDE
+        ),
+        SizeRule::Exact { width, height } => format!(", each at size {width}x{height}"),
+    }
 }
 
 /// Every N-th path from the K-th, of paths already in sorted order.

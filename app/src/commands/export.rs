@@ -30,6 +30,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             skipped += 1;
             bar.suspend(|| eprintln!("warning: skipped {problem}"));
         }
+        GridProgress::Sized { image, size } => bar.suspend(|| eprintln!("{image}: {}", size.describe())),
     });
     bar.finish_and_clear();
     let output = output?;
@@ -74,6 +75,7 @@ pub fn plan(args: &ExportArgs) -> Result<CheckedGridJob> {
         masked_style: args.masked_style,
         tile_size: args.tile_size,
         models,
+        size: args.size.size,
     }
     .check()
 }

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use mae_model::masking::check_ratio;
 use mae_model::npy::NpyFile;
 use mae_model::preprocess::load_rgb_image;
-use mae_model::{LoadedModel, MaeModel, MaskSpec};
+use mae_model::{LoadedModel, MaeModel, MaskSpec, SizeRule};
 
 use crate::cli::ForwardInputArgs;
 use crate::jobs::masks::MaskSource;
@@ -30,13 +30,27 @@ impl ForwardInputArgs {
         if let Some(ratio) = self.mask_ratio {
             check_ratio(ratio)?;
         }
+        if self.pixel_values.is_some() && self.size.size != SizeRule::Model {
+            bail!(
+                "--size {} is refused with --pixel-values: it sizes an --image, and an array of pixel values is run at \
+                 its own size; leave --size out",
+                self.size.size
+            );
+        }
         MaskSource::parse(&self.mask).context("--mask")
     }
 
     /// The pixel values and the mask for `loaded`.
     pub fn resolve(&self, loaded: &LoadedModel, mask: &MaskSource) -> Result<ForwardInput> {
         let pixel_values = match (&self.image, &self.pixel_values) {
-            (Some(image), _) => loaded.preprocessor.pixel_values(&load_rgb_image(image)?, &Device::Cpu)?,
+            (Some(image), _) => {
+                let picture = load_rgb_image(image)?;
+                let (values, fed) = loaded.pixel_values_at(&picture, self.size.size, &Device::Cpu)?;
+                if self.size.size != SizeRule::Model {
+                    eprintln!("{}", fed.describe());
+                }
+                values
+            }
             (None, Some(npy)) => read_pixel_values(npy, &loaded.model)?,
             (None, None) => bail!("give an input with --image or --pixel-values"),
         };

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result, anyhow};
 use candle_core::Device;
-use mae_model::MaskStrategy;
 use mae_model::preprocess::load_rgb_image;
+use mae_model::{MaskStrategy, SizeRule};
 
 use super::model_arg::{load_model_on, naming, selected_device};
 use crate::atomic_file::{check_output_folder, check_overwrite, write_output};
@@ -27,7 +27,10 @@ pub fn run(args: &LossCurveArgs) -> Result<()> {
     let mut curves = Vec::with_capacity(models.len());
     for model in &models {
         let loaded = load_model_on(model, &selected).map_err(|error| naming(error, model))?;
-        let pixel_values = loaded.preprocessor.pixel_values(&image, &Device::Cpu)?;
+        let (pixel_values, fed) = loaded.pixel_values_at(&image, args.size.size, &Device::Cpu)?;
+        if args.size.size != SizeRule::Model {
+            eprintln!("{}: {}", loaded.name, fed.describe());
+        }
         curves.push(LossCurve::new(pixel_values, strategy, args.seed, ratios.clone())?.finish(&loaded.model)?);
     }
     write_output(&args.out, args.force, |temporary| {

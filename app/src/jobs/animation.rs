@@ -279,6 +279,7 @@ mod tests {
             masked_style: MaskedStyle::MeanGrey,
             tile_size: 32,
             models: 1,
+            size: mae_model::SizeRule::Model,
         }
     }
 

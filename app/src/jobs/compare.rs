@@ -12,7 +12,7 @@ use super::evaluate::{ImageResult, MetricSummary, metric_values};
 use super::masks::MaskSource;
 
 /// The columns of `compare.csv`.
-pub const COMPARE_HEADER: [&str; 11] = [
+pub const COMPARE_HEADER: [&str; 13] = [
     "image",
     "model",
     "mask",
@@ -24,6 +24,8 @@ pub const COMPARE_HEADER: [&str; 11] = [
     "psnr_masked_db",
     "ssim",
     "masked_fraction",
+    "input_width",
+    "input_height",
 ];
 
 /// The running tally of a comparison.
@@ -78,6 +80,7 @@ impl CompareTally {
                 ];
                 fields.extend(values.map(csv::number));
                 fields.push(quality.masked_fraction.to_string());
+                fields.extend([result.input_size.0.to_string(), result.input_size.1.to_string()]);
                 writer.write_all(csv::line(&fields).as_bytes())?;
             }
             self.count_winner(&losses);

@@ -13,7 +13,7 @@ use super::csv::{self, Record, complete_records};
 use super::evaluate::{MetricSummary, Spread, metric_values};
 
 /// The columns of `eval.csv`.
-pub const EVAL_HEADER: [&str; 11] = [
+pub const EVAL_HEADER: [&str; 13] = [
     "path",
     "width",
     "height",
@@ -25,6 +25,8 @@ pub const EVAL_HEADER: [&str; 11] = [
     "ssim",
     "error",
     "masked_fraction",
+    "input_width",
+    "input_height",
 ];
 
 /// The header line.
@@ -33,8 +35,14 @@ pub fn header_line() -> String {
 }
 
 /// One row: the measurements, or empty cells and the reason in `error`. `size` is the decoded picture's
-/// (width, height) where it was read.
-pub fn row_line(path: &str, size: Option<(u32, u32)>, seed: u64, measured: Result<&Quality, &str>) -> String {
+/// (width, height) where it was read, `input` the (width, height) the model took it at (`--size`) where it ran.
+pub fn row_line(
+    path: &str,
+    size: Option<(u32, u32)>,
+    seed: u64,
+    measured: Result<&Quality, &str>,
+    input: Option<(usize, usize)>,
+) -> String {
     let (width, height) = size.map_or((String::new(), String::new()), |(w, h)| (w.to_string(), h.to_string()));
     let mut fields = vec![path.to_string(), width, height, seed.to_string()];
     match measured {
@@ -50,6 +58,9 @@ pub fn row_line(path: &str, size: Option<(u32, u32)>, seed: u64, measured: Resul
             fields.push(String::new());
         }
     }
+    let (input_width, input_height) =
+        input.map_or((String::new(), String::new()), |(w, h)| (w.to_string(), h.to_string()));
+    fields.extend([input_width, input_height]);
     csv::line(&fields)
 }
 
@@ -73,6 +84,13 @@ pub struct EvalSettings {
     pub recursive: bool,
     /// `K/N`, or `None` for every image.
     pub shard: Option<String>,
+    /// `--size` (`model`, `native` or `WxH`); a file written before sizes existed reads as `model`.
+    #[serde(default = "model_size")]
+    pub size: String,
+}
+
+fn model_size() -> String {
+    "model".into()
 }
 
 impl EvalSettings {
@@ -159,7 +177,11 @@ impl ExistingRows {
 type ParsedRow = ((String, u64), Option<[Option<f64>; 5]>);
 
 fn parse_row(record: &Record) -> Option<ParsedRow> {
-    let [path, _, _, seed, metrics @ .., error, _masked_fraction] = record.fields.as_slice() else { return None };
+    let [path, _, _, seed, metrics @ .., error, _masked_fraction, _input_width, _input_height] =
+        record.fields.as_slice()
+    else {
+        return None;
+    };
     if metrics.len() != 5 {
         return None;
     }
@@ -245,10 +267,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eval.csv");
         let mut text = header_line();
-        text.push_str(&row_line("a,1.png", Some((640, 480)), 0, Ok(&quality(0.5))));
-        text.push_str(&row_line("b.png", None, 0, Err("b.png: image file is truncated\n(really)")));
+        text.push_str(&row_line("a,1.png", Some((640, 480)), 0, Ok(&quality(0.5)), Some((224, 224))));
+        text.push_str(&row_line("b.png", None, 0, Err("b.png: image file is truncated\n(really)"), None));
         let whole = text.len() as u64;
-        text.push_str(&row_line("c.png", Some((8, 8)), 1, Ok(&quality(0.25)))[..10]);
+        text.push_str(&row_line("c.png", Some((8, 8)), 1, Ok(&quality(0.25)), Some((224, 224)))[..10]);
         std::fs::write(&path, &text).unwrap();
         let existing = ExistingRows::read(&path).unwrap();
         assert_eq!(existing.keep_bytes, whole);
@@ -257,7 +279,8 @@ mod tests {
         assert_eq!(done, [("a,1.png".to_string(), 0), ("b.png".to_string(), 0)]);
         assert_eq!((existing.summary.rows, existing.summary.errors), (2, 1));
         assert_eq!(existing.summary.worst(10), [("a,1.png".to_string(), 0.5, 1)]);
-        assert!(text.lines().nth(1).unwrap().ends_with(",0.5,,20,15.5,0.5,,0.75"), "{text}");
+        assert!(text.lines().nth(1).unwrap().ends_with(",0.5,,20,15.5,0.5,,0.75,224,224"), "{text}");
+        assert!(text.lines().nth(2).unwrap().ends_with(",,"), "no input size where the image was not read: {text}");
         // Not our file: refused.
         std::fs::write(&path, "image,model\n").unwrap();
         assert!(ExistingRows::read(&path).unwrap_err().to_string().contains("header"));
@@ -279,9 +302,14 @@ mod tests {
             images: "photos".into(),
             recursive: false,
             shard: None,
+            size: "native".into(),
         };
         let json = settings.to_json();
         assert_eq!(serde_json::from_str::<EvalSettings>(&json).unwrap(), settings);
+        // A sidecar written before sizes existed reads as the model's size.
+        let old = json.replace(",\n  \"size\": \"native\"", "");
+        assert!(!old.contains("size"), "{old}");
+        assert_eq!(serde_json::from_str::<EvalSettings>(&old).unwrap().size, "model");
         let other = EvalSettings { mask_ratio: 0.5, revision: Some("abc".into()), ..settings.clone() };
         assert_eq!(settings.differences(&other, false), ["mask_ratio: recorded 0.75, now 0.5"]);
         assert_eq!(settings.differences(&other, true).len(), 2);

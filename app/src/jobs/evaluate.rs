@@ -13,7 +13,7 @@ use std::sync::mpsc::sync_channel;
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use mae_model::preprocess::load_rgb_image;
-use mae_model::{DisplayPair, ForwardOptions, LoadedModel, MaeError, Preprocessor, Quality};
+use mae_model::{DisplayPair, ForwardOptions, LoadedModel, MaeError, Quality, SizeRule};
 
 use super::masks::MaskSource;
 
@@ -43,6 +43,8 @@ pub struct EvalCase {
 pub struct EvaluationJob {
     pub masks: Vec<MaskSource>,
     pub items: Vec<EvalItem>,
+    /// The size pictures are fed at (`--size`; each model rounds `native` to its own patch size).
+    pub size: SizeRule,
 }
 
 /// A model and the name its rows carry.
@@ -71,6 +73,8 @@ pub struct CaseResult {
     pub model: usize,
     /// The measurements, or why this forward pass failed.
     pub quality: std::result::Result<Quality, String>,
+    /// (width, height) the model took the picture at.
+    pub input_size: (usize, usize),
 }
 
 /// What the reader thread hands over for one item: the picture's size and its pixel values for each distinct
@@ -102,14 +106,19 @@ impl EvaluationJob {
         on_image: &mut dyn FnMut(ImageResult) -> Result<()>,
     ) -> Result<()> {
         let batch = batch.max(1);
-        // Models that preprocess alike share one copy of the pixel values.
-        let mut preprocessors: Vec<Preprocessor> = Vec::new();
+        // Models that preprocess alike (and, at a size of their own, cut patches alike) share one copy of the pixel
+        // values: the first of them prepares it.
+        let mut preprocessors: Vec<&LoadedModel> = Vec::new();
         let model_input: Vec<usize> = models
             .iter()
             .map(|model| {
-                let config = &model.loaded.preprocessor.config;
-                preprocessors.iter().position(|p| p.config.difference_from(config).is_none()).unwrap_or_else(|| {
-                    preprocessors.push(model.loaded.preprocessor.clone());
+                let alike = |other: &&LoadedModel| {
+                    other.preprocessor.config.difference_from(&model.loaded.preprocessor.config).is_none()
+                        && (self.size == SizeRule::Model
+                            || other.model.config().patch_size == model.loaded.model.config().patch_size)
+                };
+                preprocessors.iter().position(alike).unwrap_or_else(|| {
+                    preprocessors.push(model.loaded);
                     preprocessors.len() - 1
                 })
             })
@@ -123,7 +132,7 @@ impl EvaluationJob {
             std::thread::Builder::new().name("eval-reader".into()).spawn_scoped(scope, move || {
                 for (index, item) in items.iter().enumerate() {
                     // The receiver is gone when the run stopped early.
-                    if sender.send(prepare(index, item, preprocessors)).is_err() {
+                    if sender.send(prepare(index, item, preprocessors, self.size)).is_err() {
                         break;
                     }
                 }
@@ -184,10 +193,16 @@ impl EvaluationJob {
                 Ok(qualities
                     .into_iter()
                     .enumerate()
-                    .map(|(slot, quality)| CaseResult {
-                        case: item.cases[slot / models.len()],
-                        model: slot % models.len(),
-                        quality: quality.expect("every pass of a readable image ran"),
+                    .map(|(slot, quality)| {
+                        let model = slot % models.len();
+                        let inputs = prepared.inputs.as_ref().expect("only readable images have results");
+                        let (_, _, height, width) = inputs[model_input[model]].dims4().unwrap_or_default();
+                        CaseResult {
+                            case: item.cases[slot / models.len()],
+                            model,
+                            quality: quality.expect("every pass of a readable image ran"),
+                            input_size: (width, height),
+                        }
                     })
                     .collect())
             })
@@ -274,8 +289,10 @@ impl EvaluationJob {
         let thumbnail = image::imageops::thumbnail(&rgb, thumbnail_side, thumbnail_side);
         let thumbnail = Some(image::DynamicImage::ImageRgb8(thumbnail).to_rgba8());
         let size = Some(rgb.dimensions());
-        let quality = match (item.cases.first(), loaded.preprocessor.pixel_values(&rgb, &Device::Cpu)) {
-            (Some(&case), Ok(values)) => self.measure(loaded, &values, case).map_err(|problem| format!("{problem:#}")),
+        let quality = match (item.cases.first(), loaded.pixel_values_at(&rgb, self.size, &Device::Cpu)) {
+            (Some(&case), Ok((values, _))) => {
+                self.measure(loaded, &values, case).map_err(|problem| format!("{problem:#}"))
+            }
             (None, _) => Err("no case to run".to_string()),
             (_, Err(problem)) => Err(problem.to_string()),
         };
@@ -284,8 +301,8 @@ impl EvaluationJob {
 }
 
 /// Decodes an image (through the bounded reader, which refuses what PIL would refuse and what would not fit in
-/// memory) and preprocesses it for each preprocessor.
-fn prepare(index: usize, item: &EvalItem, preprocessors: &[Preprocessor]) -> Prepared {
+/// memory) and preprocesses it at `size` as each of `preprocessors` (a model standing for those alike) does.
+fn prepare(index: usize, item: &EvalItem, preprocessors: &[&LoadedModel], size: SizeRule) -> Prepared {
     let rgb = match load_rgb_image(&item.path) {
         Ok(rgb) => rgb,
         // The problem alone: rows name the image already.
@@ -294,7 +311,10 @@ fn prepare(index: usize, item: &EvalItem, preprocessors: &[Preprocessor]) -> Pre
     };
     let inputs = preprocessors
         .iter()
-        .map(|preprocessor| preprocessor.pixel_values(&rgb, &Device::Cpu).map_err(|problem| problem.to_string()))
+        .map(|loaded| {
+            let prepared = loaded.pixel_values_at(&rgb, size, &Device::Cpu);
+            prepared.map(|(values, _)| values).map_err(|problem| problem.to_string())
+        })
         .collect();
     Prepared { index, size: Some(rgb.dimensions()), inputs }
 }

@@ -17,7 +17,7 @@ use candle_core::Device;
 use image::{RgbImage, RgbaImage};
 use mae_model::masking::check_ratio;
 use mae_model::preprocess::load_rgb_image;
-use mae_model::{DisplayPair, ForwardOptions, LoadedModel, Quality};
+use mae_model::{DisplayPair, ForwardOptions, InputSize, LoadedModel, Quality, SizeRule};
 
 use super::csv;
 use super::masks::MaskItem;
@@ -63,6 +63,8 @@ pub struct GridJob {
     pub tile_size: u32,
     /// How many models run it: each repeats the columns.
     pub models: usize,
+    /// The size pictures are fed at (each model rounds `native` to its own patch size).
+    pub size: SizeRule,
 }
 
 /// What a running grid job reports.
@@ -72,6 +74,8 @@ pub enum GridProgress {
     Rows { done: usize, total: usize },
     /// An image from a folder could not be read and was left out.
     Skipped { problem: String },
+    /// An image is fed at a size other than the model's own (`--size`): which, and why, for the first model.
+    Sized { image: String, size: InputSize },
 }
 
 /// What one model measured on one grid row, for `export --metrics-csv`.
@@ -143,13 +147,25 @@ impl GridJob {
         Ok(CheckedGridJob(self))
     }
 
-    /// The image as each model's own preprocessor prepares it (read once).
-    fn pixel_values(&self, image: &GridImage, models: &[&LoadedModel]) -> Result<Vec<candle_core::Tensor>> {
+    /// The image as each model's own preprocessor prepares it at the job's size (read once), with the size the
+    /// first model takes it at.
+    fn pixel_values(
+        &self,
+        image: &GridImage,
+        models: &[&LoadedModel],
+    ) -> Result<(Vec<candle_core::Tensor>, Option<InputSize>)> {
         let rgb = match &image.source {
             GridImageSource::Decoded(rgb) => rgb.clone(),
             GridImageSource::File { path, .. } => Arc::new(load_rgb_image(path)?),
         };
-        models.iter().map(|loaded| Ok(loaded.preprocessor.pixel_values(&rgb, &Device::Cpu)?)).collect()
+        let mut first_size = None;
+        let mut values = Vec::with_capacity(models.len());
+        for loaded in models {
+            let (tensor, size) = loaded.pixel_values_at(&rgb, self.size, &Device::Cpu)?;
+            first_size.get_or_insert(size);
+            values.push(tensor);
+        }
+        Ok((values, first_size))
     }
 }
 
@@ -187,7 +203,12 @@ impl CheckedGridJob {
         let mut input_size = None;
         for image in &self.images {
             let pixel_values = match self.pixel_values(image, models) {
-                Ok(values) => values,
+                Ok((values, size)) => {
+                    if let Some(size) = size.filter(|_| self.size != SizeRule::Model) {
+                        progress(GridProgress::Sized { image: image.name.clone(), size });
+                    }
+                    values
+                }
                 Err(problem) if matches!(image.source, GridImageSource::File { skip_if_unreadable: true, .. }) => {
                     progress(GridProgress::Skipped { problem: format!("{problem:#}") });
                     done += self.rows_per_image();

@@ -290,25 +290,44 @@ pub const BACKGROUND: Rgba<u8> = Rgba([236, 236, 236, 255]);
 const INK: [u8; 3] = [20, 20, 20];
 
 /// Where everything goes: width = `caption_width + columns·(tile_size + GAP)`, height = `title_height +
-/// header_height + rows·(tile_size + GAP)` (each tile is followed by a thin gap so neighbouring tiles, and white
-/// mask tiles, stay apart).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// header_height + Σ (row height + GAP)` (each tile is followed by a thin gap so neighbouring tiles, and white
+/// mask tiles, stay apart). A cell keeps its picture's aspect with the longer side `tile_size`: a row of square
+/// pictures is `tile_size` high, a 16:9 row 9/16 of it (a portrait picture is centred in its column).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GridGeometry {
     pub columns: u32,
-    pub rows: u32,
     pub tile_size: u32,
+    /// Each row's height: its tallest cell.
+    pub row_heights: Vec<u32>,
     pub caption_width: u32,
     pub title_height: u32,
     pub header_height: u32,
 }
 
+/// A `width`×`height` picture's cell: scaled so the longer side is `size`, each side at least 1 pixel.
+fn cell_size((width, height): (u32, u32), size: u32) -> (u32, u32) {
+    if width == height {
+        return (size, size);
+    }
+    let scale = f64::from(size) / f64::from(width.max(height).max(1));
+    let side = |pixels: u32| ((f64::from(pixels) * scale).round() as u32).clamp(1, size);
+    (side(width), side(height))
+}
+
 impl GridGeometry {
-    pub fn new(spec: &GridSpec, row_captions: &[Vec<String>]) -> Self {
-        let widest_caption = row_captions.iter().flatten().map(|line| text_width(line, CAPTION_SIZE)).max();
+    pub fn new(spec: &GridSpec, rows: &[GridRow]) -> Self {
+        let widest_caption = rows.iter().flat_map(|row| &row.caption).map(|line| text_width(line, CAPTION_SIZE)).max();
+        let row_heights = rows
+            .iter()
+            .map(|row| {
+                let tallest = row.tiles.iter().map(|tile| cell_size(tile.dimensions(), spec.tile_size).1).max();
+                tallest.unwrap_or(spec.tile_size)
+            })
+            .collect();
         let mut geometry = Self {
             columns: spec.column_captions.len() as u32,
-            rows: row_captions.len() as u32,
             tile_size: spec.tile_size,
+            row_heights,
             caption_width: widest_caption.unwrap_or(0).max(40) + 2 * PADDING,
             title_height: 0,
             header_height: 0,
@@ -335,13 +354,14 @@ impl GridGeometry {
     }
 
     pub fn height(&self) -> u64 {
-        u64::from(self.title_height + self.header_height) + u64::from(self.rows) * u64::from(self.tile_size + GAP)
+        let rows: u64 = self.row_heights.iter().map(|&height| u64::from(height + GAP)).sum();
+        u64::from(self.title_height + self.header_height) + rows
     }
 
-    /// Top-left corner of the tile in `row`, `column`.
+    /// Top-left corner of the cell in `row`, `column`.
     pub fn tile_origin(&self, row: u32, column: u32) -> (u32, u32) {
-        let pitch = self.tile_size + GAP;
-        (self.caption_width + column * pitch, self.title_height + self.header_height + row * pitch)
+        let above: u32 = self.row_heights.iter().take(row as usize).map(|&height| height + GAP).sum();
+        (self.caption_width + column * (self.tile_size + GAP), self.title_height + self.header_height + above)
     }
 
     /// Refuses grids too large to compose in memory, naming the size.
@@ -359,24 +379,23 @@ impl GridGeometry {
     }
 }
 
-/// `tile` scaled (nearest) to fit a `size`×`size` square, centred on the background colour.
-fn fit_tile(tile: &RgbaImage, size: u32) -> RgbaImage {
+/// `tile` scaled (nearest) to its cell ([`cell_size`]: the longer side `size`), centred in a `size` wide,
+/// `row_height` high box on the background colour.
+fn fit_tile(tile: &RgbaImage, size: u32, row_height: u32) -> RgbaImage {
     let (width, height) = tile.dimensions();
-    if (width, height) == (size, size) {
+    if (width, height) == (size, row_height) {
         return tile.clone();
     }
-    let scale = f64::from(size) / f64::from(width.max(height).max(1));
-    let scaled_width = ((f64::from(width) * scale).round() as u32).clamp(1, size);
-    let scaled_height = ((f64::from(height) * scale).round() as u32).clamp(1, size);
+    let (scaled_width, scaled_height) = cell_size((width, height), size);
     let scaled = imageops::resize(tile, scaled_width, scaled_height, imageops::FilterType::Nearest);
-    let mut square = RgbaImage::from_pixel(size, size, BACKGROUND);
+    let mut cell = RgbaImage::from_pixel(size, row_height, BACKGROUND);
     imageops::replace(
-        &mut square,
+        &mut cell,
         &scaled,
-        i64::from((size - scaled_width) / 2),
-        i64::from((size - scaled_height) / 2),
+        i64::from(size.saturating_sub(scaled_width) / 2),
+        i64::from(row_height.saturating_sub(scaled_height) / 2),
     );
-    square
+    cell
 }
 
 /// Draws the grid.
@@ -387,8 +406,7 @@ pub fn compose_grid(spec: &GridSpec, rows: &[GridRow]) -> Result<RgbaImage> {
     if let Some(row) = rows.iter().find(|row| row.tiles.len() != spec.column_captions.len()) {
         bail!("a grid row has {} tiles for {} columns", row.tiles.len(), spec.column_captions.len());
     }
-    let captions: Vec<Vec<String>> = rows.iter().map(|row| row.caption.clone()).collect();
-    let geometry = GridGeometry::new(spec, &captions);
+    let geometry = GridGeometry::new(spec, rows);
     geometry.check_size()?;
     let mut canvas = RgbaImage::from_pixel(geometry.width() as u32, geometry.height() as u32, BACKGROUND);
 
@@ -415,9 +433,10 @@ pub fn compose_grid(spec: &GridSpec, rows: &[GridRow]) -> Result<RgbaImage> {
             let y = top as f32 + PADDING as f32 / 2.0 + line_index as f32 * line;
             draw_text(&mut canvas, text, PADDING as f32, y, CAPTION_SIZE, INK);
         }
+        let row_height = geometry.row_heights[row_index];
         for (column_index, tile) in row.tiles.iter().enumerate() {
             let (x, y) = geometry.tile_origin(row_index as u32, column_index as u32);
-            imageops::replace(&mut canvas, &fit_tile(tile, spec.tile_size), i64::from(x), i64::from(y));
+            imageops::replace(&mut canvas, &fit_tile(tile, spec.tile_size, row_height), i64::from(x), i64::from(y));
         }
     }
     Ok(canvas)
@@ -445,11 +464,17 @@ mod tests {
     }
 
     #[test]
-    fn tiles_fit_their_square() {
+    fn cells_keep_the_pictures_aspect_with_the_longer_side_the_tile_size() {
+        assert_eq!(cell_size((8, 4), 16), (16, 8));
+        assert_eq!(cell_size((1024, 576), 224), (224, 126));
+        assert_eq!(cell_size((240, 320), 224), (168, 224));
+        assert_eq!(cell_size((3, 3), 224), (224, 224));
         let wide = RgbaImage::from_pixel(8, 4, Rgba([1, 2, 3, 255]));
-        let square = fit_tile(&wide, 16);
-        assert_eq!(square.dimensions(), (16, 16));
-        assert_eq!(square.get_pixel(0, 8).0, [1, 2, 3, 255]);
-        assert_eq!(square.get_pixel(0, 0).0, BACKGROUND.0);
+        let cell = fit_tile(&wide, 16, 8);
+        assert_eq!(cell.dimensions(), (16, 8));
+        assert!(cell.pixels().all(|pixel| pixel.0 == [1, 2, 3, 255]), "a wide row is as high as its pictures");
+        // In a taller row (a portrait picture beside it), a wide cell is centred on the background.
+        let boxed = fit_tile(&wide, 16, 16);
+        assert_eq!((boxed.get_pixel(0, 8).0, boxed.get_pixel(0, 0).0), ([1, 2, 3, 255], BACKGROUND.0));
     }
 }

@@ -2,7 +2,7 @@
 
 use eframe::egui;
 use mae_model::masking::len_keep;
-use mae_model::{ComputeDtype, DeviceChoice};
+use mae_model::{ComputeDtype, DeviceChoice, SizeRule};
 
 use super::file_request::FileRequest;
 use super::session::{MaskMode, Session};
@@ -87,6 +87,7 @@ fn model_section(session: &mut Session, ui: &mut egui::Ui) {
             session.load_model(model);
         }
     });
+    size_control(session, ui);
     if device == DeviceChoice::Cpu {
         dtype = candle_core::DType::F32;
     }
@@ -95,6 +96,70 @@ fn model_section(session: &mut Session, ui: &mut egui::Ui) {
         (session.model_mut().device, session.model_mut().dtype) = (device, dtype);
         let model = session.model().arg.clone();
         session.load_model(model);
+    }
+}
+
+/// The label beside the Size control (tests find the control by it).
+pub const SIZE_LABEL: &str = "Size";
+/// The accessible name of the custom size field.
+pub const CUSTOM_SIZE_LABEL: &str = "Custom size";
+
+/// The Size control: the picture fed at the model's input size, at its own shape, or at a typed W×H (applied on
+/// Enter; a size that cannot be used says why in the message line).
+fn size_control(session: &mut Session, ui: &mut egui::Ui) {
+    let model_size = session.model().info().map(|info| info.image_size);
+    let model_text = model_size.map_or("model's".to_string(), |(height, width)| format!("model's ({width}×{height})"));
+    let current = session.settings.size;
+    let mut choice = current;
+    let field_id = ui.make_persistent_id("custom size");
+    let default_text = match current {
+        SizeRule::Exact { .. } => current.to_string(),
+        _ => model_size.map_or("224x224".to_string(), |(height, width)| format!("{width}x{height}")),
+    };
+    let mut text: String = ui.data_mut(|data| data.get_temp(field_id)).unwrap_or(default_text);
+    ui.horizontal(|ui| {
+        let selected = match current {
+            SizeRule::Model => model_text.clone(),
+            SizeRule::Native => "picture's own".to_string(),
+            SizeRule::Exact { width, height } => format!("{width}×{height}"),
+        };
+        egui::ComboBox::from_id_salt("size")
+            .selected_text(selected)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut choice, SizeRule::Model, model_text);
+                ui.selectable_value(&mut choice, SizeRule::Native, "picture's own");
+                let custom = ui.selectable_label(matches!(current, SizeRule::Exact { .. }), "custom W×H");
+                if custom.clicked() {
+                    choice = text.parse().unwrap_or(current);
+                }
+            })
+            .response
+            .on_hover_text(
+                "The size the picture is fed to the model at: the model's input size (every picture squashed to it), \
+                 the picture's own shape (the longer side at most 1024 px, sides floored to multiples of the patch \
+                 size), or a custom width×height; other sizes than the model's run with interpolated position \
+                 embeddings, as transformers' interpolate_pos_encoding",
+            );
+        ui.label(SIZE_LABEL);
+        if matches!(current, SizeRule::Exact { .. }) {
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut text).desired_width(80.0).hint_text("WxH").id_salt(CUSTOM_SIZE_LABEL),
+            );
+            field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, CUSTOM_SIZE_LABEL));
+            if field.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter)) {
+                match text.parse::<SizeRule>() {
+                    Ok(size) => choice = size,
+                    Err(error) => session.show_error(format!("size: {error}")),
+                }
+            }
+        }
+    });
+    ui.data_mut(|data| data.insert_temp(field_id, text));
+    if choice != current {
+        session.set_size(choice);
+    }
+    if let (Some((height, width)), false) = (session.input_size(), current == SizeRule::Model) {
+        ui.weak(format!("the picture is fed at {width}×{height}"));
     }
 }
 
@@ -225,7 +290,7 @@ fn ratio(session: &mut Session, ui: &mut egui::Ui) {
             .on_disabled_hover_text(unused.unwrap_or_default());
         session.forwards.held_by_pointer = slider.is_pointer_button_down_on();
     });
-    if let Some((rows, cols)) = session.model().grid() {
+    if let Some((rows, cols)) = session.grid() {
         let patches = rows * cols;
         let asked = patches - len_keep(patches, session.settings.mask_ratio);
         // The mask on screen says how many it hid; before it arrives, the painted or asked-for count.

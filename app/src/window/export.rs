@@ -128,6 +128,7 @@ impl ExportSettings {
             masked_style: session.settings.masked_style,
             tile_size: self.tile_size,
             models: if self.all_models { session.model_names().len().max(1) } else { 1 },
+            size: session.settings.size,
         })
     }
 }

@@ -174,6 +174,9 @@ fn start_options(
     if let Some(seed) = args.seed {
         session.seed = seed;
     }
+    if let Some(size) = args.size {
+        session.size = size;
+    }
     let model = match args.model.clone().or_else(|| session.model.clone()) {
         Some(model) => StartModel::Chosen(model),
         None => StartModel::Default { hub_id: DEFAULT_MODEL.into() },

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use candle_core::DType;
 use image::{RgbImage, RgbaImage};
 use mae_model::hub::HubSettings;
-use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, MaskStrategy, ModelLocation, Quality};
+use mae_model::{DeviceChoice, DownloadProgress, MaskSpec, MaskStrategy, ModelLocation, Quality, SizeRule};
 
 use crate::head_stats::HeadStats;
 use crate::jobs::animation::AnimationJob;
@@ -27,6 +27,8 @@ pub struct ImageInput {
     pub rgb: Arc<RgbImage>,
     /// File name or "pasted image", for titles and export captions.
     pub name: String,
+    /// The size it is fed to the models at (a new size is a new id: every cache of the old one is void).
+    pub size: SizeRule,
 }
 
 /// The attention overlay to draw over the original.

@@ -138,11 +138,12 @@ impl ModelSide {
         self.sweep.as_ref().filter(|sweep| sweep.key == key && sweep.progress().0 > 0)
     }
 
-    /// The patch grid this model cuts its input into.
-    fn grid(&self) -> (usize, usize) {
-        let (height, width) = self.loaded.preprocessor.config.target_size();
+    /// The patch grid this model cuts `image` into, at the image's size.
+    fn grid(&self, image: &ImageInput) -> Result<(usize, usize)> {
+        let model_size = self.loaded.preprocessor.config.target_size();
         let patch = self.loaded.model.config().patch_size;
-        (height / patch, width / patch)
+        let size = image.size.input_size(image.rgb.dimensions(), patch, model_size, &self.loaded.name)?;
+        Ok((size.height / patch, size.width / patch))
     }
 
     /// The image as this model's preprocessor prepares it, cached per image.
@@ -152,7 +153,7 @@ impl ModelSide {
         {
             return Ok(values.clone());
         }
-        let values = self.loaded.preprocessor.pixel_values(&image.rgb, &Device::Cpu)?;
+        let (values, _) = self.loaded.pixel_values_at(&image.rgb, image.size, &Device::Cpu)?;
         self.input = Some((image.id, values.clone()));
         Ok(values)
     }
@@ -528,13 +529,14 @@ impl WorkerState {
     fn forward(&mut self, request: ForwardRequest) -> Result<ForwardResult> {
         let render_start = Instant::now();
         let first = self.models.first().context("no model is loaded")?;
-        let (first_grid, first_preprocessing) = (first.grid(), first.loaded.preprocessor.config.clone());
+        let (first_grid, first_preprocessing) = (first.grid(&request.image)?, first.loaded.preprocessor.config.clone());
         let mut models = Vec::with_capacity(self.models.len());
         // The first model's pixel values, which every model that preprocesses alike takes as they are.
         let mut first_input: Option<(u64, Tensor)> = None;
         for (index, side) in self.models.iter_mut().enumerate() {
-            let own_input = (index > 0).then(|| own_input(side, first_grid, &first_preprocessing)).flatten();
-            if index > 0 && side.grid() != first_grid && matches!(request.mask, MaskSpec::Keep { .. }) {
+            let grid = side.grid(&request.image)?;
+            let own_input = (index > 0).then(|| own_input(side, grid, first_grid, &first_preprocessing)).flatten();
+            if index > 0 && grid != first_grid && matches!(request.mask, MaskSpec::Keep { .. }) {
                 continue;
             }
             if own_input.is_none() && first_input.is_some() {
@@ -607,13 +609,13 @@ impl WorkerState {
         }
         let render_start = Instant::now();
         let (first_grid, first_preprocessing) =
-            (self.models[0].grid(), self.models[0].loaded.preprocessor.config.clone());
+            (self.models[0].grid(&request.image)?, self.models[0].loaded.preprocessor.config.clone());
         let mut models = Vec::with_capacity(self.models.len());
         for (index, side) in self.models.iter().enumerate() {
             let sweep = side.sweep_of(key).context("the sweep went away")?;
             let (entry, exact) = sweep.lookup(*ratio).context("the sweep has no entry")?;
             let view = request.view.model(index);
-            let grid = side.grid();
+            let grid = side.grid(&request.image)?;
             let pictures = draw_entry(sweep, entry, grid, &side.loaded, request.view.masked_style, &view)?;
             let patches = entry.mask.len();
             models.push(ModelResult {
@@ -632,7 +634,7 @@ impl WorkerState {
                 pictures,
                 heads: None,
                 overlay_error: None,
-                own_input: (index > 0).then(|| own_input(side, first_grid, &first_preprocessing)).flatten(),
+                own_input: (index > 0).then(|| own_input(side, grid, first_grid, &first_preprocessing)).flatten(),
                 difference: None,
                 scrubbed: Some(Scrubbed {
                     exact,
@@ -684,10 +686,10 @@ fn draw_entry(
 /// preprocesses images otherwise (what differs is named) or cuts them into another grid.
 fn own_input(
     side: &ModelSide,
+    grid: (usize, usize),
     first_grid: (usize, usize),
     first_preprocessing: &mae_model::PreprocessorConfig,
 ) -> Option<String> {
-    let grid = side.grid();
     let why = match side.loaded.preprocessor.config.difference_from(first_preprocessing) {
         _ if grid != first_grid => format!(
             "cuts the image into another grid ({}×{} patches against the first model's {}×{})",

@@ -16,7 +16,7 @@ fn fixture_model() -> String {
 
 fn sample_image(id: u64) -> ImageInput {
     let rgb = RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, 77]));
-    ImageInput { id, rgb: Arc::new(rgb), name: "gradient".into() }
+    ImageInput { id, rgb: Arc::new(rgb), name: "gradient".into(), size: mae_model::SizeRule::Model }
 }
 
 fn forward(id: u64, ratio: f64, view: ViewOptions) -> Request {

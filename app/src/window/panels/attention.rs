@@ -52,7 +52,7 @@ impl AttentionPanel {
         });
         let (rect, response) = fit_picture(ui, texture.as_ref(), session, Sense::click(), "attention overlay");
         let response = response.on_hover_text("Click a patch to see where it looks; right-click for CLS");
-        let Some(grid) = session.model().grid() else { return };
+        let Some(grid) = session.grid() else { return };
         if let Query::Patch(patch) = session.settings.query {
             let outline = Stroke::new(2.0, Color32::from_rgb(80, 220, 255));
             ui.painter_at(rect).rect_stroke(patch_rect(rect, grid, patch), 0.0, outline, egui::StrokeKind::Inside);

@@ -211,7 +211,8 @@ impl DatasetPanel {
                 EvalItem { path: path.clone(), name, cases: vec![case] }
             })
             .collect();
-        let job = Box::new(EvaluationJob { masks: vec![MaskSource::Strategy(strategy)], items });
+        let job =
+            Box::new(EvaluationJob { masks: vec![MaskSource::Strategy(strategy)], items, size: session.settings.size });
         self.job.cancel(session);
         self.rows = paths
             .into_iter()
@@ -328,6 +329,7 @@ impl DatasetPanel {
             masked_style: session.settings.masked_style,
             tile_size: WORST_TILE_SIZE,
             models: 1,
+            size: session.settings.size,
         };
         match job.check() {
             Ok(job) => {

@@ -112,7 +112,7 @@ impl Panel for PicturePanel {
             quality_caption(ui, rect, &quality_line(result));
         }
         let response = response.on_hover_text(self.description());
-        let Some(grid) = session.model().grid() else { return };
+        let Some(grid) = session.grid() else { return };
         if self.picture.paintable() {
             paint_interaction(session, &response, rect, grid);
             let painter = ui.painter_at(rect);
@@ -181,8 +181,14 @@ pub fn fit_picture(
     sense: Sense,
     label: &str,
 ) -> (Rect, egui::Response) {
-    let (height, width) = session.model().info().map_or((224, 224), |info| info.image_size);
-    let aspect = height as f32 / width.max(1) as f32;
+    // The picture's own aspect (a picture fed at its own size is not square); before it arrives, the input's.
+    let aspect = match texture {
+        Some(texture) => texture.size_vec2().y / texture.size_vec2().x.max(1.0),
+        None => {
+            let (height, width) = session.input_size().unwrap_or((224, 224));
+            height as f32 / width.max(1) as f32
+        }
+    };
     let available = ui.available_size().max(Vec2::splat(32.0));
     let side = available.x.min(available.y / aspect.max(1e-3));
     let size = Vec2::new(side, side * aspect);

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use eframe::egui;
 
+use mae_model::SizeRule;
+
 use crate::worker::ImageInput;
 
 #[derive(Default)]
@@ -17,10 +19,19 @@ pub struct ImageSlot {
 }
 
 impl ImageSlot {
-    /// Puts a new picture in the slot under `id` (fresh, so results for the old picture are told apart).
-    pub fn set(&mut self, id: u64, name: String, rgb: Arc<image::RgbImage>, preview: egui::ColorImage) {
+    /// Puts a new picture in the slot under `id` (fresh, so results for the old picture are told apart), to be fed
+    /// at `size`.
+    pub fn set(&mut self, id: u64, name: String, rgb: Arc<image::RgbImage>, preview: egui::ColorImage, size: SizeRule) {
         self.preview = Some((id, preview));
-        self.input = Some(ImageInput { id, rgb, name });
+        self.input = Some(ImageInput { id, rgb, name, size });
+    }
+
+    /// The same picture fed at another `size`, under a fresh `id` (the worker's caches are of the old size).
+    pub fn resize(&mut self, id: u64, size: SizeRule) {
+        if let Some(input) = self.input.as_mut() {
+            input.id = id;
+            input.size = size;
+        }
     }
 
     pub fn id(&self) -> Option<u64> {

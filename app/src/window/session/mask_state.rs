@@ -5,7 +5,6 @@ use mae_model::{MaskSpec, Masking};
 
 use super::settings::{MaskMode, SessionSettings};
 use crate::jobs::masks::MaskPicture;
-use crate::worker::ModelInfo;
 
 /// The mask picture as patches of one model input: ((height, width), patch size) → masked flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,15 +48,15 @@ impl MaskState {
         self.picture_mask = None;
     }
 
-    /// Cuts the mask picture into the patches of `info`'s input (once per picture and model input). A picture that
-    /// cannot be cut is dropped, and the error names it.
-    pub fn fit_picture_to(&mut self, info: &ModelInfo) -> Result<(), String> {
+    /// Cuts the mask picture into the patches of a model input of `size` (height, width) cut into `patch`-pixel
+    /// patches (once per picture and input). A picture that cannot be cut is dropped, and the error names it.
+    pub fn fit_picture_to(&mut self, size: (usize, usize), patch: usize) -> Result<(), String> {
         let Some(picture) = &self.picture else { return Ok(()) };
-        let input = (info.image_size, info.patch_size);
+        let input = (size, patch);
         if self.picture_mask.as_ref().is_some_and(|known| known.input == input) {
             return Ok(());
         }
-        match mae_model::mask_picture::mask_from_picture(&picture.rgb, info.image_size, info.patch_size) {
+        match mae_model::mask_picture::mask_from_picture(&picture.rgb, size, patch) {
             Ok(masked) => {
                 self.picture_mask = Some(PictureMask { input, masked });
                 Ok(())

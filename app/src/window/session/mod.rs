@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 
 use eframe::egui;
 use mae_model::hub::HubSettings;
-use mae_model::{MaskSpec, ModelLocation};
+use mae_model::{MaskSpec, ModelLocation, SizeRule};
 
 pub use forwards::Forwards;
 pub use image_slot::ImageSlot;
@@ -313,13 +313,60 @@ impl Session {
         if let ImageOrigin::File(path) = &origin {
             self.settings.remember_file(path.clone());
         }
+        let grid_before = self.grid();
         let id = self.forwards.next_id();
-        self.image.set(id, origin.display_name(), rgb, preview);
+        self.image.set(id, origin.display_name(), rgb, preview, self.settings.size);
+        // At the picture's own size, another picture may be cut into another grid.
+        self.fit_masks_to_grid(grid_before);
+    }
+
+    /// Feeds the picture at `size` from now on (the Size control, `--size`).
+    pub fn set_size(&mut self, size: SizeRule) {
+        if size == self.settings.size {
+            return;
+        }
+        let grid_before = self.grid();
+        self.settings.size = size;
+        let id = self.forwards.next_id();
+        self.image.resize(id, size);
+        self.fit_masks_to_grid(grid_before);
+    }
+
+    /// The (height, width) the first model takes the picture on screen at, with the chosen size; `None` without a
+    /// model, or when the size cannot be used with it (the worker's refusal says why).
+    pub fn input_size(&self) -> Option<(usize, usize)> {
+        let info = self.model().info()?;
+        let model_size = info.image_size;
+        let picture = self
+            .image
+            .input
+            .as_ref()
+            .map_or((model_size.1 as u32, model_size.0 as u32), |image| image.rgb.dimensions());
+        let size = self.settings.size.input_size(picture, info.patch_size, model_size, &info.name).ok()?;
+        Some((size.height, size.width))
+    }
+
+    /// The patch grid (rows, columns) the first model cuts the picture on screen into, at the chosen size.
+    pub fn grid(&self) -> Option<(usize, usize)> {
+        let patch = self.model().info()?.patch_size;
+        self.input_size().map(|(height, width)| (height / patch, width / patch))
+    }
+
+    /// The painted mask and the mask picture cut to the grid of the picture on screen; a query patch of another
+    /// grid (`grid_before`) names another place, so the query goes back to CLS.
+    fn fit_masks_to_grid(&mut self, grid_before: Option<(usize, usize)>) {
+        self.fit_mask_picture();
+        if self.grid() != grid_before {
+            self.settings.query = Query::Cls;
+            if self.settings.mask_mode == MaskMode::Painted {
+                self.fit_painted_mask();
+            }
+        }
     }
 
     /// The mask the controls describe.
     pub fn mask_spec(&self) -> Option<MaskSpec> {
-        self.mask.spec(&self.settings, self.model().grid())
+        self.mask.spec(&self.settings, self.grid())
     }
 
     /// Uses `picture` as the mask (switching to `Image` mode); `path` is remembered for the next start.
@@ -332,8 +379,9 @@ impl Session {
 
     /// Cuts the mask picture into the current model's patches; one that cannot be is dropped for random masks.
     fn fit_mask_picture(&mut self) {
-        let Some(info) = self.models[0].info() else { return };
-        if let Err(error) = self.mask.fit_picture_to(info) {
+        let (Some(info), Some(size)) = (self.models[0].info(), self.input_size()) else { return };
+        let patch = info.patch_size;
+        if let Err(error) = self.mask.fit_picture_to(size, patch) {
             self.show_error(format!("{error}; back to random masks"));
             self.settings.mask_mode = MaskMode::Random;
         }
@@ -357,14 +405,14 @@ impl Session {
 
     /// Makes the painted mask match the model's grid, starting from the mask on screen when there is one.
     fn fit_painted_mask(&mut self) {
-        let Some(grid) = self.model().grid() else { return };
+        let Some(grid) = self.grid() else { return };
         let on_screen = self.result().map(|result| result.first().masked_patches());
         self.mask.fit_painted_to(grid, on_screen, &self.settings);
     }
 
     /// Painted mode: start again from the random mask of the current seed and ratio.
     pub fn reset_painted_to_random(&mut self) {
-        if let Some(grid) = self.model().grid() {
+        if let Some(grid) = self.grid() {
             self.mask.paint_random(grid, &self.settings);
         }
     }
@@ -462,10 +510,11 @@ impl Session {
                 Handled::Done
             }
             Response::ModelLoaded { id, info } if Some(id) == loading_id => {
-                let grid_changed = self.model().grid() != Some(info.grid);
+                let grid_before = self.grid();
                 if self.model_mut().loaded((*info).clone()) {
                     self.settings.model = Some(self.model().arg.clone());
                 }
+                let grid_changed = self.grid() != grid_before;
                 self.settings.device = self.model().device.name().into();
                 self.settings.dtype = mae_model::dtype_name(self.model().dtype).into();
                 self.fit_mask_picture();

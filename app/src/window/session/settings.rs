@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use mae_model::{DeviceChoice, MaskStrategy};
+use mae_model::{DeviceChoice, MaskStrategy, SizeRule};
 use serde::{Deserialize, Serialize};
 
 use crate::render::attention::Query;
@@ -113,6 +113,8 @@ pub struct SessionSettings {
     pub compare_models: Vec<String>,
     pub device: String,
     pub dtype: String,
+    /// The size pictures are fed to the model at (the Size control, `--size`).
+    pub size: SizeRule,
 }
 
 impl Default for SessionSettings {
@@ -132,6 +134,7 @@ impl Default for SessionSettings {
             compare_models: Vec::new(),
             device: DeviceChoice::Auto.name().into(),
             dtype: "f32".into(),
+            size: SizeRule::Model,
         }
     }
 }
