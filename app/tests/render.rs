@@ -412,7 +412,7 @@ fn a_wide_row_is_as_high_as_its_pictures_and_a_square_row_is_a_full_tile() {
         GridRow { caption: vec!["square".into()], tiles: vec![square.clone(), square] },
     ];
     let geometry = GridGeometry::new(&spec, &rows);
-    assert_eq!(geometry.row_heights, vec![72, 128]);
+    assert_eq!(geometry.row_heights, vec![72, 128], "one caption line fits in 72 pixels");
     let grid = compose_grid(&spec, &rows).unwrap();
     assert_eq!(
         u64::from(grid.height()),
@@ -423,6 +423,10 @@ fn a_wide_row_is_as_high_as_its_pictures_and_a_square_row_is_a_full_tile() {
     let (x, y) = geometry.tile_origin(1, 0);
     assert_eq!(y, geometry.tile_origin(0, 0).1 + 72 + GAP);
     assert_eq!(grid.get_pixel(x + 127, y + 127).0, [0, 200, 0, 255]);
+    // Ten caption lines do not fit a 72-pixel row: it grows to hold them.
+    let tall = vec![GridRow { caption: vec!["line".into(); 10], tiles: rows[0].tiles.clone() }];
+    let geometry = GridGeometry::new(&spec, &tall);
+    assert!(geometry.row_heights[0] > 72 && geometry.row_heights[0] < 400, "{:?}", geometry.row_heights);
 }
 
 #[test]

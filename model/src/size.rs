@@ -133,10 +133,23 @@ impl SizeRule {
         model_size: (usize, usize),
         model: &str,
     ) -> Result<InputSize> {
-        let size = self.input_size(picture, config.patch_size, model_size, model)?;
-        let grid = (size.height / config.patch_size.max(1), size.width / config.patch_size.max(1));
-        check_forward_fits(config, grid)
-            .map_err(|problem| MaeError::InvalidInput(format!("{}x{}: {problem}", size.width, size.height)))?;
+        let patch = config.patch_size.max(1);
+        let fits = |width: usize, height: usize| {
+            check_forward_fits(config, (height / patch, width / patch))
+                .map_err(|problem| MaeError::InvalidInput(format!("{width}x{height}: {problem}")))
+        };
+        let size = match self.input_size(picture, config.patch_size, model_size, model) {
+            Ok(size) => size,
+            // Off the patch grid and too large besides: the memory is the problem to name (the nearest sizes
+            // would not fit either).
+            Err(off_grid) => {
+                if let SizeRule::Exact { width, height } = *self {
+                    fits(width, height)?;
+                }
+                return Err(off_grid);
+            }
+        };
+        fits(size.width, size.height)?;
         Ok(size)
     }
 }

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mae_explorer::cli::{DumpArgs, EngineArgs, ForwardInputArgs, ModelArgs};
+use mae_explorer::cli::{DumpArgs, EngineArgs, ForwardInputArgs, ModelArgs, SizeArgs};
 use mae_integration_tests::{TensorFile, compare_outputs, fixtures, read_tensor_file, to_f64};
-use mae_model::{DeviceChoice, KernelChoice};
+use mae_model::{DeviceChoice, KernelChoice, SizeRule};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -25,6 +25,19 @@ fn run_dump(
     ratio: f64,
     kernels: KernelChoice,
 ) -> anyhow::Result<TensorFile> {
+    run_dump_at(model, input, noise, seed, ratio, kernels, SizeRule::Model)
+}
+
+/// [`run_dump`] with `--size`.
+fn run_dump_at(
+    model: &Path,
+    input: Input,
+    noise: Option<&Path>,
+    seed: Option<u64>,
+    ratio: f64,
+    kernels: KernelChoice,
+    size: SizeRule,
+) -> anyhow::Result<TensorFile> {
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path().join("out.safetensors");
     let (image, pixel_values) = match input {
@@ -39,7 +52,7 @@ fn run_dump(
             noise: noise.map(Path::to_owned),
             seed,
             mask_ratio: Some(ratio),
-            size: Default::default(),
+            size: SizeArgs { size },
         },
         model: ModelArgs { location: model.to_string_lossy().into_owned() },
         engine: EngineArgs { device: DeviceChoice::Cpu, kernels, ..EngineArgs::default() },
@@ -162,6 +175,53 @@ fn demo_model_matches_transformers_on_a_photo() {
     });
     let problems = compare_outputs(&ours, &case.tensors, TOLERANCE);
     assert!(problems.is_empty(), "{}:\n{}", path.display(), problems.join("\n"));
+}
+
+/// `dump --image chelsea.png --size WxH --seed 2` with the demo model, at a non-square, a portrait and a larger
+/// size, against transformers' `ViTImageProcessor(size={"height": H, "width": W})` and
+/// `interpolate_pos_encoding=True` with the same seed's noise (`tests/fixtures/sizes/`, tools/make_size_fixtures.py):
+/// noise and mask exactly; the pixel values within 1e-6 (the same 8-bit resize: one level is 0.017 after
+/// normalization, and float32 rescaling and normalizing in another order differ by ~4e-7); every float output at
+/// 1e-4.
+#[test]
+fn other_sizes_match_transformers_interpolated_from_the_photo() {
+    let image = mae_integration_tests::repo_root().join("assets/chelsea.png");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures().join("sizes")).unwrap() {
+        let path = entry.unwrap().path();
+        let case = read_tensor_file(&path);
+        let size: SizeRule = case.metadata["size"].parse().unwrap();
+        let seed = case.metadata["seed"].parse().unwrap();
+        let ratio = case.metadata["mask_ratio"].parse().unwrap();
+        let ours = run_dump_at(
+            Path::new("demo"),
+            Input::Image(image.clone()),
+            None,
+            Some(seed),
+            ratio,
+            KernelChoice::Fused,
+            size,
+        )
+        .unwrap()
+        .tensors;
+        let SizeRule::Exact { width, height } = size else { panic!("{}: not a WxH size", path.display()) };
+        assert_eq!(ours["pixel_values"].dims(), [1, 3, height, width], "{}", path.display());
+        for name in ["noise", "mask", "ids_restore"] {
+            assert_eq!(to_f64(&ours[name]), to_f64(&case.tensors[name]), "{}: {name}", path.display());
+        }
+        let (pixels, expected) = (to_f64(&ours["pixel_values"]), to_f64(&case.tensors["pixel_values"]));
+        let worst = pixels.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-6, "{}: pixel values differ by up to {worst}", path.display());
+        // Checked above, within the resize's float rounding; the rest at the tolerance.
+        let ours =
+            ours.into_iter().filter(|(name, _)| name != "pixel_values" && case.tensors.contains_key(name)).collect();
+        let mut expected = case.tensors.clone();
+        expected.remove("pixel_values");
+        let problems = compare_outputs(&ours, &expected, TOLERANCE);
+        assert!(problems.is_empty(), "{}:\n{}", path.display(), problems.join("\n"));
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "three sizes");
 }
 
 /// A seed-drawn case must need no noise file: `--seed N` reproduces HF's mask on its own.

@@ -304,6 +304,11 @@ pub struct GridGeometry {
     pub header_height: u32,
 }
 
+/// Height of a row caption of `lines` lines, as `compose_grid` draws them.
+fn caption_height(lines: usize) -> u32 {
+    PADDING / 2 + lines as u32 * (line_height(CAPTION_SIZE) + 2)
+}
+
 /// A `width`×`height` picture's cell: scaled so the longer side is `size`, each side at least 1 pixel.
 fn cell_size((width, height): (u32, u32), size: u32) -> (u32, u32) {
     if width == height {
@@ -321,7 +326,10 @@ impl GridGeometry {
             .iter()
             .map(|row| {
                 let tallest = row.tiles.iter().map(|tile| cell_size(tile.dimensions(), spec.tile_size).1).max();
-                tallest.unwrap_or(spec.tile_size)
+                let tallest = tallest.unwrap_or(spec.tile_size);
+                // A row lower than a tile (wide pictures) still holds its caption. (A full-tile row keeps exactly
+                // the tile's height, as grids of the model's square input always had.)
+                if tallest < spec.tile_size { tallest.max(caption_height(row.caption.len())) } else { tallest }
             })
             .collect();
         let mut geometry = Self {
@@ -426,6 +434,7 @@ pub fn compose_grid(spec: &GridSpec, rows: &[GridRow]) -> Result<RgbaImage> {
             draw_text(&mut canvas, line, centred as f32, top as f32, CAPTION_SIZE, INK);
         }
     }
+    // As `caption_height` counts them.
     let line = line_height(CAPTION_SIZE) as f32 + 2.0;
     for (row_index, row) in rows.iter().enumerate() {
         let (_, top) = geometry.tile_origin(row_index as u32, 0);
