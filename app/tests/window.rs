@@ -22,7 +22,7 @@ use mae_integration_tests::fake_hub::{FakeHub, REPO, Weights, silent_hub};
 use mae_integration_tests::gate::Gate;
 use mae_model::hub::HubSettings;
 use mae_model::masking::len_keep;
-use mae_model::{MaskSpec, MaskStrategy, Masking};
+use mae_model::{MaskSpec, MaskStrategy, Masking, SizeRule};
 
 /// Generous: the worker is fast, but CI machines are shared.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -177,6 +177,39 @@ fn a_held_slider_shows_the_sweep_without_forward_passes_and_letting_go_runs_the_
         "the sweep's pictures are the forward pass's pixels"
     );
     assert_eq!(scrubbed.quality, exact.quality);
+}
+
+#[test]
+fn the_size_control_feeds_the_picture_at_its_own_shape_and_is_remembered() {
+    let mut harness = ready_harness(AppOptions::new(fixture_model()));
+    // The sample photo is 451×300: at its own size, 448×288 for 16-pixel patches, an 18×28 grid.
+    harness.state_mut().session.set_size(SizeRule::Native);
+    step_until(&mut harness, "the picture at its own size", |app| {
+        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.first().grid == (18, 28))
+    });
+    harness.run_steps(2);
+    let shown = harness.state().session.result().unwrap().first().clone();
+    assert_eq!(shown.pictures.original.dimensions(), (448, 288));
+    assert_eq!(shown.pictures.attention.as_ref().map(image::RgbaImage::dimensions), Some((448, 288)));
+    assert_eq!(masked_count(harness.state()), 504 - len_keep(504, 0.75));
+    harness.get_by_label_contains("the picture is fed at 448×288");
+    // Painting starts from the mask on screen, on the picture's own grid.
+    harness.state_mut().session.set_mask_mode(MaskMode::Painted);
+    harness.state_mut().session.toggle_patch(503);
+    step_until(&mut harness, "the painted mask", |app| app.session.is_up_to_date());
+    assert_eq!(harness.state().session.result().unwrap().first().mask.len(), 504);
+    // A size off the patch grid is refused in the message line, and the window stays usable.
+    harness.state_mut().session.set_mask_mode(MaskMode::Random);
+    harness.state_mut().session.set_size(SizeRule::Exact { width: 100, height: 100 });
+    step_until(&mut harness, "the refusal", |app| {
+        app.session.messages.notice.as_ref().is_some_and(|notice| notice.is_error && notice.text.contains("96x96"))
+    });
+    harness.state_mut().session.set_size(SizeRule::Exact { width: 96, height: 64 });
+    step_until(&mut harness, "the custom size", |app| {
+        app.session.is_up_to_date() && app.session.result().is_some_and(|result| result.first().grid == (4, 6))
+    });
+    let (_, restored) = restart(harness.state_mut());
+    assert_eq!(restored.session.size, SizeRule::Exact { width: 96, height: 64 });
 }
 
 #[test]
