@@ -338,6 +338,19 @@ pub struct ExportArgs {
     /// Also write one CSV row per grid row: image, mask, ratio, seed, masked patches, losses, PSNR and SSIM.
     #[arg(long, value_name = "CSV")]
     pub metrics_csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub look: GridLookArgs,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Output picture; the extension picks the format (.png, .jpg/.jpeg, .webp).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// How a grid looks, as `export` and `animate` take it: its columns, heatmap colours, masked patches and tile size.
+#[derive(Debug, Clone, Args)]
+pub struct GridLookArgs {
     /// Comma-separated columns: original, mask, masked, reconstruction, pasted, loss,
     /// attention[:encoder|decoder][:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...].
     #[arg(long, value_name = "C,C,...", default_value = "original,masked,reconstruction,pasted")]
@@ -351,12 +364,6 @@ pub struct ExportArgs {
     /// Side of each tile in pixels (model-resolution pictures are scaled with nearest-neighbour).
     #[arg(long, default_value_t = 224)]
     pub tile_size: u32,
-    /// Replace the output file if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// Output picture; the extension picks the format (.png, .jpg/.jpeg, .webp).
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -383,19 +390,8 @@ pub struct AnimateArgs {
     /// that varies: grid and picture masks ignore the ratio, centre and picture masks the seed.
     #[arg(long = "masks", alias = "mask", value_name = "M[:R],...", default_value = "random")]
     pub masks: MaskList,
-    /// Comma-separated columns: original, mask, masked, reconstruction, pasted, loss,
-    /// attention[:encoder|decoder][:L<layer>][:mean|max|min|h<head>][:rollout][:discard=<ratio>], rollout[:...].
-    #[arg(long, value_name = "C,C,...", default_value = "original,masked,reconstruction,pasted")]
-    pub columns: ColumnList,
-    /// Colormap of loss and attention heatmaps.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Colormap::Viridis)]
-    pub colormap: Colormap,
-    /// How masked patches look in the "masked" column.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = MaskedStyle::MeanGrey)]
-    pub masked_style: MaskedStyle,
-    /// Side of each tile in pixels (model-resolution pictures are scaled with nearest-neighbour).
-    #[arg(long, default_value_t = 224)]
-    pub tile_size: u32,
+    #[command(flatten)]
+    pub look: GridLookArgs,
     /// Frames per second, 1 to 50 (a GIF stores each frame's delay in whole centiseconds: round(100/fps)).
     #[arg(long, default_value_t = DEFAULT_FPS, value_parser = parse_fps)]
     pub fps: u32,
@@ -683,7 +679,7 @@ mod tests {
         let Command::Export(args) = parse(&export) else { panic!("not export") };
         let engine = EngineArgs { device: DeviceChoice::Cuda, dtype: ComputeDtype::F16, kernels: KernelChoice::Candle };
         assert_eq!(args.engine, engine);
-        assert_eq!((args.colormap, args.masked_style), (Colormap::Turbo, MaskedStyle::MeanGrey));
+        assert_eq!((args.look.colormap, args.look.masked_style), (Colormap::Turbo, MaskedStyle::MeanGrey));
         let Command::Heads(args) = parse(&["heads", "--model", "demo", "--image", "cat.png", "--out", "h.csv"]) else {
             panic!("not heads")
         };

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use image::AnimationDecoder;
 use image::codecs::gif::GifDecoder;
+use mae_integration_tests::assert_folder_holds;
 
 const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/models/tiny-p16");
 const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/chelsea.png");
@@ -113,14 +114,6 @@ fn a_gif_has_a_frame_per_seed_at_the_fps_delay_within_its_palette_of_export() {
         let share = far_off as f64 / pixels as f64;
         assert!(share <= GIF_MOST_FAR_OFF_PIXELS, "seed {seed}: {far_off} of {pixels} pixels far off");
     }
-}
-
-/// Leaves only `expected` file names in `dir` (no temporary or partial files).
-fn assert_folder_holds(dir: &Path, expected: &[&str]) {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    assert_eq!(names, expected);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mae_integration_tests::assert_folder_holds;
+
 const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/models/tiny-p16");
 const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/chelsea.png");
 
@@ -18,14 +20,6 @@ fn export(arguments: &[&str]) -> Output {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Leaves only `expected` file names in `dir` (no temporary or partial files).
-fn assert_folder_holds(dir: &Path, expected: &[&str]) {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    assert_eq!(names, expected);
 }
 
 #[test]

@@ -160,3 +160,11 @@ impl App {
         output
     }
 }
+
+/// Leaves only `expected` file names in `dir` (no temporary or partial files).
+pub fn assert_folder_holds(dir: &Path, expected: &[&str]) {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, expected);
+}

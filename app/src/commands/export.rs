@@ -51,7 +51,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
 
 /// The grid the arguments describe, with every option that needs no model checked, naming the first bad one.
 pub fn plan(args: &ExportArgs) -> Result<CheckedGridJob> {
-    let (columns, ratios, seeds) = (args.columns.0.clone(), args.mask_ratios.0.clone(), args.seeds.0.clone());
+    let (columns, ratios, seeds) = (args.look.columns.0.clone(), args.mask_ratios.0.clone(), args.seeds.0.clone());
     let masks = args.masks.0.clone();
     let models = args.model.names()?.len();
     picture_format(&args.out)?;
@@ -71,9 +71,9 @@ pub fn plan(args: &ExportArgs) -> Result<CheckedGridJob> {
         ratios,
         seeds,
         columns,
-        colormap: args.colormap,
-        masked_style: args.masked_style,
-        tile_size: args.tile_size,
+        colormap: args.look.colormap,
+        masked_style: args.look.masked_style,
+        tile_size: args.look.tile_size,
         models,
         size: args.size.size,
     }

@@ -584,14 +584,7 @@ impl WorkerState {
                 scrubbed: None,
             });
         }
-        compare_with_first(&mut models);
-        Ok(ForwardResult {
-            id: request.id,
-            image_id: request.image.id,
-            mask_spec: request.mask,
-            render_ms: render_start.elapsed().as_secs_f64() * 1e3,
-            models,
-        })
+        Ok(answer(request, render_start, models))
     }
 }
 
@@ -642,14 +635,7 @@ impl WorkerState {
                 }),
             });
         }
-        compare_with_first(&mut models);
-        Ok(ForwardResult {
-            id: request.id,
-            image_id: request.image.id,
-            mask_spec: request.mask,
-            render_ms: render_start.elapsed().as_secs_f64() * 1e3,
-            models,
-        })
+        Ok(answer(request, render_start, models))
     }
 }
 
@@ -703,6 +689,19 @@ fn own_input(
          seed",
         side.loaded.name
     ))
+}
+
+/// The answer to `request`: every model's result, each compared model's set against the first's, timed from
+/// `render_start`.
+fn answer(request: ForwardRequest, render_start: Instant, mut models: Vec<ModelResult>) -> ForwardResult {
+    compare_with_first(&mut models);
+    ForwardResult {
+        id: request.id,
+        image_id: request.image.id,
+        mask_spec: request.mask,
+        render_ms: render_start.elapsed().as_secs_f64() * 1e3,
+        models,
+    }
 }
 
 /// Each compared model's per-patch loss set against the first model's (`models[0]`), patch by patch where they saw
