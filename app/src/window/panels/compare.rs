@@ -151,11 +151,15 @@ fn caption(model: &ModelResult) -> String {
     }
 }
 
-/// A square picture of `side` points, named for screen readers and tests.
+/// A picture in a square of `side` points, keeping its aspect (a picture fed at its own size is not square),
+/// named for screen readers and tests.
 fn picture(ui: &mut egui::Ui, texture: &TextureHandle, side: f32, label: &str) {
-    let (rect, response) = ui.allocate_exact_size(egui::vec2(side, side), Sense::hover());
+    let (cell, response) = ui.allocate_exact_size(egui::vec2(side, side), Sense::hover());
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     response.on_hover_text(label);
+    let size = texture.size_vec2();
+    let scale = side / size.x.max(size.y).max(1.0);
+    let rect = Rect::from_center_size(cell.center(), size * scale);
     let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-    ui.painter_at(rect).image(texture.id(), rect, uv, Color32::WHITE);
+    ui.painter_at(cell).image(texture.id(), rect, uv, Color32::WHITE);
 }
