@@ -38,14 +38,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-BIN="${BIN:-$ROOT/target/release/mae-explorer}"
-PYTHON="${PYTHON:-$ROOT/tools/.venv/bin/python}"
-die() { echo "bench_batch: error: $*" >&2; exit 1; }
-[[ -x "$BIN" ]] || die "our binary '$BIN' is missing (cargo build --release), or set BIN=..."
-"$PYTHON" -c 'import torch, transformers' 2>/dev/null || die "'$PYTHON' cannot import torch + transformers"
-if [[ ! -f "$MODEL/config.json" ]]; then
-  "$PYTHON" "$ROOT/tools/bench_torch.py" --make-base "$MODEL" --threads "$THREADS"
-fi
+NAME=bench_batch
+# shellcheck source=tools/bench_setup.sh
+source "$ROOT/tools/bench_setup.sh"
 
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_tile)$' | tr '\n' ' ')"

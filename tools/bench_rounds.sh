@@ -32,20 +32,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-BIN="${BIN:-$ROOT/target/release/mae-explorer}"
-if [[ -z "${PYTHON:-}" ]]; then
-  for p in "$ROOT/tools/.venv/bin/python" /work/venv/bin/python python3; do
-    if command -v "$p" >/dev/null 2>&1; then PYTHON="$p"; break; fi
-  done
-fi
-die() { echo "bench_rounds: error: $*" >&2; exit 1; }
-[[ -x "$BIN" ]] || die "our binary '$BIN' is missing (build it: cargo build --release), or set BIN=..."
-"$PYTHON" -c 'import torch, transformers' 2>/dev/null \
-  || die "'$PYTHON' cannot import torch + transformers (see tools/README.md, or set PYTHON=...)"
-if [[ ! -f "$MODEL/config.json" ]]; then
-  echo "== $MODEL absent: writing a random vit-mae-base there"
-  "$PYTHON" "$ROOT/tools/bench_torch.py" --make-base "$MODEL" --threads "$THREADS"
-fi
+NAME=bench_rounds
+# shellcheck source=tools/bench_setup.sh
+source "$ROOT/tools/bench_setup.sh"
 
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT

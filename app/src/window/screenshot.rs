@@ -52,8 +52,9 @@ pub struct Captured {
 pub struct ScrubFigures {
     /// From the first picture on screen to the sweeps' last entry cached.
     pub sweep_fill_ms: f64,
-    /// Per model, by letter: the sweep's forward passes and the memory its entries hold.
+    /// Per model, by letter: the sweep's forward passes.
     pub sweep_forwards: Vec<(char, usize)>,
+    /// Per model, by letter: the memory its sweep's entries hold.
     pub sweep_cache_bytes: Vec<(char, u64)>,
     /// Median UI-thread time of the frames drawn during the moves.
     pub frame_ms: f64,
@@ -86,7 +87,7 @@ pub struct ScreenshotPlan {
 /// A `--scrub` run in progress.
 #[derive(Debug, Default)]
 struct Scrub {
-    /// When the first picture was on screen, and when the sweeps were over.
+    /// When the first picture was on screen, and how long after it the sweeps were over.
     first_picture: Option<Instant>,
     sweep_fill_ms: Option<f64>,
     /// Every forward pass run when the first move was made.

@@ -352,11 +352,13 @@ impl Session {
         self.input_size().map(|(height, width)| (height / patch, width / patch))
     }
 
-    /// The painted mask and the mask picture cut to the grid of the picture on screen; a query patch of another
-    /// grid (`grid_before`) names another place, so the query goes back to CLS.
+    /// The painted mask and the mask picture cut to the grid of the picture on screen (a new model, picture or
+    /// size may change it from `grid_before`); a painted mask or query patch of another grid names other places, so
+    /// painting starts again and the query goes back to CLS.
     fn fit_masks_to_grid(&mut self, grid_before: Option<(usize, usize)>) {
         self.fit_mask_picture();
         if self.grid() != grid_before {
+            self.mask.painted.clear();
             self.settings.query = Query::Cls;
             if self.settings.mask_mode == MaskMode::Painted {
                 self.fit_painted_mask();
@@ -514,17 +516,9 @@ impl Session {
                 if self.model_mut().loaded((*info).clone()) {
                     self.settings.model = Some(self.model().arg.clone());
                 }
-                let grid_changed = self.grid() != grid_before;
                 self.settings.device = self.model().device.name().into();
                 self.settings.dtype = mae_model::dtype_name(self.model().dtype).into();
-                self.fit_mask_picture();
-                if grid_changed {
-                    self.mask.painted.clear();
-                    self.settings.query = Query::Cls;
-                    if self.settings.mask_mode == MaskMode::Painted {
-                        self.fit_painted_mask();
-                    }
-                }
+                self.fit_masks_to_grid(grid_before);
                 Handled::ModelLoaded(*info)
             }
             Response::Failed { id, error } if Some(id) == loading_id => {
