@@ -10,7 +10,8 @@
 //! - the threads of candle's pool split the panels (the columns), so each thread streams only its own share of the
 //!   weight and no row is split;
 //! - each thread walks its panels in memory order, each panel's depth in blocks of [`DEPTH_BLOCK`] so the block
-//!   (32 KiB) stays in L1 while every row block of the input passes over it; the weights are prefetched ahead. The
+//!   (32 KiB) stays in L1 while every row block of the input passes over it; meanwhile the next block is prefetched
+//!   into L2, each row block's pass fetching its share of it (see [`Tile::prefetch`]). The
 //!   input is read where it lies, row-major: packing it as BLIS does (`[K, rows]` per block) cost more than it saved
 //!   at these sizes (197×512×2048: 275–290 GFLOP/s packed, 305–324 in place, on the 2-core Intel Xeon);
 //! - the micro-kernel keeps up to 12 rows × 32 columns of the output in 24 AVX-512 registers (6 × 16 in 12 AVX2
@@ -31,10 +32,8 @@ const DEPTH_BLOCK: usize = 256;
 /// Bytes of input rows multiplied per pass over the panels: every panel reads all of them, so they should stay in L2
 /// (1 MiB: half of a Xeon core's L2, all of a Zen 4 core's).
 const INPUT_CHUNK_BYTES: usize = 1 << 20;
-/// How far ahead of the depth row being multiplied the weights are prefetched, in floats: 8 KiB, 64 depth rows. A
-/// forward pass reads each weight once, from memory (a base model's 450 MB), and the hardware prefetcher alone runs
-/// out of distance: this took a batch-1 forward from 104 to 98 ms on the 2-core Intel Xeon (1024–8192 all alike).
-const PREFETCH_DISTANCE: usize = 2048;
+/// Bytes of one full weight block (a panel's [`DEPTH_BLOCK`] rows), the unit the next block is prefetched in.
+const BLOCK_BYTES: usize = DEPTH_BLOCK * PANEL * std::mem::size_of::<f32>();
 
 /// One 64-byte line: the packed weight's unit of storage, so every panel row starts on a cache line.
 #[derive(Clone, Copy, Default)]
@@ -301,7 +300,11 @@ impl Product<'_> {
                     let depth = DEPTH_BLOCK.min(inputs - depth_start);
                     let step = Step { first: depth_start == 0, last: depth_start + depth == inputs };
                     let panel_weights = &weights[panel * inputs * PANEL + depth_start * PANEL..][..depth * PANEL];
-                    for &(start, len) in chunk {
+                    // The block after this one in the thread's stream (this panel's next depth block, or the next
+                    // panel's first), split among the row blocks that pass over this one.
+                    let next_block = panel_weights.as_ptr_range().end.cast::<u8>();
+                    let share = BLOCK_BYTES / chunk.len();
+                    for (index, &(start, len)) in chunk.iter().enumerate() {
                         let block_input = &self.input[start * inputs + depth_start..];
                         let residual = match self.epilogue {
                             Epilogue::BiasResidual(residual) => Some(&residual[start * outputs + column..]),
@@ -323,6 +326,8 @@ impl Product<'_> {
                             out,
                             stride: outputs,
                             step,
+                            prefetch: next_block.wrapping_add(index * share),
+                            prefetch_step: share / depth,
                         };
                         tile.compute(self.simd);
                     }
@@ -357,6 +362,13 @@ struct Tile<'a> {
     out: *mut f32,
     stride: usize,
     step: Step,
+    /// Where this tile starts prefetching the next weight block into L2, moving `prefetch_step` bytes per depth row
+    /// (a hint only: past the thread's last panel it fetches nothing useful and faults on nothing). A forward pass
+    /// reads each weight once, from memory (a base model's 450 MB); fetching the next block a whole block's time
+    /// ahead, spread over every row block's pass, took a batch-1 forward from 98–99 to 83–85 ms on the 2-core Intel
+    /// Xeon (a fixed distance of 8 KiB into L1, before, left a 12-row tile waiting on memory at each new block).
+    prefetch: *const u8,
+    prefetch_step: usize,
 }
 
 impl Tile<'_> {
@@ -467,7 +479,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::{PANEL, PREFETCH_DISTANCE, Tile};
+    use super::{PANEL, Tile};
 
     /// Calls `$kernel::<R>` for the tile's row count (1..=`$most`), a constant in each copy so the
     /// accumulators stay in registers.
@@ -501,10 +513,12 @@ mod x86 {
             }
             let mut a = tile.input.as_ptr();
             let mut b = tile.weights.as_ptr();
+            let (mut prefetch, half_step) = (tile.prefetch, tile.prefetch_step / 2);
             for _ in 0..tile.depth {
-                // A hint only: past the end of the weights it does nothing (hence `wrapping_add`).
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_DISTANCE).cast());
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_DISTANCE + 16).cast());
+                // Two hints a row: a step of up to two lines (a lone row block's share) misses none.
+                _mm_prefetch::<_MM_HINT_T1>(prefetch.cast());
+                _mm_prefetch::<_MM_HINT_T1>(prefetch.wrapping_add(half_step).cast());
+                prefetch = prefetch.wrapping_add(tile.prefetch_step);
                 let (b0, b1) = (_mm512_load_ps(b), _mm512_load_ps(b.add(16)));
                 for (r, row) in acc.iter_mut().enumerate() {
                     let broadcast = _mm512_set1_ps(*a.add(r * tile.input_row));
@@ -552,11 +566,13 @@ mod x86 {
             }
             let mut a = tile.input.as_ptr();
             let mut b = tile.weights.as_ptr().add(offset);
+            let (mut prefetch, half_step) = (tile.prefetch, tile.prefetch_step / 2);
             for _ in 0..tile.depth {
                 if offset == 0 {
-                    // As in the AVX-512 kernel; the second half of the panel rides on the first's lines.
-                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_DISTANCE).cast());
-                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_DISTANCE + 16).cast());
+                    // As in the AVX-512 kernel; the panel's second half has nothing left to fetch.
+                    _mm_prefetch::<_MM_HINT_T1>(prefetch.cast());
+                    _mm_prefetch::<_MM_HINT_T1>(prefetch.wrapping_add(half_step).cast());
+                    prefetch = prefetch.wrapping_add(tile.prefetch_step);
                 }
                 let (b0, b1) = (_mm256_load_ps(b), _mm256_load_ps(b.add(8)));
                 for (r, row) in acc.iter_mut().enumerate() {
