@@ -251,7 +251,10 @@ impl CustomOp1 for AttentionOp {
         }
         let (heads, tokens, head_dim) = (self.heads, rows / self.items, width / self.heads);
         let probabilities_len = if self.keep_probabilities { self.items * heads * tokens * tokens } else { 0 };
-        let mut out = vec![0f32; probabilities_len + rows * width];
+        // Not zeroed first: every value is written below (zeroing the kept probabilities, 2.5 MB a decoder layer
+        // at batch 1, was 1.7 % of a forward pass on the 2-core Intel Xeon).
+        let out_len = probabilities_len + rows * width;
+        let mut out = Vec::<f32>::with_capacity(out_len);
         let output = Shared(out.as_mut_ptr());
         let scale = self.scale;
         let attend = move |task: usize, probabilities: *mut f32| {
@@ -327,7 +330,14 @@ impl CustomOp1 for AttentionOp {
                 });
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from(probabilities_len + rows * width)))
+        // SAFETY: the tasks above wrote all of it: task (item, head) its tokens² probabilities (when kept) and the
+        // head_dim context columns of its head on each of its item's tokens rows; together every value once (gemm
+        // with `read_dst` false only writes its destination).
+        #[allow(unsafe_code)]
+        unsafe {
+            out.set_len(out_len)
+        };
+        Ok((CpuStorage::F32(out), Shape::from(out_len)))
     }
 }
 
