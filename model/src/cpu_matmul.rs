@@ -11,7 +11,7 @@
 //!   weight and no row is split;
 //! - each thread walks its panels in memory order, each panel's depth in blocks of [`DEPTH_BLOCK`] so the block
 //!   (32 KiB) stays in L1 while every row block of the input passes over it; meanwhile the next block is prefetched
-//!   into L2, each row block's pass fetching its share of it (see [`Tile::prefetch`]). The
+//!   into L2, each row block's pass fetching its share of it (see `Tile::prefetch`). The
 //!   input is read where it lies, row-major: packing it as BLIS does (`[K, rows]` per block) cost more than it saved
 //!   at these sizes (197×512×2048: 275–290 GFLOP/s packed, 305–324 in place, on the 2-core Intel Xeon);
 //! - the micro-kernel keeps up to 12 rows × 32 columns of the output in 24 AVX-512 registers (6 × 16 in 12 AVX2
@@ -515,7 +515,7 @@ mod x86 {
             let mut b = tile.weights.as_ptr();
             let (mut prefetch, half_step) = (tile.prefetch, tile.prefetch_step / 2);
             for _ in 0..tile.depth {
-                // Two hints a row: a step of up to two lines (a lone row block's share) misses none.
+                // Two hints a row: enough for a lone row block, whose share of a full block is two lines a row.
                 _mm_prefetch::<_MM_HINT_T1>(prefetch.cast());
                 _mm_prefetch::<_MM_HINT_T1>(prefetch.wrapping_add(half_step).cast());
                 prefetch = prefetch.wrapping_add(tile.prefetch_step);
